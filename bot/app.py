@@ -1,0 +1,66 @@
+"""The application context: everything a command needs, built once and passed explicitly."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Config
+from bot.db import create_schema, make_engine, session_factory, utcnow
+from bot.dossier import Dossiers
+from bot.render import Renderer
+from bot.rulebook import Rulebook, load_rulebook
+
+
+@dataclass
+class App:
+    """Config, rules, database, templates, dossiers and the clock, for one process."""
+
+    config: Config
+    rulebook: Rulebook
+    engine: Engine
+    factory: sessionmaker[Session]
+    renderer: Renderer
+    dossiers: Dossiers
+    clock: Callable[[], dt.datetime] = utcnow
+
+    @contextmanager
+    def sessions(self) -> Iterator[Session]:
+        """A session for reading (no transaction kept open)."""
+        with self.factory() as session:
+            yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work, committed on success and rolled back on error."""
+        with self.factory() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+
+def build_app(config: Config, clock: Callable[[], dt.datetime] | None = None) -> App:
+    """Load the rules and templates, open the database and create its schema if needed."""
+    rulebook = load_rulebook(config.rules_dir)
+    engine = make_engine(config.database_url)
+    create_schema(engine)
+    renderer = Renderer(
+        config.templates_dir,
+        {"org": config.organisation, "rules": rulebook},
+    )
+    return App(
+        config=config,
+        rulebook=rulebook,
+        engine=engine,
+        factory=session_factory(engine),
+        renderer=renderer,
+        dossiers=Dossiers(config.dossiers),
+        clock=clock or utcnow,
+    )

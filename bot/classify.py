@@ -1,0 +1,287 @@
+"""Classify: rules decide what a message is; handlers (``bot.handlers``) then act on it.
+
+A rule is small and named, and explains itself: it returns a reason string when it
+matches, ``None`` otherwise. The chain runs in a fixed order (robots first, so that no
+machine is ever answered) and every rule that matched is stored with the message, so
+that any decision can be explained to an auditor.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.form import extract_fields
+from bot.models import Complaint, Contact, Outbox, Ticket
+from bot.outbox import OWN_HEADER
+from bot.text import fold
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.message import InboundMessage
+
+
+class Action(StrEnum):
+    """What the handlers will do with a message."""
+
+    ROBOT = "robot"  # automatic message: filed, never answered
+    DIRECTOR = "director"  # from the director: left for the command handler
+    SUBMISSION = "submission"  # the official form, filled in
+    TICKET_REPLY = "ticket_reply"  # information supplied for an incomplete ticket
+    CONTACT_REPLY = "contact_reply"  # answer to the form-link email
+    COMPLAINT_REPLY = "complaint_reply"  # the complainant writes about a registered complaint
+    NEW_CONTACT = "new_contact"  # free-text complaint: answered with the form link
+    LEAVE = "leave"  # not for the bot: left unread in the inbox for humans
+
+
+@dataclass(frozen=True)
+class Match:
+    """A rule that matched, and why."""
+
+    rule: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Thread:
+    """The register entry a message answers."""
+
+    kind: str  # "complaint", "ticket" or "contact"
+    id: int
+    reference: str
+    correspondent: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The action chosen, every rule that led to it, and what the rules already worked out."""
+
+    action: Action
+    matches: tuple[Match, ...]
+    thread: Thread | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+Rule = Callable[["InboundMessage", "App"], "str | None"]
+
+
+# --- Robots (RFC 3834 and common practice); the words are in rules/robots.toml --------------
+
+
+def auto_submitted(msg: InboundMessage, app: App) -> str | None:
+    value = msg.header("Auto-Submitted").split(";", 1)[0].strip().lower()
+    if value and value not in app.rulebook.robots.auto_submitted_human_values:
+        return f"Auto-Submitted: {value} (RFC 3834 automatic message)"
+    return None
+
+
+def null_return_path(msg: InboundMessage, app: App) -> str | None:
+    if msg.has_header("Return-Path") and msg.header("Return-Path").strip() in ("<>", ""):
+        return "Return-Path: <> (delivery report or automatic notice)"
+    return None
+
+
+def robot_sender(msg: InboundMessage, app: App) -> str | None:
+    if not msg.from_address:
+        return "no usable From address"
+    local = msg.from_address.split("@", 1)[0]
+    if local in app.rulebook.robots.robot_senders:
+        return f"sender {local}@… is a machine"
+    return None
+
+
+def precedence(msg: InboundMessage, app: App) -> str | None:
+    value = msg.header("Precedence").strip().lower()
+    if value in app.rulebook.robots.precedence_values:
+        return f"Precedence: {value}"
+    return None
+
+
+def robot_headers(msg: InboundMessage, app: App) -> str | None:
+    present = [h for h in app.rulebook.robots.presence_headers if msg.has_header(h)]
+    return f"header {present[0]} present (list or automatic sender)" if present else None
+
+
+def delivery_report(msg: InboundMessage, app: App) -> str | None:
+    if msg.content_type in app.rulebook.robots.report_content_types:
+        return f"content type {msg.content_type} (delivery or read report)"
+    return None
+
+
+def out_of_office(msg: InboundMessage, app: App) -> str | None:
+    subject = fold(msg.subject)
+    for marker in app.rulebook.robots.out_of_office_subjects:
+        if subject.startswith(marker):
+            return f"subject starts with an automatic-reply marker ({marker!r})"
+    return None
+
+
+ROBOT_RULES: tuple[Rule, ...] = (
+    auto_submitted,
+    null_return_path,
+    robot_sender,
+    precedence,
+    robot_headers,
+    delivery_report,
+    out_of_office,
+)
+
+
+def own_message(msg: InboundMessage, app: App) -> str | None:
+    if msg.has_header(OWN_HEADER):
+        return f"carries {OWN_HEADER}: one of the bot's own emails came back"
+    if msg.from_address == app.config.organisation.bot_address:
+        return "sent from the bot's own address"
+    return None
+
+
+# --- Complaints ------------------------------------------------------------------------------
+
+
+def from_form(msg: InboundMessage, app: App) -> str | None:
+    if msg.from_address in app.config.organisation.form_senders:
+        return f"sent by the website's form ({msg.from_address})"
+    return None
+
+
+def from_director(msg: InboundMessage, app: App) -> str | None:
+    if msg.from_address in app.config.organisation.director_addresses:
+        return "sent by the director: handled as a command, never as a complaint"
+    return None
+
+
+def subject_tag(msg: InboundMessage, app: App) -> str | None:
+    words = f" {fold(msg.subject)} "
+    for tag in app.rulebook.subject_tags:
+        if f" {tag} " in words:
+            return f"subject carries the tag {tag.upper()}"
+    return None
+
+
+def _references_pattern(app: App) -> re.Pattern[str]:
+    r = app.rulebook
+    return re.compile(
+        rf"\b({re.escape(r.complaint_prefix)}-\d{{4}}-\d{{4,}}"
+        rf"|(?:{re.escape(r.contact_prefix)}|{re.escape(r.ticket_prefix)})-[A-Z0-9]{{8}})\b"
+    )
+
+
+def _final(session: Session, thread: Thread) -> Thread:
+    """A contact or ticket that entered the register answers for its complaint."""
+    if thread.kind in ("contact", "ticket"):
+        model = Contact if thread.kind == "contact" else Ticket
+        row = session.get(model, thread.id)
+        if row is not None and row.complaint_id is not None:
+            complaint = session.get(Complaint, row.complaint_id)
+            if complaint is not None:
+                return Thread("complaint", complaint.id, complaint.number, complaint.client_email)
+    return thread
+
+
+def _by_reference(session: Session, reference: str) -> Thread | None:
+    complaint = session.scalar(select(Complaint).where(Complaint.number == reference))
+    if complaint is not None:
+        return Thread("complaint", complaint.id, complaint.number, complaint.client_email)
+    ticket = session.scalar(select(Ticket).where(Ticket.reference == reference))
+    if ticket is not None:
+        return Thread("ticket", ticket.id, ticket.reference, ticket.complainant_email)
+    contact = session.scalar(select(Contact).where(Contact.reference == reference))
+    if contact is not None:
+        return Thread("contact", contact.id, contact.reference, contact.sender_email)
+    return None
+
+
+def _by_message_id(session: Session, message_ids: tuple[str, ...]) -> Thread | None:
+    if not message_ids:
+        return None
+    row = session.scalar(
+        select(Outbox).where(Outbox.message_id.in_(message_ids)).order_by(Outbox.id.desc())
+    )
+    if row is None:
+        return None
+    for kind, model, key in (
+        ("complaint", Complaint, row.complaint_id),
+        ("ticket", Ticket, row.ticket_id),
+        ("contact", Contact, row.contact_id),
+    ):
+        if key is not None:
+            entity = session.get(model, key)
+            if entity is not None:
+                return _by_reference(session, entity.number if kind == "complaint"
+                                     else entity.reference)
+    return None
+
+
+def find_thread(session: Session, msg: InboundMessage, app: App) -> tuple[Thread | None, Match]:
+    """The register entry this message answers, by subject reference or threading headers."""
+    found = None
+    how = ""
+    for reference in _references_pattern(app).findall(msg.subject):
+        found = _by_reference(session, reference)
+        if found is not None:
+            how = f"subject reference {reference}"
+            break
+    if found is None:
+        found = _by_message_id(session, msg.thread_ids())
+        how = "In-Reply-To/References of an email the bot sent"
+    if found is None:
+        return None, Match("thread", "no known thread")
+    found = _final(session, found)
+    sender = msg.from_address
+    if sender != found.correspondent and msg.reply_to != found.correspondent:
+        return None, Match(
+            "thread", f"{how} names {found.reference}, but the sender is not its correspondent"
+        )
+    return found, Match("thread", f"{how}: {found.kind} {found.reference}")
+
+
+def classify(session: Session, msg: InboundMessage, app: App) -> Decision:
+    """Run the rule chain on ``msg`` and return the decision with its reasons."""
+    own = own_message(msg, app)
+    if own:
+        return Decision(Action.ROBOT, (Match("own_message", own),))
+    form = from_form(msg, app)
+    if form:
+        fields = extract_fields(msg.text, msg.html, app.rulebook)
+        return Decision(Action.SUBMISSION, (Match("from_form", form),), fields=fields)
+    robots = tuple(
+        Match(rule.__name__, reason)
+        for rule in ROBOT_RULES
+        if (reason := rule(msg, app)) is not None
+    )
+    if robots:
+        return Decision(Action.ROBOT, robots)
+    director = from_director(msg, app)
+    if director:
+        return Decision(Action.DIRECTOR, (Match("from_director", director),))
+    thread, thread_match = find_thread(session, msg, app)
+    if thread is not None:
+        action = {
+            "complaint": Action.COMPLAINT_REPLY,
+            "ticket": Action.TICKET_REPLY,
+            "contact": Action.CONTACT_REPLY,
+        }[thread.kind]
+        return Decision(action, (thread_match,), thread=thread)
+    tag = subject_tag(msg, app)
+    if tag:
+        fields = extract_fields(msg.text, msg.html, app.rulebook)
+        if fields.get("form_version"):
+            reason = f"the body is the filled-in form (version {fields['form_version']})"
+            return Decision(
+                Action.SUBMISSION, (Match("subject_tag", tag), Match("filled_form", reason)),
+                fields=fields,
+            )
+        return Decision(Action.NEW_CONTACT, (Match("subject_tag", tag), thread_match))
+    return Decision(
+        Action.LEAVE,
+        (thread_match, Match("no_tag", "no RÉCLAMATION tag in the subject: left unread for humans")),
+    )

@@ -1,0 +1,407 @@
+"""Configuration: read once from TOML into a frozen, typed object, passed explicitly.
+
+Every key is documented in ``config.example.toml``. A wrong, unknown or missing key
+raises :class:`~bot.errors.ConfigError` naming the key (``imap.port``), never a
+traceback. Relative paths are relative to the config file. Secrets may come from the
+environment (``password_env``) and are wrapped in :class:`Secret` so that they never
+show up in a log line or a ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError
+
+SECURITY_MODES = ("ssl", "starttls", "none")
+DEFAULT_PORTS = {
+    "imap": {"ssl": 993, "starttls": 143, "none": 143},
+    "smtp": {"ssl": 465, "starttls": 587, "none": 25},
+}
+
+
+class Secret:
+    """A password or key: readable with :meth:`reveal`, masked everywhere else."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret itself, for the one place that must send it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class OrganisationConfig:
+    """Who the bot speaks for, and who may act on the register."""
+
+    name: str
+    bot_address: str
+    director_name: str
+    director_addresses: tuple[str, ...]
+    form_url: str
+    form_senders: tuple[str, ...] = ()
+    contact: str = ""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """An IMAP or SMTP server connection."""
+
+    host: str
+    port: int
+    security: str
+    username: str
+    password: Secret
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ImapConfig(ServerConfig):
+    """The watched mailbox."""
+
+    folder: str = "INBOX"
+
+
+@dataclass(frozen=True)
+class FoldersConfig:
+    """Where handled messages are filed (created by the bot when missing)."""
+
+    processed: str = "Réclamations/Traitées"
+    ignored: str = "Réclamations/Ignorées"
+    quarantine: str = "Réclamations/Quarantaine"
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """How the main loop runs."""
+
+    source: str = "imap"
+    sink: str = "smtp"
+    batch_size: int = 100
+    poll_interval: float = 60.0
+    idle_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class MaildirConfig:
+    """Local Maildir source and sink (the embedded default used by ``reclambot demo``)."""
+
+    inbox: Path
+    outbox: Path
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, loaded once by :func:`load_config`."""
+
+    path: Path
+    organisation: OrganisationConfig
+    bot: BotConfig
+    folders: FoldersConfig
+    database_url: str
+    dossiers: Path
+    templates_dir: Path
+    rules_dir: Path
+    imap: ImapConfig | None = None
+    smtp: ServerConfig | None = None
+    maildir: MaildirConfig | None = None
+    token_secret: Secret = field(default_factory=lambda: Secret(""))
+
+
+def default_config_path() -> Path:
+    """``$RECLAMBOT_CONFIG`` if set, else ``./config.toml``."""
+    return Path(os.environ.get("RECLAMBOT_CONFIG", "config.toml"))
+
+
+def package_data_dir(name: str) -> Path:
+    """Locate ``templates`` or ``rules``: inside an installed wheel, or in the source tree."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / name, here.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(f"paths.{name}", f"no '{name}' folder found next to the package")
+
+
+class _Section:
+    """Typed reads of one TOML table, with errors that name ``section.key``."""
+
+    def __init__(self, data: dict[str, Any], name: str, base: Path) -> None:
+        self.data = data
+        self.name = name
+        self.base = base
+        self.used: set[str] = set()
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}"
+
+    def _get(self, key: str, required: bool) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if required:
+                raise ConfigError(self.key(key), "missing (required)")
+            return None
+        return self.data[key]
+
+    def string(self, key: str, default: str | None = None) -> str:
+        value = self._get(key, default is None)
+        if value is None:
+            return default  # type: ignore[return-value]
+        if not isinstance(value, str):
+            raise ConfigError(self.key(key), f"must be a string, not {type(value).__name__}")
+        if not value.strip() and default is None:
+            raise ConfigError(self.key(key), "must not be empty")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.string(key, default)
+        if value not in choices:
+            raise ConfigError(self.key(key), f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int:
+        value = self._get(key, default is None)
+        if value is None:
+            return default  # type: ignore[return-value]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self.key(key), f"must be an integer, not {value!r}")
+        if value < minimum:
+            raise ConfigError(self.key(key), f"must be at least {minimum}, not {value}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(self.key(key), f"must be a positive number, not {value!r}")
+        return float(value)
+
+    def addresses(self, key: str, required: bool) -> tuple[str, ...]:
+        value = self._get(key, required)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and "@" in v for v in value):
+            raise ConfigError(self.key(key), "must be a list of email addresses")
+        if required and not value:
+            raise ConfigError(self.key(key), "must name at least one address")
+        return tuple(v.strip().lower() for v in value)
+
+    def path(self, key: str, default: str | None = None) -> Path:
+        value = Path(self.string(key, default)).expanduser()
+        return value if value.is_absolute() else (self.base / value)
+
+    def secret(self, key: str, required: bool) -> Secret:
+        """``key`` itself, or ``key_env`` naming an environment variable that holds it."""
+        env_key = f"{key}_env"
+        direct = self._get(key, False)
+        env_name = self._get(env_key, False)
+        if direct is not None and env_name is not None:
+            raise ConfigError(self.key(key), f"set either {key} or {env_key}, not both")
+        if env_name is not None:
+            if not isinstance(env_name, str) or not env_name:
+                raise ConfigError(self.key(env_key), "must name an environment variable")
+            if env_name not in os.environ:
+                raise ConfigError(
+                    self.key(env_key), f"environment variable {env_name} is not set"
+                )
+            return Secret(os.environ[env_name])
+        if direct is None:
+            if required:
+                raise ConfigError(self.key(key), f"missing (set {key} or {env_key})")
+            return Secret("")
+        if not isinstance(direct, str):
+            raise ConfigError(self.key(key), "must be a string")
+        return Secret(direct)
+
+    def finish(self) -> None:
+        """Reject keys nobody read: a typo must not be silently ignored."""
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), "unknown key (see config.example.toml)")
+
+
+def _table(raw: dict[str, Any], name: str, base: Path, required: bool) -> _Section | None:
+    data = raw.get(name)
+    if data is None:
+        if required:
+            raise ConfigError(name, "missing section")
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError(name, "must be a table ([" + name + "])")
+    return _Section(data, name, base)
+
+
+def _server(section: _Section, kind: str) -> dict[str, Any]:
+    security = section.choice("security", SECURITY_MODES, "ssl" if kind == "imap" else "starttls")
+    username = section.string("username", "" if kind == "smtp" else None)
+    return {
+        "host": section.string("host"),
+        "port": section.integer("port", DEFAULT_PORTS[kind][security], minimum=1),
+        "security": security,
+        "username": username,
+        "password": section.secret("password", required=bool(username)),
+        "timeout": section.number("timeout", 30.0),
+    }
+
+
+def _sqlite_relative(url: str, base: Path) -> str:
+    """Make ``sqlite:///relative.db`` relative to the config file, not to the cwd."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        rest = url[len(prefix) :]
+        if rest and not rest.startswith(":memory:"):
+            return prefix + str((base / rest).resolve())
+    return url
+
+
+KNOWN_SECTIONS = (
+    "organisation", "bot", "imap", "smtp", "folders", "maildir",
+    "database", "storage", "paths", "security",
+)
+
+
+def parse_config(raw: dict[str, Any], path: Path) -> Config:
+    """Build a :class:`Config` from an already-parsed TOML document."""
+    base = path.resolve().parent
+    for name in raw:
+        if name not in KNOWN_SECTIONS:
+            raise ConfigError(name, "unknown section (see config.example.toml)")
+    sections: list[_Section] = []
+
+    def table(name: str, required: bool = False) -> _Section | None:
+        section = _table(raw, name, base, required)
+        if section is not None:
+            sections.append(section)
+        return section
+
+    org = table("organisation", required=True)
+    assert org is not None
+    directors = org.addresses("director_addresses", required=True)
+    organisation = OrganisationConfig(
+        name=org.string("name"),
+        bot_address=org.addresses("bot_address", required=True)[0],
+        director_name=org.string("director_name"),
+        director_addresses=directors,
+        form_url=org.string("form_url"),
+        form_senders=org.addresses("form_senders", required=False),
+        contact=org.string("contact", directors[0]),
+    )
+
+    bot_section = table("bot")
+    bot = BotConfig()
+    if bot_section is not None:
+        bot = BotConfig(
+            source=bot_section.choice("source", ("imap", "maildir"), "imap"),
+            sink=bot_section.choice("sink", ("smtp", "maildir"), "smtp"),
+            batch_size=bot_section.integer("batch_size", 100),
+            poll_interval=bot_section.number("poll_interval", 60.0),
+            idle_timeout=bot_section.number("idle_timeout", 300.0),
+        )
+
+    imap = None
+    imap_section = table("imap", required=bot.source == "imap")
+    if imap_section is not None:
+        imap = ImapConfig(
+            **_server(imap_section, "imap"), folder=imap_section.string("folder", "INBOX")
+        )
+
+    smtp = None
+    smtp_section = table("smtp", required=bot.sink == "smtp")
+    if smtp_section is not None:
+        smtp = ServerConfig(**_server(smtp_section, "smtp"))
+
+    maildir = None
+    maildir_section = table("maildir", required="maildir" in (bot.source, bot.sink))
+    if maildir_section is not None:
+        maildir = MaildirConfig(
+            inbox=maildir_section.path("inbox", "maildir/inbox"),
+            outbox=maildir_section.path("outbox", "maildir/outbox"),
+        )
+
+    folders = FoldersConfig()
+    folders_section = table("folders")
+    if folders_section is not None:
+        folders = FoldersConfig(
+            processed=folders_section.string("processed", folders.processed),
+            ignored=folders_section.string("ignored", folders.ignored),
+            quarantine=folders_section.string("quarantine", folders.quarantine),
+        )
+
+    database = table("database")
+    url = database.string("url", "sqlite:///reclambot.sqlite3") if database else None
+    storage = table("storage")
+    dossiers = storage.path("dossiers", "dossiers") if storage else base / "dossiers"
+    paths = table("paths")
+    templates_dir = (
+        paths.path("templates", "") if paths and "templates" in paths.data
+        else package_data_dir("templates")
+    )
+    rules_dir = (
+        paths.path("rules", "") if paths and "rules" in paths.data else package_data_dir("rules")
+    )
+    if paths is not None:
+        paths.used.update({"templates", "rules"})
+    security = table("security")
+    token_secret = security.secret("token_secret", required=False) if security else Secret("")
+
+    for section in sections:
+        section.finish()
+    for key, folder in (("paths.templates", templates_dir), ("paths.rules", rules_dir)):
+        if not folder.is_dir():
+            raise ConfigError(key, f"folder {folder} does not exist")
+
+    return Config(
+        path=path,
+        organisation=organisation,
+        bot=bot,
+        folders=folders,
+        database_url=_sqlite_relative(url or "sqlite:///reclambot.sqlite3", base),
+        dossiers=dossiers,
+        templates_dir=templates_dir,
+        rules_dir=rules_dir,
+        imap=imap,
+        smtp=smtp,
+        maildir=maildir,
+        token_secret=token_secret,
+    )
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and check the configuration file at ``path`` (default: :func:`default_config_path`)."""
+    path = path or default_config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "", f"file {path} not found (use --config or $RECLAMBOT_CONFIG)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"cannot read {path}: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    return parse_config(raw, path)

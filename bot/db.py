@@ -1,0 +1,83 @@
+"""Database access: engine set-up, schema creation, transactions and number sequences."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.models import Base, Counter
+
+
+def utcnow() -> dt.datetime:
+    """Current time as naive UTC, the form every datetime is stored in."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine; on SQLite, make transactions real and writers wait for each other."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the sqlite3 module, emit BEGIN: SAVEPOINTs then work.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # IMMEDIATE takes the write lock up front, so two writers serialise instead of
+            # failing on upgrade; the register's numbering relies on it.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables (idempotent)."""
+    Base.metadata.create_all(engine)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: committed on success, rolled back on any exception."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def next_in_sequence(session: Session, name: str) -> int:
+    """Increment and return counter ``name`` inside the caller's transaction.
+
+    The UPDATE takes a row lock held until commit, so concurrent allocations (other
+    processes, PostgreSQL or SQLite) queue up and never hand out the same value; a
+    rolled-back transaction gives its value back, so numbers have no holes either.
+    """
+    for _ in range(3):
+        result = session.execute(
+            update(Counter).where(Counter.name == name).values(value=Counter.value + 1)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            return session.execute(select(Counter.value).where(Counter.name == name)).scalar_one()
+        try:
+            with session.begin_nested():
+                session.add(Counter(name=name, value=1))
+            return 1
+        except IntegrityError:
+            continue  # another process created it meanwhile: increment theirs
+    raise RuntimeError(f"counter {name} could not be allocated")

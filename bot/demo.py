@@ -1,0 +1,132 @@
+"""``reclambot demo``: the whole pipeline on a local Maildir and SQLite, no server needed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import mailbox
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bot import samples
+from bot.app import build_app
+from bot.config import load_config
+from bot.models import Complaint, Inbound, Outbox
+from bot.runner import run_once
+
+DEMO_CONFIG = """\
+# Configuration written by `reclambot demo`: a local Maildir stands in for the mail server.
+[organisation]
+name = "SophroAttitude"
+bot_address = "reclamations@example.fr"
+director_name = "Claire Durand"
+director_addresses = ["direction@example.fr"]
+form_url = "https://www.example.fr/reclamation"
+form_senders = ["no-reply@example.fr"]
+contact = "direction@example.fr ou 01 23 45 67 89"
+
+[bot]
+source = "maildir"
+sink = "maildir"
+
+[maildir]
+inbox = "maildir/inbox"
+outbox = "maildir/outbox"
+
+[database]
+url = "sqlite:///reclambot.sqlite3"
+
+[storage]
+dossiers = "dossiers"
+"""
+
+
+def seed_messages() -> list[tuple[str, bytes]]:
+    """The sample inbox: what a complaints mailbox receives on an ordinary day."""
+    incomplete = dict(samples.COMPLETE_FORM)
+    incomplete.update({
+        "Nom et prénom": "Paul Bernard",
+        "Adresse e-mail": "paul.bernard@example.com",
+        "Qualité": "Client",
+        "Entreprise / organisme": "Bernard Conseil SARL",
+        "Objet de la réclamation": "Facturation en double",
+        "Description": "",
+        "Consentement RGPD": "",
+        "Vous agissez en tant que": "Professionnel",
+    })
+    html_form = dict(samples.COMPLETE_FORM)
+    html_form.update({
+        "Nom et prénom": "Sophie Leroy",
+        "Adresse e-mail": "sophie.leroy@example.net",
+        "Qualité": "Financeur",
+        "Entreprise / organisme": "OPCO Exemple",
+        "Objet de la réclamation": "Feuilles d'émargement incomplètes",
+        "Vous agissez en tant que": "Professionnel",
+    })
+    return [
+        ("free text with the RÉCLAMATION tag", samples.free_text(
+            sender="Lucie Petit <lucie.petit@example.org>",
+            subject="TR: Réclamation : accueil lors de la session du 12 novembre")),
+        ("complete form (plain text)", samples.form_submission()),
+        ("complete form (HTML) with an attachment", samples.form_submission(
+            html_form, as_html=True,
+            attachments=[("../../etc/émargement novembre.pdf", "application/pdf",
+                          samples.pdf_bytes())])),
+        ("incomplete form", samples.form_submission(incomplete)),
+        ("untagged message", samples.free_text(
+            sender="Marc Blanc <marc.blanc@example.com>", subject="Demande de devis",
+            body="Bonjour,\nPourriez-vous m'envoyer un devis pour une formation ?\n")),
+        ("out-of-office reply", samples.free_text(
+            sender="Absent <absent@example.com>",
+            subject="Réponse automatique : Réclamation",
+            body="Je suis absent jusqu'au 1er décembre.\n",
+            headers={"Auto-Submitted": "auto-replied"})),
+    ]
+
+
+def run_demo(directory: Path) -> str:
+    """Create (or reuse) the demo folder, run the pipeline once, return a readable summary."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path = directory / "config.toml"
+    seeded = []
+    if not config_path.exists():
+        config_path.write_text(DEMO_CONFIG, encoding="utf-8")
+        (directory / "maildir").mkdir(exist_ok=True)
+        inbox = mailbox.Maildir(directory / "maildir" / "inbox", create=True)
+        for label, raw in seed_messages():
+            inbox.add(raw)
+            seeded.append(label)
+    config = load_config(config_path)
+    app = build_app(config)
+    try:
+        summary = run_once(app)
+        lines = [f"Demo folder: {directory.resolve()}"]
+        if seeded:
+            lines.append(f"Seeded the inbox with {len(seeded)} messages: " + "; ".join(seeded))
+        lines.append(f"Handled {summary.fetched} message(s); sent {summary.sent.sent} email(s).")
+        with app.sessions() as session:
+            lines.append("\nInbound messages and why:")
+            for row in session.scalars(select(Inbound).order_by(Inbound.id)):
+                where = row.folder or "left in the inbox"
+                why = "; ".join(m["reason"] for m in row.rules)
+                lines.append(f"  - {row.subject[:60]!r}\n      -> {row.action} ({where}): {why}")
+            lines.append("\nRegister:")
+            complaints = session.scalars(select(Complaint).order_by(Complaint.id)).all()
+            for c in complaints:
+                lines.append(f"  {c.number}  {c.client_name}  «{c.object}»  "
+                             f"answer due {c.answer_due}  dossier {c.documents_location}")
+            if not complaints:
+                lines.append("  (empty)")
+            sent_dir = directory / "emails-envoyes"
+            sent_dir.mkdir(exist_ok=True)
+            lines.append(f"\nEmails sent (copies as .eml in {sent_dir}):")
+            for row in session.scalars(select(Outbox).order_by(Outbox.id)):
+                path = sent_dir / f"{row.id:03d}-{row.kind}.eml"
+                path.write_bytes(row.raw)
+                lines.append(f"  {row.status:7} {path.name}  to {', '.join(row.recipients)}: "
+                             f"{row.subject}")
+        lines.append(f"\nRegister export: reclambot --config {config_path} export --format csv")
+        lines.append(f"Generated {dt.datetime.now():%Y-%m-%d %H:%M}.")
+        return "\n".join(lines)
+    finally:
+        app.close()

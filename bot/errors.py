@@ -1,0 +1,53 @@
+"""The one exception tree of reclambot.
+
+Everything the bot raises on purpose derives from :class:`ReclambotError`, so the
+command line can turn any of them into one clear line instead of a traceback.
+Only :class:`TransientError` and its children are ever retried.
+"""
+
+from __future__ import annotations
+
+
+class ReclambotError(Exception):
+    """Base class of every error the bot raises on purpose."""
+
+
+class ConfigError(ReclambotError):
+    """The configuration file is missing, unreadable, or has a wrong or missing key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"config: {key}: {problem}" if key else f"config: {problem}")
+
+
+class RulesError(ReclambotError):
+    """A file of ``rules/`` is unreadable or inconsistent."""
+
+
+class TemplateError(ReclambotError):
+    """An email template is missing or fails to render."""
+
+
+class MessageError(ReclambotError):
+    """An inbound message cannot be parsed or handled; it goes to quarantine."""
+
+
+class LockError(ReclambotError):
+    """Another bot process already works on this mailbox and database."""
+
+
+class TransientError(ReclambotError):
+    """A failure that may go away by itself (network, server busy): retried with backoff."""
+
+
+class SourceError(TransientError):
+    """The mailbox (IMAP server or Maildir) could not be read or updated."""
+
+
+class SinkError(TransientError):
+    """An email could not be handed over to the SMTP server (temporary failure)."""
+
+
+class DeliveryRefused(ReclambotError):
+    """The SMTP server refused an email permanently (5xx): never retried."""

@@ -1,0 +1,308 @@
+"""Handle: act on a classified message (register, reply, notify), inside its transaction.
+
+Handlers never send anything themselves: they put rendered emails in the outbox, which is
+committed together with the change. They never touch the disk either: the dossier files
+are written after commit by the pipeline, from what the database then says.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.classify import Action, Decision
+from bot.db import next_in_sequence
+from bot.form import Validation, extract_fields, validate
+from bot.models import Complaint, Contact, Event, Inbound, Ticket
+from bot.outbox import enqueue
+from bot.render import local
+from bot.replies import new_text
+from bot.workdays import add_working_days
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.message import InboundMessage
+
+log = logging.getLogger(__name__)
+
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: references are read aloud
+
+
+def new_reference(prefix: str) -> str:
+    """An unguessable reference such as ``CT-7K3M9QXA`` (40 random bits)."""
+    return f"{prefix}-{''.join(secrets.choice(_ALPHABET) for _ in range(8))}"
+
+
+def _event(session: Session, row: Inbound, kind: str, detail: dict[str, object] | None = None,
+           *, complaint: Complaint | None = None, contact: Contact | None = None,
+           ticket: Ticket | None = None) -> None:
+    session.add(Event(
+        at=row.processed_at,
+        kind=kind,
+        origin=row.message_id or f"inbound:{row.id}",
+        detail=detail or {},
+        complaint_id=complaint.id if complaint else None,
+        contact_id=contact.id if contact else None,
+        ticket_id=ticket.id if ticket else None,
+    ))
+
+
+def _reply_address(msg: InboundMessage) -> str:
+    return msg.reply_to or msg.from_address
+
+
+def _form_link(app: App, reference: str) -> str:
+    url = app.config.organisation.form_url
+    return f"{url}{'&' if '?' in url else '?'}ref={reference}"
+
+
+# --- The register ---------------------------------------------------------------------------
+
+
+def _find_contact(session: Session, values: dict[str, str], email: str) -> Contact | None:
+    """The initial contact a submission follows: by its reference, else by the same address."""
+    reference = values.get("reference", "")
+    if reference:
+        contact = session.scalar(select(Contact).where(Contact.reference == reference))
+        if contact is not None:
+            return contact
+    return session.scalar(
+        select(Contact)
+        .where(Contact.sender_email == email, Contact.status == "open")
+        .order_by(Contact.received_at.desc())
+    )
+
+
+def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
+             validation: Validation, ticket: Ticket | None) -> Complaint:
+    """Enter a conforming ticket in the register; acknowledge it and notify the director."""
+    rules = app.rulebook
+    values = validation.values
+    assert validation.version is not None
+    received_at = row.received_at or row.processed_at
+    day = local(received_at).date()
+    sequence = next_in_sequence(session, f"{rules.complaint_prefix}-{day.year}")
+    number = f"{rules.complaint_prefix}-{day.year}-{sequence:04d}"
+    contact = session.get(Contact, ticket.contact_id) if ticket and ticket.contact_id else None
+    if contact is None:
+        contact = _find_contact(session, values, values["email"])
+    if contact is not None:
+        initial_at = contact.received_at
+        initial_mode = f"{rules.mode_email} (réf. {contact.reference})"
+        initial_reference = contact.reference
+    else:
+        initial_at = ticket.received_at if ticket else received_at
+        initial_mode = f"{rules.mode_form} (ticket {number})"
+        initial_reference = ticket.reference if ticket else number
+    acting_as = values.get("acting_as", "")
+    complaint = Complaint(
+        number=number,
+        year=day.year,
+        sequence=sequence,
+        status="open",
+        received_at=received_at,
+        form_version=validation.version.id,
+        initial_contact_at=initial_at,
+        initial_mode=initial_mode,
+        initial_reference=initial_reference,
+        client_name=values.get("client_name", ""),
+        client_email=values["email"],
+        phone=values.get("phone", ""),
+        organisation=values.get("organisation", ""),
+        category=values.get("category", ""),
+        acting_as=acting_as,
+        is_consumer={"particulier": True, "professionnel": False}.get(acting_as),
+        object=values.get("object", ""),
+        product=values.get("product", ""),
+        parties_involved=values.get("parties_involved", ""),
+        training_actions=values.get("training_actions", ""),
+        facts_date=values.get("facts_date", ""),
+        description=values.get("description", ""),
+        expected_solution=values.get("expected_solution", ""),
+        documents_location=app.dossiers.relative(number),
+        acknowledged_at=row.processed_at,
+        acknowledge_due=add_working_days(day, rules.acknowledge_working_days),
+        answer_due=add_working_days(day, rules.answer_working_days),
+        created_at=row.processed_at,
+        updated_at=row.processed_at,
+    )
+    session.add(complaint)
+    session.flush()
+    row.complaint_id = complaint.id
+    if contact is not None:
+        contact.status = "converted"
+        contact.complaint_id = complaint.id
+    if ticket is not None:
+        ticket.status = "completed"
+        ticket.complaint_id = complaint.id
+        ticket.updated_at = row.processed_at
+    _event(session, row, "registered", {"number": number, "form_version": complaint.form_version},
+           complaint=complaint)
+    enqueue(session, app, kind="acknowledgement", recipients=[complaint.client_email],
+            context={"complaint": complaint}, reference=number, answering=msg,
+            complaint=complaint)
+    _event(session, row, "acknowledged", {"to": "complainant"}, complaint=complaint)
+    enqueue(session, app, kind="director_new_complaint",
+            recipients=list(app.config.organisation.director_addresses),
+            context={"complaint": complaint}, reference=number,
+            auto_submitted="auto-generated", complaint=complaint)
+    log.info("registered %s (form %s)", number, complaint.form_version)
+    return complaint
+
+
+def _request_information(session: Session, app: App, msg: InboundMessage, row: Inbound,
+                         ticket: Ticket, validation: Validation) -> None:
+    ticket.problems = [{"field": p.field, "message": p.message} for p in validation.problems]
+    ticket.updated_at = row.processed_at
+    row.ticket_id = ticket.id
+    _event(session, row, "incomplete", {"problems": ticket.problems}, ticket=ticket)
+    if ticket.complainant_email:
+        enqueue(session, app, kind="information_request", recipients=[ticket.complainant_email],
+                context={"ticket": ticket, "problems": validation.problems,
+                         "version": validation.version},
+                reference=ticket.reference, answering=msg, ticket=ticket)
+    else:
+        # No address to ask: only a person can follow this up.
+        enqueue(session, app, kind="director_unreachable_ticket",
+                recipients=list(app.config.organisation.director_addresses),
+                context={"ticket": ticket, "problems": validation.problems},
+                reference=ticket.reference, auto_submitted="auto-generated", ticket=ticket)
+    log.info("ticket %s incomplete (%d problems)", ticket.reference, len(validation.problems))
+
+
+def _submit(session: Session, app: App, msg: InboundMessage, row: Inbound,
+            values: dict[str, str], ticket: Ticket | None) -> None:
+    """Check a submission; register it, or ask for what is missing."""
+    day = local(row.received_at or row.processed_at).date()
+    validation = validate(values, app.rulebook, day)
+    if validation.conforming:
+        register(session, app, msg, row, validation, ticket)
+        return
+    if ticket is None:
+        email = validation.values.get("email", "")
+        if "email" in {p.field for p in validation.problems} or not email:
+            email = ""
+        if not email and msg.from_address not in app.config.organisation.form_senders:
+            email = _reply_address(msg)
+        contact = _find_contact(session, validation.values, email) if email else None
+        ticket = Ticket(
+            reference=new_reference(app.rulebook.ticket_prefix),
+            received_at=row.received_at or row.processed_at,
+            complainant_email=email,
+            fields=dict(values),
+            problems=[],
+            status="incomplete",
+            contact_id=contact.id if contact else None,
+            updated_at=row.processed_at,
+        )
+        session.add(ticket)
+        session.flush()
+    _request_information(session, app, msg, row, ticket, validation)
+
+
+# --- One handler per action ------------------------------------------------------------------
+
+
+def handle_submission(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                      row: Inbound) -> None:
+    _submit(session, app, msg, row, decision.fields, None)
+
+
+def handle_ticket_reply(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                        row: Inbound) -> None:
+    assert decision.thread is not None
+    ticket = session.get(Ticket, decision.thread.id)
+    assert ticket is not None
+    supplied = extract_fields(new_text(msg.text), "", app.rulebook)
+    merged = {**ticket.fields, **{k: v for k, v in supplied.items() if v}}
+    ticket.fields = merged
+    row.ticket_id = ticket.id
+    _event(session, row, "information_supplied", {"fields": sorted(supplied)}, ticket=ticket)
+    _submit(session, app, msg, row, merged, ticket)
+
+
+def handle_contact_reply(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                         row: Inbound) -> None:
+    assert decision.thread is not None
+    contact = session.get(Contact, decision.thread.id)
+    assert contact is not None
+    row.contact_id = contact.id
+    fields = extract_fields(new_text(msg.text), msg.html, app.rulebook)
+    if fields.get("form_version"):
+        fields.setdefault("reference", contact.reference)
+        _submit(session, app, msg, row, fields, None)
+        return
+    _event(session, row, "correspondence", {"from": "complainant"}, contact=contact)
+    enqueue(session, app, kind="director_correspondence",
+            recipients=list(app.config.organisation.director_addresses),
+            context={"reference_kind": "contact", "sender": msg.from_address,
+                     "subject": msg.subject, "text": new_text(msg.text)},
+            reference=contact.reference, auto_submitted="auto-generated", contact=contact)
+
+
+def handle_complaint_reply(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                           row: Inbound) -> None:
+    assert decision.thread is not None
+    complaint = session.get(Complaint, decision.thread.id)
+    assert complaint is not None
+    row.complaint_id = complaint.id
+    _event(session, row, "correspondence", {"from": "complainant"}, complaint=complaint)
+    enqueue(session, app, kind="director_correspondence",
+            recipients=list(app.config.organisation.director_addresses),
+            context={"reference_kind": "complaint", "sender": msg.from_address,
+                     "subject": msg.subject, "text": new_text(msg.text)},
+            reference=complaint.number, auto_submitted="auto-generated", complaint=complaint)
+
+
+def handle_new_contact(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                       row: Inbound) -> None:
+    contact = Contact(
+        reference=new_reference(app.rulebook.contact_prefix),
+        received_at=row.received_at or row.processed_at,
+        sender_email=_reply_address(msg),
+        sender_name=msg.from_name,
+        subject=msg.subject,
+        message_id=msg.message_id,
+        status="open",
+    )
+    session.add(contact)
+    session.flush()
+    row.contact_id = contact.id
+    _event(session, row, "initial_contact", {"reference": contact.reference}, contact=contact)
+    day = local(contact.received_at).date()
+    enqueue(session, app, kind="form_link", recipients=[contact.sender_email],
+            context={"contact": contact, "form_link": _form_link(app, contact.reference),
+                     "form": app.rulebook.current_form(day)},
+            reference=contact.reference, answering=msg, contact=contact)
+    log.info("initial contact %s answered with the form link", contact.reference)
+
+
+def handle_nothing(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                   row: Inbound) -> None:
+    """Robots, the director's mail and untagged mail: the decision is the whole action."""
+
+
+Handler = Callable[[Session, "App", "InboundMessage", Decision, Inbound], None]
+
+HANDLERS: dict[Action, Handler] = {
+    Action.ROBOT: handle_nothing,
+    Action.DIRECTOR: handle_nothing,
+    Action.LEAVE: handle_nothing,
+    Action.SUBMISSION: handle_submission,
+    Action.TICKET_REPLY: handle_ticket_reply,
+    Action.CONTACT_REPLY: handle_contact_reply,
+    Action.COMPLAINT_REPLY: handle_complaint_reply,
+    Action.NEW_CONTACT: handle_new_contact,
+}
+
+
+def handle(session: Session, app: App, msg: InboundMessage, decision: Decision,
+           row: Inbound) -> None:
+    """Run the handler of ``decision.action``."""
+    HANDLERS[decision.action](session, app, msg, decision, row)
+

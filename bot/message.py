@@ -1,0 +1,200 @@
+"""Parse: raw bytes in, one normalised :class:`InboundMessage` out, parsed exactly once.
+
+mail-parser does the MIME walk (encoded words, charsets, attachments, defects); this module
+only reduces its result to what the rules and handlers need, so no other module touches
+raw MIME. HTML-only messages get a text version through html2text.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.errors
+import email.header
+import email.utils
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bot.errors import MessageError
+
+# Headers added in transit: two deliveries of one message differ only there, so they are
+# left out of the content hash that detects duplicates.
+TRACE_HEADERS = frozenset(
+    {b"received", b"return-path", b"delivered-to", b"x-original-to", b"x-delivered-to"}
+)
+_MSGID = re.compile(r"<[^<>\s]+>")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to a message. ``filename`` is untrusted: never use it as a path."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message as the rules and handlers see it."""
+
+    raw: bytes
+    content_hash: str
+    message_id: str
+    subject: str
+    from_address: str
+    from_name: str
+    reply_to: str
+    date: dt.datetime | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    headers: Mapping[str, tuple[str, ...]]
+    content_type: str
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...] = ()
+    defects: tuple[str, ...] = field(default=())
+
+    def header(self, name: str) -> str:
+        """The first value of header ``name`` (decoded), or ``""``."""
+        values = self.headers.get(name.lower())
+        return values[0] if values else ""
+
+    def has_header(self, name: str) -> bool:
+        """Whether header ``name`` is present at all."""
+        return name.lower() in self.headers
+
+    def thread_ids(self) -> tuple[str, ...]:
+        """Message-IDs this message answers: In-Reply-To first, then References, newest first."""
+        return tuple(dict.fromkeys((*self.in_reply_to, *reversed(self.references))))
+
+
+def content_hash(raw: bytes) -> str:
+    """SHA-256 of the message without its trace headers (see :data:`TRACE_HEADERS`)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, body = raw.partition(b"\n\n")
+    digest = hashlib.sha256()
+    keep = True
+    for line in head.splitlines():
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                digest.update(line.strip() + b" ")
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        keep = name not in TRACE_HEADERS
+        if keep:
+            digest.update(b"\n" + line.rstrip())
+    digest.update(b"\n\n" + body.replace(b"\r\n", b"\n"))
+    return digest.hexdigest()
+
+
+def decode_header_value(value: object) -> str:
+    """Decode RFC 2047 encoded words; never fail (undecodable bytes are replaced)."""
+    if value is None:
+        return ""
+    try:
+        text = str(email.header.make_header(email.header.decode_header(str(value))))
+    except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
+        text = str(value)
+    # A header value is one line: folding and injected line breaks are collapsed.
+    return " ".join(text.split())
+
+
+def _addresses(value: str) -> list[tuple[str, str]]:
+    return [
+        (decode_header_value(name), addr.strip().lower())
+        for name, addr in email.utils.getaddresses([value])
+        if addr and "@" in addr
+    ]
+
+
+def _html_to_text(html: str) -> str:
+    import html2text
+
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    converter.ignore_images = True
+    converter.ignore_links = False
+    return converter.handle(html).strip()
+
+
+def _date(value: str) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _attachment_bytes(item: Mapping[str, object]) -> bytes:
+    payload = item.get("payload") or ""
+    if item.get("binary"):
+        return base64.b64decode(str(payload))
+    if isinstance(payload, bytes):
+        return payload
+    return str(payload).encode("utf-8", "surrogateescape")
+
+
+def parse_message(raw: bytes) -> InboundMessage:
+    """Parse ``raw`` once into an :class:`InboundMessage`; :class:`MessageError` if impossible."""
+    import mailparser
+
+    if not raw.strip():
+        raise MessageError("empty message")
+    try:
+        parsed = mailparser.parse_from_bytes(raw)
+    except Exception as exc:  # mail-parser raises many types on broken input
+        raise MessageError(f"unparsable message: {type(exc).__name__}: {exc}") from exc
+    message = parsed.message
+    if message is None:
+        raise MessageError("unparsable message: no headers")
+
+    headers: dict[str, list[str]] = {}
+    for name, value in message.items():
+        headers.setdefault(name.lower(), []).append(decode_header_value(value))
+
+    def first(name: str) -> str:
+        values = headers.get(name)
+        return values[0] if values else ""
+
+    senders = _addresses(first("from"))
+    from_name, from_address = senders[0] if senders else ("", "")
+    reply_tos = _addresses(first("reply-to"))
+    text = "\n".join(parsed.text_plain).strip()
+    html = "\n".join(parsed.text_html).strip()
+    if not text and html:
+        text = _html_to_text(html)
+    attachments = tuple(
+        Attachment(
+            filename=decode_header_value(item.get("filename") or ""),
+            content_type=str(item.get("mail_content_type") or "application/octet-stream"),
+            data=_attachment_bytes(item),
+        )
+        for item in parsed.attachments
+    )
+    defects = tuple(str(d) for d in parsed.defects_categories)
+    return InboundMessage(
+        raw=raw,
+        content_hash=content_hash(raw),
+        message_id=(_MSGID.findall(first("message-id")) or [first("message-id")])[0],
+        subject=first("subject"),
+        from_address=from_address,
+        from_name=from_name,
+        reply_to=reply_tos[0][1] if reply_tos else "",
+        date=_date(first("date")),
+        in_reply_to=tuple(_MSGID.findall(first("in-reply-to"))),
+        references=tuple(_MSGID.findall(" ".join(headers.get("references", [])))),
+        headers={k: tuple(v) for k, v in headers.items()},
+        content_type=message.get_content_type().lower(),
+        text=text,
+        html=html,
+        attachments=attachments,
+        defects=defects,
+    )

@@ -1,0 +1,211 @@
+"""The database: the register of complaints and everything needed to prove how it was kept.
+
+Datetimes are stored as naive UTC; dates (deadlines, answer dates) are calendar dates in
+Europe/Paris. Tables:
+
+- ``complaints``: the register ("dossier des Réclamations"), one row per conforming ticket.
+- ``contacts``: initial free-text contacts, answered with the form link.
+- ``tickets``: submissions of the form that are not conforming yet (never in the register).
+- ``inbound``: every message the bot has looked at, with the rules that decided its fate.
+- ``outbox``: every email the bot sends, fully rendered, committed with the state change.
+- ``events``: the append-only history of every change, with its origin.
+- ``counters`` and ``mailbox_state``: number sequences and IMAP watermarks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class Complaint(Base):
+    """One row of the register, with every element the procedure lists."""
+
+    __tablename__ = "complaints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    year: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    # Numéro et date de réception du ticket (conforme)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    form_version: Mapped[str] = mapped_column(String(32))
+    # Date de réclamation initiale, mode de réclamation initiale et sa référence
+    initial_contact_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    initial_mode: Mapped[str] = mapped_column(String(200), default="")
+    initial_reference: Mapped[str] = mapped_column(String(64), default="")
+    # Who complains
+    client_name: Mapped[str] = mapped_column(String(300))
+    client_email: Mapped[str] = mapped_column(String(320))
+    phone: Mapped[str] = mapped_column(String(64), default="")
+    organisation: Mapped[str] = mapped_column(String(300), default="")
+    category: Mapped[str] = mapped_column(String(32))
+    acting_as: Mapped[str] = mapped_column(String(32), default="")
+    is_consumer: Mapped[bool | None] = mapped_column(Boolean)
+    # What about
+    object: Mapped[str] = mapped_column(Text)
+    product: Mapped[str] = mapped_column(Text)
+    parties_involved: Mapped[str] = mapped_column(Text, default="")
+    training_actions: Mapped[str] = mapped_column(Text)
+    facts_date: Mapped[str] = mapped_column(String(64), default="")
+    description: Mapped[str] = mapped_column(Text)
+    expected_solution: Mapped[str] = mapped_column(Text, default="")
+    # Handling (filled by the director's commands)
+    failures: Mapped[str] = mapped_column(Text, default="")
+    response_outcome: Mapped[str] = mapped_column(String(16), default="")
+    response_text: Mapped[str] = mapped_column(Text, default="")
+    actions_taken: Mapped[str] = mapped_column(Text, default="")
+    resolution: Mapped[str] = mapped_column(Text, default="")
+    response_date: Mapped[dt.date | None] = mapped_column(Date)
+    response_number: Mapped[str] = mapped_column(String(32), default="")
+    documents_location: Mapped[str] = mapped_column(String(500), default="")
+    # Time
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    acknowledge_due: Mapped[dt.date | None] = mapped_column(Date)
+    answer_due: Mapped[dt.date | None] = mapped_column(Date)
+    mediation_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+    __table_args__ = (UniqueConstraint("year", "sequence"),)
+
+
+class Contact(Base):
+    """An initial, free-text complaint: answered with the form link, not in the register."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    sender_email: Mapped[str] = mapped_column(String(320))
+    sender_name: Mapped[str] = mapped_column(String(300), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str] = mapped_column(String(998), default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+
+
+class Ticket(Base):
+    """A form submission that is not conforming yet: it waits for more information."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    complainant_email: Mapped[str] = mapped_column(String(320), default="")
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    problems: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="incomplete")
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Inbound(Base):
+    """One message seen in a mailbox, and what the bot decided about it, and why."""
+
+    __tablename__ = "inbound"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(500))
+    uidvalidity: Mapped[str] = mapped_column(String(32))
+    uid: Mapped[str] = mapped_column(String(200))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    message_id: Mapped[str] = mapped_column(String(998), default="")
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    processed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    action: Mapped[str] = mapped_column(String(32))
+    rules: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    folder: Mapped[str] = mapped_column(String(300), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="committed")
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid"),)
+
+
+class Outbox(Base):
+    """An email to send, rendered in full and committed with the change that caused it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class Event(Base):
+    """Append-only history: what changed, when, and which message caused it."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(String(998), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+
+
+class Counter(Base):
+    """A named sequence (``REC-2026``): incremented under a row lock, never reused."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MailboxState(Base):
+    """The highest UID fully handled in a mailbox, valid for one UIDVALIDITY."""
+
+    __tablename__ = "mailbox_state"
+
+    mailbox: Mapped[str] = mapped_column(String(500), primary_key=True)
+    uidvalidity: Mapped[str] = mapped_column(String(32))
+    last_uid: Mapped[int] = mapped_column(Integer, default=0)

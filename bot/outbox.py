@@ -1,0 +1,196 @@
+"""Transactional outbox: emails are rendered and stored with the change that causes them,
+then handed to the sink. A crash before commit sends nothing; a crash after commit sends
+later. Each row has its fixed Message-ID, so a resend after a crash between the SMTP
+acceptance and the bookkeeping is recognisable as the same email.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.policy
+import email.utils
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.errors import DeliveryRefused, TransientError
+from bot.models import Complaint, Contact, Outbox, Ticket
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.message import InboundMessage
+    from bot.sinks import Sink
+
+log = logging.getLogger(__name__)
+
+# Marks every email the bot writes, so that one coming back is recognised as ours.
+OWN_HEADER = "X-Reclambot"
+MAX_REFERENCES = 20
+BACKOFF_SECONDS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600)
+
+
+@dataclass
+class SendReport:
+    """What one pass over the outbox did."""
+
+    sent: int = 0
+    deferred: int = 0
+    refused: int = 0
+
+
+def compose(
+    app: App,
+    *,
+    recipients: Sequence[str],
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    now: dt.datetime,
+    reference: str,
+    answering: InboundMessage | None,
+    auto_submitted: str,
+) -> EmailMessage:
+    """Build the MIME message: French text and HTML alternatives with threading headers."""
+    org = app.config.organisation
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = email.utils.formataddr((org.name, org.bot_address))
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = subject
+    msg["Date"] = email.utils.format_datetime(now.replace(tzinfo=dt.UTC))
+    msg["Message-ID"] = message_id
+    if answering is not None and answering.message_id:
+        msg["In-Reply-To"] = answering.message_id
+        refs = [*answering.references, answering.message_id][-MAX_REFERENCES:]
+        msg["References"] = " ".join(refs)
+    # RFC 3834: automatic answers say so, and ask other robots not to answer back.
+    msg["Auto-Submitted"] = auto_submitted
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg[OWN_HEADER] = reference
+    msg["Content-Language"] = "fr"
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.add_alternative(html, subtype="html", charset="utf-8")
+    return msg
+
+
+def enqueue(
+    session: Session,
+    app: App,
+    *,
+    kind: str,
+    recipients: Sequence[str],
+    context: dict[str, Any],
+    reference: str,
+    answering: InboundMessage | None = None,
+    auto_submitted: str = "auto-replied",
+    complaint: Complaint | None = None,
+    contact: Contact | None = None,
+    ticket: Ticket | None = None,
+) -> Outbox:
+    """Render ``kind`` and add it to the outbox inside the caller's transaction."""
+    now = app.clock()
+    rendered = app.renderer.render(kind, reference=reference, **context)
+    domain = app.config.organisation.bot_address.rpartition("@")[2]
+    message_id = f"<{uuid.uuid4().hex}.reclambot@{domain}>"
+    mime = compose(
+        app,
+        recipients=recipients,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=message_id,
+        now=now,
+        reference=reference,
+        answering=answering,
+        auto_submitted=auto_submitted,
+    )
+    row = Outbox(
+        message_id=message_id,
+        kind=kind,
+        envelope_from=app.config.organisation.bot_address,
+        recipients=list(recipients),
+        subject=rendered.subject,
+        raw=mime.as_bytes(),
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        complaint_id=complaint.id if complaint else None,
+        contact_id=contact.id if contact else None,
+        ticket_id=ticket.id if ticket else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def dossier_reference(session: Session, row: Outbox) -> str | None:
+    """The dossier an email belongs to: its complaint's, once the contact or ticket entered it."""
+    complaint_id = row.complaint_id
+    if complaint_id is None and row.ticket_id is not None:
+        ticket = session.get(Ticket, row.ticket_id)
+        if ticket is not None and ticket.complaint_id is None:
+            return ticket.reference
+        complaint_id = ticket.complaint_id if ticket else None
+    if complaint_id is None and row.contact_id is not None:
+        contact = session.get(Contact, row.contact_id)
+        if contact is not None and contact.complaint_id is None:
+            return contact.reference
+        complaint_id = contact.complaint_id if contact else None
+    if complaint_id is None:
+        return None
+    complaint = session.get(Complaint, complaint_id)
+    return complaint.number if complaint else None
+
+
+def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
+    """Send every due email over one sink connection; bookkeeping committed per email."""
+    report = SendReport()
+    now = app.clock()
+    with app.sessions() as session:
+        due = session.execute(
+            select(Outbox.id)
+            .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
+            .order_by(Outbox.id)
+            .limit(limit)
+        ).scalars().all()
+    if not due:
+        return report
+    with sink.connect() as connection:
+        for row_id in due:
+            with app.transaction() as session:
+                row = session.get(Outbox, row_id)
+                if row is None or row.status != "pending":
+                    continue  # another pass sent it meanwhile
+                try:
+                    connection.send(row.envelope_from, row.recipients, row.raw)
+                except TransientError as exc:
+                    row.attempts += 1
+                    delay = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS)) - 1]
+                    row.next_attempt_at = now + dt.timedelta(seconds=delay)
+                    row.last_error = str(exc)[:2000]
+                    report.deferred += 1
+                    log.warning("outbox %s deferred (attempt %s): %s", row.id, row.attempts, exc)
+                    continue
+                except DeliveryRefused as exc:
+                    row.attempts += 1
+                    row.status = "failed"
+                    row.last_error = str(exc)[:2000]
+                    report.refused += 1
+                    log.error("outbox %s refused permanently: %s", row.id, exc)
+                    continue
+                row.status = "sent"
+                row.attempts += 1
+                row.sent_at = app.clock()
+                report.sent += 1
+                reference = dossier_reference(session, row)
+            if reference is not None:
+                app.dossiers.store_sent(reference, row.sent_at, row.kind, row.id, row.raw)
+            log.info("sent %s (%s) for %s", row.kind, row.id, reference or "-")
+    return report

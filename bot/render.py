@@ -1,0 +1,96 @@
+"""Emails from templates: ``templates/<kind>.subject.txt``, ``<kind>.txt`` and ``<kind>.html``.
+
+Complainants' text only ever reaches Jinja2 as *context values*, never as template source;
+HTML templates are autoescaped and every template fails loudly on an undefined name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.errors import TemplateError
+
+PARIS = ZoneInfo("Europe/Paris")
+_MONTHS = (
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+)
+_DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+
+
+def local(moment: dt.datetime) -> dt.datetime:
+    """A stored (naive UTC) datetime in Paris time."""
+    return moment.replace(tzinfo=dt.UTC).astimezone(PARIS)
+
+
+def date_fr(value: dt.date | dt.datetime | None) -> str:
+    """``mardi 29 décembre 2026``: dates as a French reader expects them."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = local(value).date()
+    return f"{_DAYS[value.weekday()]} {value.day} {_MONTHS[value.month - 1]} {value.year}"
+
+
+def datetime_fr(value: dt.datetime | None) -> str:
+    """``25/11/2026 à 10 h 15`` (Paris time)."""
+    if value is None:
+        return ""
+    moment = local(value)
+    return f"{moment:%d/%m/%Y} à {moment.hour} h {moment:%M}"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered email: one-line subject, plain text and HTML alternatives."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer:
+    """Loads templates from one folder; renders a *kind* of email with a context."""
+
+    def __init__(self, templates_dir: Path, globals_: dict[str, Any] | None = None) -> None:
+        from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+        self.env = Environment(
+            loader=FileSystemLoader(str(templates_dir)),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            undefined=StrictUndefined,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["date_fr"] = date_fr
+        self.env.filters["datetime_fr"] = datetime_fr
+        self.env.globals.update(globals_ or {})
+
+    def render(self, kind: str, **context: Any) -> Rendered:
+        """Render the three parts of ``kind``; :class:`TemplateError` names what failed."""
+        from jinja2 import TemplateError as JinjaError
+
+        parts = []
+        for suffix in ("subject.txt", "txt", "html"):
+            name = f"{kind}.{suffix}"
+            try:
+                parts.append(self.env.get_template(name).render(**context))
+            except JinjaError as exc:
+                raise TemplateError(f"templates/{name}: {exc}") from exc
+        subject = " ".join(parts[0].split())  # one line: no header injection through a value
+        return Rendered(subject=subject, text=parts[1].strip() + "\n", html=parts[2])
+
+    def kinds(self) -> list[str]:
+        """Every email kind that has its three templates."""
+        names = set(self.env.list_templates())
+        return sorted(
+            n.removesuffix(".subject.txt")
+            for n in names
+            if n.endswith(".subject.txt")
+            and {n.replace(".subject.txt", ".txt"), n.replace(".subject.txt", ".html")} <= names
+        )

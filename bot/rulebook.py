@@ -1,0 +1,208 @@
+"""The procedure's rules as data: ``rules/*.toml`` loaded into one frozen object.
+
+Code decides *how* to apply a rule; these files say *what* the procedure is: the subject
+tag, the deadlines, the form versions and their fields, the markers of automatic mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.errors import RulesError
+from bot.text import fold
+
+FIELD_TYPES = ("text", "email", "phone", "date", "choice", "consent", "reference")
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One labelled field of a form version."""
+
+    key: str
+    label: str
+    aliases: tuple[str, ...] = ()
+    required: bool = False
+    type: str = "text"
+    choices: tuple[str, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        """Every folded spelling that designates this field."""
+        return tuple(dict.fromkeys(fold(n) for n in (self.label, *self.aliases)))
+
+
+@dataclass(frozen=True)
+class FormVersion:
+    """A version of the official "ticket Réclamation" form and its validity."""
+
+    id: str
+    valid_from: dt.date
+    valid_until: dt.date | None
+    fields: tuple[FormField, ...]
+
+    def in_force(self, day: dt.date) -> bool:
+        """Whether a submission received on ``day`` may use this version."""
+        return self.valid_from <= day and (self.valid_until is None or day <= self.valid_until)
+
+    def field(self, key: str) -> FormField:
+        """The field with this key (``KeyError`` if the version lacks it)."""
+        for f in self.fields:
+            if f.key == key:
+                return f
+        raise KeyError(key)
+
+
+@dataclass(frozen=True)
+class RobotRules:
+    """Markers of automatic messages (RFC 3834 and common practice)."""
+
+    auto_submitted_human_values: tuple[str, ...]
+    presence_headers: tuple[str, ...]
+    precedence_values: tuple[str, ...]
+    robot_senders: tuple[str, ...]
+    report_content_types: tuple[str, ...]
+    out_of_office_subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rulebook:
+    """Everything in ``rules/``."""
+
+    subject_tags: tuple[str, ...]
+    acknowledge_working_days: int
+    answer_working_days: int
+    complaint_prefix: str
+    contact_prefix: str
+    ticket_prefix: str
+    mode_email: str
+    mode_form: str
+    form_versions: tuple[FormVersion, ...]
+    robots: RobotRules
+
+    def form_version(self, version_id: str) -> FormVersion | None:
+        """The form version with this id, in force or not."""
+        wanted = fold(version_id)
+        return next((v for v in self.form_versions if fold(v.id) == wanted), None)
+
+    def current_form(self, day: dt.date) -> FormVersion:
+        """The version in force on ``day`` (the newest one if several overlap)."""
+        in_force = [v for v in self.form_versions if v.in_force(day)]
+        if not in_force:
+            raise RulesError(f"rules/forms.toml: no form version is in force on {day}")
+        return max(in_force, key=lambda v: v.valid_from)
+
+    def all_field_names(self) -> dict[str, FormField]:
+        """Folded label or alias -> field, across all versions (newest wins)."""
+        names: dict[str, FormField] = {}
+        for version in sorted(self.form_versions, key=lambda v: v.valid_from):
+            for f in version.fields:
+                for name in f.names():
+                    names[name] = f
+        return names
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RulesError(f"{path}: missing") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RulesError(f"{path}: {exc}") from None
+
+
+def _get(data: dict[str, Any], dotted: str, where: Path, kind: type | tuple[type, ...]) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise RulesError(f"{where}: missing {dotted}")
+        node = node[part]
+    if not isinstance(node, kind) or (isinstance(node, bool) and kind is int):
+        raise RulesError(f"{where}: {dotted} has the wrong type ({type(node).__name__})")
+    return node
+
+
+def _strings(data: dict[str, Any], dotted: str, where: Path) -> tuple[str, ...]:
+    values = _get(data, dotted, where, list)
+    if not all(isinstance(v, str) for v in values):
+        raise RulesError(f"{where}: {dotted} must be a list of strings")
+    return tuple(values)
+
+
+def _form_versions(path: Path) -> tuple[FormVersion, ...]:
+    data = _read(path)
+    versions = []
+    for i, raw in enumerate(_get(data, "versions", path, list)):
+        where = f"{path}: versions[{i}]"
+        try:
+            fields = tuple(
+                FormField(
+                    key=f["key"],
+                    label=f["label"],
+                    aliases=tuple(f.get("aliases", ())),
+                    required=bool(f.get("required", False)),
+                    type=f.get("type", "text"),
+                    choices=tuple(f.get("choices", ())),
+                )
+                for f in raw["fields"]
+            )
+            valid_from = raw["valid_from"]
+            valid_until = raw.get("valid_until")
+            version = FormVersion(str(raw["id"]), valid_from, valid_until, fields)
+        except (KeyError, TypeError) as exc:
+            raise RulesError(f"{where}: missing or malformed {exc}") from None
+        if not isinstance(valid_from, dt.date) or not (
+            valid_until is None or isinstance(valid_until, dt.date)
+        ):
+            raise RulesError(f"{where}: valid_from/valid_until must be dates (YYYY-MM-DD)")
+        for f in fields:
+            if f.type not in FIELD_TYPES:
+                raise RulesError(f"{where}: field {f.key} has unknown type {f.type!r}")
+            if f.type == "choice" and not f.choices:
+                raise RulesError(f"{where}: choice field {f.key} lists no choices")
+        keys = [f.key for f in fields]
+        for needed in ("form_version", "email"):
+            if needed not in keys:
+                raise RulesError(f"{where}: a form version needs a '{needed}' field")
+        versions.append(version)
+    if not versions:
+        raise RulesError(f"{path}: no form version")
+    return tuple(versions)
+
+
+def load_rulebook(rules_dir: Path) -> Rulebook:
+    """Read ``procedure.toml``, ``forms.toml`` and ``robots.toml`` from ``rules_dir``."""
+    procedure_path = rules_dir / "procedure.toml"
+    robots_path = rules_dir / "robots.toml"
+    procedure = _read(procedure_path)
+    robots = _read(robots_path)
+    p = procedure_path
+    return Rulebook(
+        subject_tags=tuple(fold(t) for t in _strings(procedure, "subject.tags", p)),
+        acknowledge_working_days=_get(procedure, "deadlines.acknowledge_working_days", p, int),
+        answer_working_days=_get(procedure, "deadlines.answer_working_days", p, int),
+        complaint_prefix=_get(procedure, "references.complaint_prefix", p, str),
+        contact_prefix=_get(procedure, "references.contact_prefix", p, str),
+        ticket_prefix=_get(procedure, "references.ticket_prefix", p, str),
+        mode_email=_get(procedure, "initial_contact.mode_email", p, str),
+        mode_form=_get(procedure, "initial_contact.mode_form", p, str),
+        form_versions=_form_versions(rules_dir / "forms.toml"),
+        robots=RobotRules(
+            auto_submitted_human_values=tuple(
+                v.lower() for v in _strings(robots, "auto_submitted_human_values", robots_path)
+            ),
+            presence_headers=_strings(robots, "presence_headers", robots_path),
+            precedence_values=tuple(
+                v.lower() for v in _strings(robots, "precedence_values", robots_path)
+            ),
+            robot_senders=tuple(v.lower() for v in _strings(robots, "robot_senders", robots_path)),
+            report_content_types=tuple(
+                v.lower() for v in _strings(robots, "report_content_types", robots_path)
+            ),
+            out_of_office_subjects=tuple(
+                fold(v) for v in _strings(robots, "out_of_office_subjects", robots_path)
+            ),
+        ),
+    )

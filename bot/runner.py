@@ -1,0 +1,85 @@
+"""The main loop: a thin loop around the pipeline, the outbox and the ``schedule`` jobs.
+
+``run_once`` handles everything waiting, sends what is due and returns. ``run_forever``
+does the same, then waits for new mail (IMAP IDLE where the server offers it, polling
+otherwise), and keeps going through network failures with an increasing pause.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from bot.app import App
+from bot.errors import TransientError
+from bot.outbox import send_pending
+from bot.pipeline import RunSummary, process_mailbox
+from bot.sinks import Sink, make_sink
+from bot.sources import Source, make_source
+
+log = logging.getLogger(__name__)
+MAX_PAUSE = 300.0
+
+
+def run_once(app: App, source: Source | None = None, sink: Sink | None = None) -> RunSummary:
+    """Process every waiting message and send the outbox once."""
+    source = source or make_source(app.config)
+    sink = sink or make_sink(app.config)
+    try:
+        return process_mailbox(app, source, sink)
+    finally:
+        source.close()
+
+
+def _guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:
+    """A job that logs its failure and waits for its next slot instead of stopping the loop."""
+
+    def run() -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("scheduled job %s failed; it runs again at its next slot", name)
+
+    return run
+
+
+def run_forever(app: App, stop: threading.Event | None = None,
+                source: Source | None = None, sink: Sink | None = None) -> None:
+    """Watch the mailbox until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
+    import schedule
+
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    source = source or make_source(app.config)
+    sink = sink or make_sink(app.config)
+    scheduler = schedule.Scheduler()
+    scheduler.every(1).minutes.do(_guarded("outbox", lambda: send_pending(app, sink)))
+    pause = 1.0
+    log.info("watching %s", source.mailbox)
+    try:
+        while not stop.is_set():
+            try:
+                summary = process_mailbox(app, source, sink)
+                if summary.fetched:
+                    log.info("handled %d message(s), sent %d email(s)",
+                             summary.fetched, summary.sent.sent)
+                scheduler.run_pending()
+                idle = scheduler.idle_seconds
+                bot = app.config.bot
+                limit = bot.idle_timeout if source.ordered else bot.poll_interval
+                source.wait(max(1.0, min(limit, idle if idle is not None else limit)))
+                pause = 1.0
+            except TransientError as exc:
+                log.warning("%s; trying again in %.0f s", exc, pause)
+                source.close()
+                stop.wait(pause)
+                pause = min(pause * 2, MAX_PAUSE)
+    finally:
+        source.close()
+        log.info("stopped")
+

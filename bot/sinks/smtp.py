@@ -1,0 +1,90 @@
+"""SMTP sink with aiosmtplib: one connection reused for a whole pass over the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from bot.config import ServerConfig
+from bot.errors import DeliveryRefused, SinkError
+
+
+def tls_context() -> ssl.SSLContext:
+    """Certificate verification against the system store."""
+    return ssl.create_default_context()
+
+
+class SmtpConnection:
+    """An open SMTP session driven from synchronous code through a private event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: Any) -> None:
+        self.loop = loop
+        self.client = client
+
+    def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> None:
+        import aiosmtplib
+
+        try:
+            errors, _ = self.loop.run_until_complete(
+                self.client.sendmail(envelope_from, list(recipients), raw)
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [getattr(r, "code", 0) for r in exc.recipients]
+            if all(500 <= c < 600 for c in codes):
+                raise DeliveryRefused(f"SMTP refused every recipient: {exc}") from exc
+            raise SinkError(f"SMTP refused recipients temporarily: {exc}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600:
+                raise DeliveryRefused(f"SMTP {exc.code}: {exc.message}") from exc
+            raise SinkError(f"SMTP {exc.code}: {exc.message}") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise SinkError(f"SMTP error: {exc}") from exc
+        if errors:
+            # Some recipients were refused: keep the email as sent to the others.
+            refused = ", ".join(f"{addr} ({resp.code})" for addr, resp in errors.items())
+            raise DeliveryRefused(f"SMTP refused some recipients: {refused}")
+
+
+class SmtpSink:
+    """Sink for the SMTP server of ``[smtp]``."""
+
+    def __init__(self, server: ServerConfig) -> None:
+        self.server = server
+
+    @contextmanager
+    def connect(self) -> Iterator[SmtpConnection]:
+        import aiosmtplib
+
+        server = self.server
+        loop = asyncio.new_event_loop()
+        client = aiosmtplib.SMTP(
+            hostname=server.host,
+            port=server.port,
+            timeout=server.timeout,
+            use_tls=server.security == "ssl",
+            start_tls=server.security == "starttls",
+            tls_context=tls_context() if server.security != "none" else None,
+        )
+        try:
+            loop.run_until_complete(client.connect())
+            if server.username:
+                loop.run_until_complete(client.login(server.username, server.password.reveal()))
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            loop.close()
+            raise SinkError(
+                f"SMTP authentication refused for {server.username}: {exc.code}"
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            loop.close()
+            raise SinkError(f"cannot connect to SMTP {server.host}:{server.port}: {exc}") from exc
+        try:
+            yield SmtpConnection(loop, client)
+        finally:
+            try:
+                loop.run_until_complete(client.quit())
+            except Exception:  # the server may already have gone: nothing left to tell it
+                client.close()
+            loop.close()

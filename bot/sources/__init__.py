@@ -1,0 +1,61 @@
+"""Sources: where inbound messages come from (an IMAP folder, or a local Maildir for the demo).
+
+A source lists the messages waiting in its folder in batches, files handled ones into other
+folders (a move: nothing is ever deleted), and can wait until something new arrives.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bot.config import Config
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """One message as fetched: its identity in the mailbox, and its bytes untouched."""
+
+    uid: str
+    data: bytes
+    internal_date: dt.datetime | None = None
+
+
+class Source(Protocol):
+    """A mailbox folder the bot watches."""
+
+    #: Stable identity of the watched folder, stored with every message seen in it.
+    mailbox: str
+    #: Whether UIDs are increasing integers, so that a watermark can skip what is done.
+    ordered: bool
+
+    def uidvalidity(self) -> str:
+        """The folder's UIDVALIDITY: when it changes, every UID means something else."""
+
+    def fetch(self, after_uid: int, batch_size: int) -> Iterator[list[RawMessage]]:
+        """Messages waiting in the folder (with UID above ``after_uid`` when ordered)."""
+
+    def file(self, uids: list[str], folder: str) -> None:
+        """Move messages to ``folder``, created when missing."""
+
+    def wait(self, timeout: float) -> None:
+        """Return when something may have arrived, or after ``timeout`` seconds."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+def make_source(config: Config) -> Source:
+    """The source the configuration asks for (``[bot] source``)."""
+    if config.bot.source == "maildir":
+        from bot.sources.maildir import MaildirSource
+
+        assert config.maildir is not None
+        return MaildirSource(config.maildir.inbox)
+    from bot.sources.imap import ImapSource
+
+    assert config.imap is not None
+    return ImapSource(config.imap)

@@ -1,0 +1,165 @@
+"""The watched IMAP folder, through imapclient.
+
+Messages are fetched with ``BODY.PEEK[]`` so that those the bot leaves for humans stay
+unread; handled ones are moved (``MOVE``, or ``COPY`` then expunge of the original where
+the server lacks it) into the bot's folders, whose UTF-7 names imapclient encodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import socket
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+from bot.config import ImapConfig
+from bot.errors import SourceError
+from bot.sources import RawMessage
+
+log = logging.getLogger(__name__)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from imapclient.exceptions import IMAPClientError
+
+    return (IMAPClientError, OSError, socket.timeout, ssl.SSLError, EOFError)
+
+
+class ImapSource:
+    """One IMAP folder (``[imap] folder``) on one account."""
+
+    ordered = True
+
+    def __init__(self, server: ImapConfig) -> None:
+        self.server = server
+        self.mailbox = f"imap://{server.username}@{server.host}:{server.port}/{server.folder}"
+        self._client: Any = None
+        self._uidvalidity = ""
+        self._known_folders: set[str] = set()
+
+    def _connect(self) -> Any:
+        from imapclient import IMAPClient
+
+        server = self.server
+        try:
+            context = ssl.create_default_context() if server.security != "none" else None
+            client = IMAPClient(
+                server.host,
+                port=server.port,
+                ssl=server.security == "ssl",
+                ssl_context=context,
+                timeout=server.timeout,
+            )
+            if server.security == "starttls":
+                client.starttls(context)
+            client.login(server.username, server.password.reveal())
+            selected = client.select_folder(server.folder)
+        except _errors() as exc:
+            raise SourceError(
+                f"IMAP {server.host}:{server.port} ({server.username}): {exc}"
+            ) from exc
+        self._uidvalidity = str(selected.get(b"UIDVALIDITY", ""))
+        return client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _call(self, what: str, func: Any, *args: Any) -> Any:
+        try:
+            return func(*args)
+        except _errors() as exc:
+            self._drop()
+            raise SourceError(f"IMAP {what} failed: {exc}") from exc
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing more to close
+                client.shutdown()
+
+    def uidvalidity(self) -> str:
+        _ = self.client
+        return self._uidvalidity
+
+    def fetch(self, after_uid: int, batch_size: int) -> Iterator[list[RawMessage]]:
+        client = self.client
+        uids = sorted(
+            uid for uid in self._call("SEARCH", client.search, ["UID", f"{after_uid + 1}:*"])
+            if uid > after_uid  # "n:*" always matches the highest UID, even below n
+        )
+        for start in range(0, len(uids), batch_size):
+            chunk = uids[start : start + batch_size]
+            response = self._call(
+                "FETCH", client.fetch, chunk, ["BODY.PEEK[]", "INTERNALDATE"]
+            )
+            batch = []
+            for uid in chunk:
+                data = response.get(uid)
+                if not data or b"BODY[]" not in data:
+                    continue  # expunged meanwhile
+                moment = data.get(b"INTERNALDATE")
+                if isinstance(moment, dt.datetime) and moment.tzinfo is not None:
+                    moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+                batch.append(RawMessage(uid=str(uid), data=data[b"BODY[]"], internal_date=moment))
+            yield batch
+
+    def _ensure_folder(self, folder: str) -> None:
+        if folder in self._known_folders:
+            return
+        client = self.client
+        if not self._call("LIST", client.folder_exists, folder):
+            try:
+                client.create_folder(folder)
+            except _errors() as exc:
+                # Created by a concurrent run between LIST and CREATE: fine if it now exists.
+                if not self._call("LIST", client.folder_exists, folder):
+                    raise SourceError(f"IMAP cannot create folder {folder}: {exc}") from exc
+            try:
+                client.subscribe_folder(folder)
+            except _errors():
+                log.debug("could not subscribe to %s", folder)
+        self._known_folders.add(folder)
+
+    def file(self, uids: list[str], folder: str) -> None:
+        if not uids:
+            return
+        self._ensure_folder(folder)
+        client = self.client
+        numbers = [int(u) for u in uids]
+        if client.has_capability("MOVE"):
+            self._call("MOVE", client.move, numbers, folder)
+        else:
+            self._call("COPY", client.copy, numbers, folder)
+            self._call("STORE", client.add_flags, numbers, [b"\\Deleted"])
+            if client.has_capability("UIDPLUS"):
+                self._call("EXPUNGE", client.uid_expunge, numbers)
+            else:
+                self._call("EXPUNGE", client.expunge)
+
+    def wait(self, timeout: float) -> None:
+        client = self.client
+        if not client.has_capability("IDLE"):
+            import time
+
+            time.sleep(timeout)
+            return
+        self._call("IDLE", client.idle)
+        try:
+            self._call("IDLE", client.idle_check, timeout)
+        finally:
+            if self._client is not None:
+                self._call("IDLE DONE", client.idle_done)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.logout()
+            except _errors():
+                pass

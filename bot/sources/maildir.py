@@ -1,0 +1,93 @@
+"""A local Maildir as the watched inbox (``reclambot demo``, imports, tests of the pipeline).
+
+Folders are Maildir++ subfolders (``.Réclamations.Traitées``); filing is a rename, so a
+message is always in exactly one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bot.errors import SourceError
+from bot.sources import RawMessage
+
+
+def _folder_dir(root: Path, folder: str) -> Path:
+    return root / ("." + folder.replace("/", "."))
+
+
+def ensure_maildir(path: Path) -> None:
+    """Create ``path`` as an empty Maildir if needed."""
+    for sub in ("tmp", "new", "cur"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+
+
+class MaildirSource:
+    """The Maildir at ``root``; UIDs are the Maildir file names without their flags."""
+
+    ordered = False
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.mailbox = f"maildir:{root.resolve()}"
+        try:
+            ensure_maildir(root)
+        except OSError as exc:
+            raise SourceError(f"cannot open Maildir {root}: {exc}") from exc
+
+    def uidvalidity(self) -> str:
+        return "1"
+
+    def _files(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for sub in ("new", "cur"):
+            for path in (self.root / sub).iterdir():
+                if path.is_file() and not path.name.startswith("."):
+                    found[path.name.split(":", 1)[0]] = path
+        return found
+
+    def fetch(self, after_uid: int, batch_size: int) -> Iterator[list[RawMessage]]:
+        files = self._files()
+        uids = sorted(files, key=lambda uid: (files[uid].stat().st_mtime, uid))
+        for start in range(0, len(uids), batch_size):
+            batch = []
+            for uid in uids[start : start + batch_size]:
+                path = files[uid]
+                try:
+                    data = path.read_bytes()
+                    mtime = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # filed by someone else meanwhile
+                moment = dt.datetime.fromtimestamp(mtime, dt.UTC).replace(tzinfo=None)
+                batch.append(RawMessage(uid=uid, data=data, internal_date=moment))
+            if batch:
+                yield batch
+
+    def file(self, uids: list[str], folder: str) -> None:
+        files = self._files()
+        target = _folder_dir(self.root, folder)
+        try:
+            ensure_maildir(target)
+            for uid in uids:
+                path = files.get(uid)
+                if path is not None:
+                    os.replace(path, target / "cur" / (path.name if ":" in path.name
+                                                        else path.name + ":2,"))
+        except OSError as exc:
+            raise SourceError(f"cannot file into {target}: {exc}") from exc
+
+    def folder_messages(self, folder: str) -> list[Path]:
+        """Files in one of the bot's folders (for summaries and tests)."""
+        target = _folder_dir(self.root, folder)
+        return sorted(p for sub in ("new", "cur") if (target / sub).is_dir()
+                      for p in (target / sub).iterdir())
+
+    def wait(self, timeout: float) -> None:
+        time.sleep(timeout)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,24 @@
+"""Small text helpers shared by the rules: accent- and case-insensitive comparison."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_NON_WORD = re.compile(r"[^0-9a-z@.+-]+")
+
+
+def strip_accents(text: str) -> str:
+    """``"Réclamation"`` -> ``"Reclamation"`` (compatibility decomposition, marks dropped)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def fold(text: str) -> str:
+    """Lower-case, accent-free text with every run of punctuation or space made one space.
+
+    Used wherever a person may type a word in many ways: subject tags, form labels,
+    choice values. ``fold("Action(s) de formation  concernée(s) :")`` and
+    ``fold("action(s) de formation concernee(s)")`` are equal.
+    """
+    return _NON_WORD.sub(" ", strip_accents(text).casefold()).strip()
