@@ -99,6 +99,7 @@ def extract_fields(text: str, html: str, rulebook: Rulebook) -> dict[str, str]:
 class Problem:
     """One reason a submission is not conforming, in plain French for the complainant."""
 
+    key: str  # the field's key in rules/forms.toml
     field: str  # the field's label as the form prints it
     message: str
 
@@ -160,11 +161,12 @@ def validate(values: dict[str, str], rulebook: Rulebook, day: dt.date) -> Valida
     current = rulebook.current_form(day)
     problems: list[Problem] = []
     if not version_id:
-        problems.append(Problem(current.field("form_version").label, "information manquante"))
+        problems.append(Problem("form_version", current.field("form_version").label, "information manquante"))
         version = current
     elif version is None:
         problems.append(
             Problem(
+                "form_version",
                 current.field("form_version").label,
                 f"la version « {version_id} » est inconnue ; merci d'utiliser le formulaire "
                 f"en vigueur (version {current.id})",
@@ -174,6 +176,7 @@ def validate(values: dict[str, str], rulebook: Rulebook, day: dt.date) -> Valida
     elif not version.in_force(day):
         problems.append(
             Problem(
+                "form_version",
                 version.field("form_version").label,
                 f"la version « {version.id} » n'est plus en vigueur ; merci d'utiliser le "
                 f"formulaire en vigueur (version {current.id})",
@@ -186,10 +189,10 @@ def validate(values: dict[str, str], rulebook: Rulebook, day: dt.date) -> Valida
         value = values.get(f.key, "").strip()
         if not value:
             if f.required:
-                problems.append(Problem(f.label, "information manquante"))
+                problems.append(Problem(f.key, f.label, "information manquante"))
             continue
         stored, problem = _normalise(f, value)
         cleaned[f.key] = stored
         if problem:
-            problems.append(Problem(f.label, problem))
+            problems.append(Problem(f.key, f.label, problem))
     return Validation(version=version, values=cleaned, problems=tuple(problems))

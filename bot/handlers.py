@@ -157,7 +157,9 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
 
 def _request_information(session: Session, app: App, msg: InboundMessage, row: Inbound,
                          ticket: Ticket, validation: Validation) -> None:
-    ticket.problems = [{"field": p.field, "message": p.message} for p in validation.problems]
+    ticket.problems = [
+        {"key": p.key, "field": p.field, "message": p.message} for p in validation.problems
+    ]
     ticket.updated_at = row.processed_at
     row.ticket_id = ticket.id
     _event(session, row, "incomplete", {"problems": ticket.problems}, ticket=ticket)
@@ -185,10 +187,13 @@ def _submit(session: Session, app: App, msg: InboundMessage, row: Inbound,
         return
     if ticket is None:
         email = validation.values.get("email", "")
-        if "email" in {p.field for p in validation.problems} or not email:
+        if "email" in {p.key for p in validation.problems}:
             email = ""
-        if not email and msg.from_address not in app.config.organisation.form_senders:
-            email = _reply_address(msg)
+        if not email:
+            # The form's own field is unusable: fall back on a real person's address.
+            fallback = _reply_address(msg)
+            if fallback not in app.config.organisation.form_senders:
+                email = fallback
         contact = _find_contact(session, validation.values, email) if email else None
         ticket = Ticket(
             reference=new_reference(app.rulebook.ticket_prefix),

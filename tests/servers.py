@@ -1,0 +1,192 @@
+"""Real servers for the tests: a Dovecot IMAP server and an aiosmtpd SMTP server on loopback.
+
+Dovecot runs with its own configuration in a temporary folder, on a free port, with a
+static password database: every user name logs in with the password ``secret`` and gets
+its own empty mailbox, so each test simply uses a fresh user name.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+
+DOVECOT_PASSWORD = "secret"
+
+DOVECOT_CONF = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+default_login_user = dovenull
+default_internal_user = dovecot
+default_internal_group = dovecot
+first_valid_uid = 1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{root}/mail/%u/Maildir
+passdb {{
+  driver = static
+  args = password={password}
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={root}/mail/%u
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    """Return once something accepts connections on ``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+@dataclass
+class Dovecot:
+    """A running Dovecot; ``stop()`` shuts it down and removes its folder."""
+
+    root: Path
+    port: int
+    conf: Path
+
+    def stop(self) -> None:
+        subprocess.run(["doveadm", "-c", str(self.conf), "stop"], check=False,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def start_dovecot() -> Dovecot:
+    """Start Dovecot as root on a free loopback port (needs the dovecot-imapd package)."""
+    if shutil.which("dovecot") is None:
+        raise RuntimeError("dovecot is not installed (apt-get install dovecot-imapd)")
+    root = Path(tempfile.mkdtemp(prefix="reclambot-dovecot-"))
+    root.chmod(0o755)
+    for sub in ("run", "state", "mail"):
+        (root / sub).mkdir()
+    shutil.chown(root / "mail", "dovecot", "dovecot")
+    port = free_port()
+    conf = root / "dovecot.conf"
+    conf.write_text(DOVECOT_CONF.format(root=root, port=port, password=DOVECOT_PASSWORD))
+    # The daemon keeps inherited pipes open: its output goes to a file instead.
+    with (root / "start.log").open("w") as out:
+        result = subprocess.run(["dovecot", "-c", str(conf)], stdout=out, stderr=out,
+                                stdin=subprocess.DEVNULL, timeout=30)
+    if result.returncode != 0:
+        raise RuntimeError(f"dovecot did not start: {(root / 'start.log').read_text()}")
+    server = Dovecot(root=root, port=port, conf=conf)
+    try:
+        wait_for_port(port)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
+
+
+@dataclass
+class Captured:
+    """One email received by the test SMTP server."""
+
+    envelope_from: str
+    recipients: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    def text(self) -> str:
+        body = self.message.get_body(("plain",))
+        return body.get_content() if body is not None else ""
+
+    def html(self) -> str:
+        body = self.message.get_body(("html",))
+        return body.get_content() if body is not None else ""
+
+
+@dataclass
+class SmtpCapture:
+    """aiosmtpd handler keeping every email, and optionally answering with a failure code."""
+
+    received: list[Captured] = field(default_factory=list)
+    fail_with: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+        if self.fail_with:
+            return self.fail_with
+        with self.lock:
+            self.received.append(Captured(envelope.mail_from, list(envelope.rcpt_tos),
+                                          bytes(envelope.original_content or envelope.content)))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Captured]:
+        return [c for c in self.received if address in c.recipients]
+
+
+class SmtpServer:
+    """An aiosmtpd controller on a free loopback port."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.handler = SmtpCapture()
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     decode_data=False)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
