@@ -283,5 +283,6 @@ def classify(session: Session, msg: InboundMessage, app: App) -> Decision:
         return Decision(Action.NEW_CONTACT, (Match("subject_tag", tag), thread_match))
     return Decision(
         Action.LEAVE,
-        (thread_match, Match("no_tag", "no RÉCLAMATION tag in the subject: left unread for humans")),
+        (thread_match,
+         Match("no_tag", "no RÉCLAMATION tag in the subject: left unread for humans")),
     )

@@ -13,7 +13,8 @@ log = logging.getLogger("bot")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reclambot",
-        description="Runs the complaint (réclamation) procedure of a training organisation by email.",
+        description="Runs the complaint (réclamation) procedure of a training organisation "
+        "by email.",
     )
     parser.add_argument("--config", type=Path, default=None,
                         help="config file (default: $RECLAMBOT_CONFIG or ./config.toml)")
@@ -97,8 +98,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                 select(Outbox).where(Outbox.status != "sent").order_by(Outbox.id)
             ).all()
             for row in rows:
-                print(f"{row.id:6} {row.status:8} attempts={row.attempts} next={row.next_attempt_at:%Y-%m-%d %H:%M} "
-                      f"{row.kind}: {row.last_error[:80]}")
+                print(f"{row.id:6} {row.status:8} attempts={row.attempts} "
+                      f"next={row.next_attempt_at:%Y-%m-%d %H:%M} {row.kind}: "
+                      f"{row.last_error[:80]}")
             print(f"{len(rows)} email(s) not sent")
     finally:
         app.close()

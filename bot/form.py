@@ -161,7 +161,8 @@ def validate(values: dict[str, str], rulebook: Rulebook, day: dt.date) -> Valida
     current = rulebook.current_form(day)
     problems: list[Problem] = []
     if not version_id:
-        problems.append(Problem("form_version", current.field("form_version").label, "information manquante"))
+        label = current.field("form_version").label
+        problems.append(Problem("form_version", label, "information manquante"))
         version = current
     elif version is None:
         problems.append(

@@ -72,7 +72,7 @@ def run_forever(app: App, stop: threading.Event | None = None,
                 idle = scheduler.idle_seconds
                 bot = app.config.bot
                 limit = bot.idle_timeout if source.ordered else bot.poll_interval
-                source.wait(max(1.0, min(limit, idle if idle is not None else limit)))
+                source.wait(max(1.0, min(limit, idle if idle is not None else limit)), stop)
                 pause = 1.0
             except TransientError as exc:
                 log.warning("%s; trying again in %.0f s", exc, pause)

@@ -21,7 +21,9 @@ COMPLETE_FORM: dict[str, str] = {
     "Entreprise / organisme": "",
     "Objet de la réclamation": "Attestation de formation non reçue",
     "Contrat, produit ou service concerné": "Convention de formation n° 2026-114",
-    "Action(s) de formation concernée(s)": "Sophrologie : gestion du stress (session de septembre 2026)",
+    "Action(s) de formation concernée(s)": (
+        "Sophrologie : gestion du stress (session de septembre 2026)"
+    ),
     "Intervenants concernés": "Cabinet Bienrelax (formateur)",
     "Date des faits": "30/09/2026",
     "Description": (
@@ -100,7 +102,8 @@ def form_html(fields: dict[str, str]) -> str:
     import html
 
     rows = "\n".join(
-        f"<tr><th>{html.escape(label)}</th><td>{html.escape(value).replace(chr(10), '<br>')}</td></tr>"
+        f"<tr><th>{html.escape(label)}</th>"
+        f"<td>{html.escape(value).replace(chr(10), '<br>')}</td></tr>"
         for label, value in fields.items()
     )
     return (

@@ -160,7 +160,7 @@ class SmtpCapture:
     fail_with: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         if self.fail_with:
             return self.fail_with
         with self.lock:

@@ -154,7 +154,8 @@ def test_html_only_free_text_message(env: BotEnv) -> None:
 
 
 def test_tolerant_labels(env: BotEnv) -> None:
-    text = samples.form_text(form()).replace("Objet de la réclamation :", "OBJET DE LA RECLAMATION:")
+    text = samples.form_text(form())
+    text = text.replace("Objet de la réclamation :", "OBJET DE LA RECLAMATION:")
     text = text.replace("Nom et prénom :", "  nom  et  prenom *  :")
     env.append(samples._message(sender=FORM_SENDER, to=BOT, subject="Formulaire", text=text))
     env.run()
@@ -237,7 +238,8 @@ def test_outdated_form_version_is_refused(env: BotEnv, tmp_path: Path) -> None:
     for name in ("procedure.toml", "robots.toml"):
         (rules / name).write_text((source / name).read_text())
     forms = (source / "forms.toml").read_text()
-    forms = forms.replace("valid_from = 2026-01-01\n", "valid_from = 2026-01-01\nvalid_until = 2026-06-30\n")
+    forms = forms.replace("valid_from = 2026-01-01\n",
+                          "valid_from = 2026-01-01\nvalid_until = 2026-06-30\n")
     new_version = forms[forms.index("\n[[versions]]"):].replace('id = "2026-01"', 'id = "2026-07"')
     new_version = new_version.replace("valid_from = 2026-01-01\nvalid_until = 2026-06-30\n",
                                       "valid_from = 2026-07-01\n")
@@ -419,3 +421,41 @@ def test_export_csv(env: BotEnv) -> None:
     assert record["Nom du client"] == "Jeanne Martin"
     assert record["Objet de la réclamation"] == "Attestation de formation non reçue"
     assert record["Emplacement des pièces justificatives"].startswith("dossiers/REC-")
+
+
+# --- reclambot run: continuous, woken by IMAP IDLE ------------------------------------------
+
+
+def test_run_forever_answers_new_mail_through_idle(env: BotEnv) -> None:
+    import threading
+    import time
+
+    from bot.runner import run_forever
+
+    stop = threading.Event()
+    worker = threading.Thread(target=run_forever, args=(env.app, stop), daemon=True)
+    worker.start()
+    try:
+        time.sleep(0.5)  # let it reach IDLE with an empty inbox
+        env.append(samples.form_submission())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(env.smtp.handler.received) < 2:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(timeout=env.config.bot.idle_timeout + 10)
+    assert len(env.smtp.handler.received) == 2
+    assert len(env.complaints()) == 1
+
+
+def test_stranger_cannot_complete_someone_elses_ticket(env: BotEnv) -> None:
+    env.append(samples.form_submission(form(**{"Description": ""})))
+    env.run()
+    [request] = env.smtp.handler.received
+    env.append(samples.reply(request.data, "Description : texte d'un tiers\n",
+                             sender="Mallory <mallory@example.com>"))
+    env.run()
+    assert env.complaints() == []
+    [_, row] = env.inbound()
+    assert row.action == "new_contact"  # a tagged message from someone else: their own contact
+    assert any("not its correspondent" in m["reason"] for m in row.rules)

@@ -7,6 +7,7 @@ folders (a move: nothing is ever deleted), and can wait until something new arri
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -41,8 +42,8 @@ class Source(Protocol):
     def file(self, uids: list[str], folder: str) -> None:
         """Move messages to ``folder``, created when missing."""
 
-    def wait(self, timeout: float) -> None:
-        """Return when something may have arrived, or after ``timeout`` seconds."""
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
+        """Return when something may have arrived, after ``timeout`` s, or once ``stop`` is set."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -12,6 +12,8 @@ import datetime as dt
 import logging
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -142,16 +144,20 @@ class ImapSource:
             else:
                 self._call("EXPUNGE", client.expunge)
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
         client = self.client
         if not client.has_capability("IDLE"):
-            import time
-
-            time.sleep(timeout)
+            stop.wait(timeout)
             return
+        deadline = time.monotonic() + timeout
         self._call("IDLE", client.idle)
         try:
-            self._call("IDLE", client.idle_check, timeout)
+            # Short checks inside one IDLE session: new mail wakes us at once, and a stop
+            # request is noticed within a second.
+            while not stop.is_set() and time.monotonic() < deadline:
+                if self._call("IDLE", client.idle_check, min(1.0, timeout)):
+                    break
         finally:
             if self._client is not None:
                 self._call("IDLE DONE", client.idle_done)

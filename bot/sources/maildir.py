@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,8 +86,8 @@ class MaildirSource:
         return sorted(p for sub in ("new", "cur") if (target / sub).is_dir()
                       for p in (target / sub).iterdir())
 
-    def wait(self, timeout: float) -> None:
-        time.sleep(timeout)
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
+        (stop or threading.Event()).wait(timeout)
 
     def close(self) -> None:
         pass

@@ -1,0 +1,116 @@
+"""Configuration: every error names its key; secrets stay secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import Secret, load_config
+from bot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """\
+[organisation]
+name = "Org"
+bot_address = "bot@example.fr"
+director_name = "D"
+director_addresses = ["d@example.fr"]
+form_url = "https://example.fr/f"
+
+[bot]
+source = "maildir"
+sink = "maildir"
+
+[maildir]
+inbox = "in"
+outbox = "out"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_config_is_complete_and_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECLAMBOT_IMAP_PASSWORD", "imap-secret")
+    monkeypatch.setenv("RECLAMBOT_SMTP_PASSWORD", "smtp-secret")
+    config = load_config(ROOT / "config.example.toml")
+    assert config.imap is not None and config.imap.password.reveal() == "imap-secret"
+    assert config.smtp is not None and config.smtp.port == 587
+    assert config.organisation.director_addresses == ("direction@example.fr",)
+    assert config.database_url == f"sqlite:///{ROOT / 'reclambot.sqlite3'}"
+    assert config.dossiers == ROOT / "dossiers"
+
+
+def test_minimal_config_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.maildir is not None and config.maildir.inbox == tmp_path / "in"
+    assert config.folders.processed == "Réclamations/Traitées"
+    assert config.organisation.contact == "d@example.fr"
+    assert config.imap is None and config.smtp is None
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (lambda t: t.replace('name = "Org"\n', ""), "organisation.name"),
+        (lambda t: t.replace('director_addresses = ["d@example.fr"]', "director_addresses = []"),
+         "organisation.director_addresses"),
+        (lambda t: t.replace('source = "maildir"', 'source = "pop3"'), "bot.source"),
+        (lambda t: t + "\n[database]\nurl = 12\n", "database.url"),
+        (lambda t: t + "\n[database]\nuri = 'sqlite://'\n", "database.uri"),
+        (lambda t: t + "\n[databse]\n", "databse"),
+        (lambda t: t.replace('source = "maildir"', 'source = "imap"'), "imap"),
+        (lambda t: t.replace('source = "maildir"', 'source = "imap"')
+         + '\n[imap]\nhost = "h"\nusername = "u"\n', "imap.password"),
+        (lambda t: t.replace('source = "maildir"', 'source = "imap"')
+         + '\n[imap]\nhost = "h"\nusername = "u"\npassword_env = "NOPE_NOT_SET"\n',
+         "imap.password_env"),
+        (lambda t: t.replace('source = "maildir"', 'source = "imap"')
+         + '\n[imap]\nhost = "h"\nport = "993"\nusername = "u"\npassword = "p"\n', "imap.port"),
+        (lambda t: t + "\n[paths]\ntemplates = 'nowhere'\n", "paths.templates"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, change, key: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, change(MINIMAL)))
+    assert caught.value.key == key
+    assert str(caught.value).startswith(f"config: {key}: ")
+
+
+def test_cli_reports_config_error_in_one_line(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, MINIMAL.replace('form_url = "https://example.fr/f"\n', ""))
+    assert main(["--config", str(path), "run", "--once"]) == 2
+    err = capsys.readouterr().err
+    assert err == "reclambot: error: config: organisation.form_url: missing (required)\n"
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(tmp_path / "none.toml"), "export", "--format", "csv"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["--config", str(write(tmp_path, "[organisation\n")), "run", "--once"]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_secret_never_prints() -> None:
+    secret = Secret("hunter2")
+    assert "hunter2" not in repr(secret) and "hunter2" not in str(secret)
+    assert "hunter2" not in f"{secret}"
+    assert secret.reveal() == "hunter2"
+
+
+def test_password_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_SMTP_PASSWORD", "s3cret")
+    text = MINIMAL.replace('sink = "maildir"', 'sink = "smtp"') + (
+        '\n[smtp]\nhost = "smtp.example.fr"\nusername = "u"\npassword_env = "MY_SMTP_PASSWORD"\n'
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.smtp is not None
+    assert config.smtp.password.reveal() == "s3cret"
+    assert "s3cret" not in repr(config)

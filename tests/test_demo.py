@@ -1,0 +1,55 @@
+"""``reclambot demo``: the embedded default, with no server at all."""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.policy
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+
+def test_demo_runs_the_pipeline_and_is_idempotent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "demo"
+    assert main(["demo", "--dir", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert "Handled 6 message(s); sent 6 email(s)." in out
+    assert "REC-" in out and "left in the inbox" in out
+
+    sent = sorted((directory / "emails-envoyes").glob("*.eml"))
+    kinds = sorted(p.name.split("-", 1)[1] for p in sent)
+    assert kinds == sorted([
+        "form_link.eml", "acknowledgement.eml", "acknowledgement.eml",
+        "director_new_complaint.eml", "director_new_complaint.eml", "information_request.eml",
+    ])
+    message = email.message_from_bytes(sent[0].read_bytes(), policy=email.policy.default)
+    assert message["Auto-Submitted"]
+    assert len(list((directory / "maildir" / "outbox" / "new").iterdir())) == 6
+    assert len(list((directory / "maildir" / "inbox" / "new").iterdir())) == 1  # untagged
+
+    # Run again: nothing new arrives, nothing is sent twice.
+    assert main(["demo", "--dir", str(directory)]) == 0
+    assert "Handled 0 message(s); sent 0 email(s)." in capsys.readouterr().out
+    assert len(list((directory / "maildir" / "outbox" / "new").iterdir())) == 6
+
+    output = tmp_path / "register.csv"
+    config = str(directory / "config.toml")
+    assert main(["--config", config, "export", "--format", "csv", "--output", str(output)]) == 0
+    with output.open(encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    assert len(rows) == 3 and rows[0][0] == "Numéro du ticket"
+    assert [r[0][-4:] for r in rows[1:]] == ["0001", "0002"]
+
+
+def test_run_once_on_maildir_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "demo"
+    main(["demo", "--dir", str(directory)])
+    capsys.readouterr()
+    assert main(["--config", str(directory / "config.toml"), "run", "--once"]) == 0
+    assert "handled 0 message(s)" in capsys.readouterr().out
+    assert main(["--config", str(directory / "config.toml"), "outbox"]) == 0
+    assert "0 email(s) not sent" in capsys.readouterr().out

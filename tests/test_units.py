@@ -1,0 +1,106 @@
+"""Small pieces: working days, safe file names, reply stripping, numbering under concurrency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from bot.db import create_schema, make_engine, next_in_sequence, session_factory
+from bot.dossier import Dossiers, safe_filename
+from bot.message import content_hash, parse_message
+from bot.replies import new_text
+from bot.workdays import add_working_days, is_working_day
+
+
+def test_christmas_eve_ticket_skips_holidays_and_weekends() -> None:
+    thursday = dt.date(2026, 12, 24)
+    assert not is_working_day(dt.date(2026, 12, 25))  # Christmas Day
+    assert not is_working_day(dt.date(2027, 1, 1))
+    assert add_working_days(thursday, 2) == dt.date(2026, 12, 29)
+    assert add_working_days(thursday, 10) == dt.date(2027, 1, 11)
+    assert add_working_days(dt.date(2026, 5, 13), 1) == dt.date(2026, 5, 15)  # Ascension
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("../../etc/cron.d/x", "x"),
+        ("..\\..\\windows\\evil.exe", "evil.exe"),
+        ("..", "piece-jointe"),
+        (".htaccess", "htaccess"),
+        ("fac\x00ture.pdf", "facture.pdf"),
+        ("émargement novembre.pdf", "émargement novembre.pdf"),
+        ("a|b<c>.pdf", "a_b_c.pdf"),
+    ],
+)
+def test_safe_filename(name: str, expected: str) -> None:
+    assert safe_filename(name) == expected
+
+
+def test_dossier_refuses_non_reference(tmp_path: Path) -> None:
+    dossiers = Dossiers(tmp_path)
+    for bad in ("../x", "REC-2026-0001/../..", "", "/etc"):
+        with pytest.raises(ValueError):
+            dossiers.folder(bad)
+    assert dossiers.folder("REC-2026-0001") == tmp_path / "REC-2026-0001"
+
+
+@pytest.mark.parametrize(
+    "quote",
+    [
+        "Le mar. 24 nov. 2026 à 10:00, SophroAttitude <r@example.fr> a écrit :\n> ancien texte",
+        "On Tue, Nov 24, 2026 at 10:00 AM SophroAttitude <r@example.fr> wrote:\n> ancien texte",
+        "De : SophroAttitude <r@example.fr>\nEnvoyé : mardi 24 novembre 2026 10:00\n"
+        "À : moi@example.org\nObjet : RE: Réclamation\n\nancien texte",
+        "> ancien texte\n> encore",
+    ],
+)
+def test_new_text_strips_quoted_history(quote: str) -> None:
+    assert new_text(f"Description : nouveau texte\n\n{quote}\n") == "Description : nouveau texte"
+
+
+def test_content_hash_ignores_trace_headers() -> None:
+    raw = b"From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n"
+    relayed = b"Received: from mx by relay\r\n\tid 42\r\nReturn-Path: <a@example.org>\r\n" + raw
+    assert content_hash(raw) == content_hash(relayed)
+    assert content_hash(raw) != content_hash(raw.replace(b"body", b"other"))
+
+
+def test_parse_decodes_iso_8859_1_subject_and_body() -> None:
+    raw = (
+        b"From: =?iso-8859-1?q?H=E9l=E8ne?= <helene@example.org>\r\n"
+        b"Subject: =?iso-8859-1?q?R=E9clamation_urgente?=\r\n"
+        b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+        b"Tr\xe8s d\xe9\xe7ue.\r\n"
+    )
+    msg = parse_message(raw)
+    assert msg.subject == "Réclamation urgente"
+    assert msg.from_name == "Hélène" and msg.from_address == "helene@example.org"
+    assert msg.text == "Très déçue."
+
+
+def _allocate(url: str, count: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    engine = make_engine(url)
+    factory = session_factory(engine)
+    got = []
+    for _ in range(count):
+        with factory() as session, session.begin():
+            got.append(next_in_sequence(session, "REC-2026"))
+    queue.put(got)
+
+
+def test_numbering_is_sequential_under_concurrency(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'n.sqlite3'}"
+    create_schema(make_engine(url))
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    workers = [multiprocessing.Process(target=_allocate, args=(url, 40, queue)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    numbers = [n for _ in workers for n in queue.get(timeout=120)]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(numbers) == list(range(1, 121))
