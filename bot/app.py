@@ -15,6 +15,7 @@ from bot.db import create_schema, make_engine, session_factory, utcnow
 from bot.dossier import Dossiers
 from bot.render import Renderer
 from bot.rulebook import Rulebook, load_rulebook
+from bot.tokens import Tokens, load_tokens
 
 
 @dataclass
@@ -27,6 +28,7 @@ class App:
     factory: sessionmaker[Session]
     renderer: Renderer
     dossiers: Dossiers
+    tokens: Tokens
     clock: Callable[[], dt.datetime] = utcnow
 
     @contextmanager
@@ -51,6 +53,7 @@ def build_app(config: Config, clock: Callable[[], dt.datetime] | None = None) ->
     rulebook = load_rulebook(config.rules_dir)
     engine = make_engine(config.database_url)
     create_schema(engine)
+    factory = session_factory(engine)
     renderer = Renderer(
         config.templates_dir,
         {"org": config.organisation, "rules": rulebook},
@@ -59,8 +62,9 @@ def build_app(config: Config, clock: Callable[[], dt.datetime] | None = None) ->
         config=config,
         rulebook=rulebook,
         engine=engine,
-        factory=session_factory(engine),
+        factory=factory,
         renderer=renderer,
         dossiers=Dossiers(config.dossiers),
+        tokens=load_tokens(config.security.token_secret, factory),
         clock=clock or utcnow,
     )

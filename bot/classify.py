@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import tokens
+from bot.authcheck import authentication_problem
+from bot.commands import READ_ONLY, CommandError
+from bot.commands import parse as parse_commands
 from bot.form import extract_fields
 from bot.models import Complaint, Contact, Outbox, Ticket
 from bot.outbox import OWN_HEADER
+from bot.replies import new_text
 from bot.text import fold
 
 if TYPE_CHECKING:
@@ -31,7 +36,9 @@ class Action(StrEnum):
     """What the handlers will do with a message."""
 
     ROBOT = "robot"  # automatic message: filed, never answered
-    DIRECTOR = "director"  # from the director: left for the command handler
+    COMMAND = "command"  # the director acts on the register
+    ALERT = "alert"  # someone tried to act on the register without the right: director warned
+    DIRECTOR = "director"  # the director's ordinary mail: left for her
     SUBMISSION = "submission"  # the official form, filled in
     TICKET_REPLY = "ticket_reply"  # information supplied for an incomplete ticket
     CONTACT_REPLY = "contact_reply"  # answer to the form-link email
@@ -155,7 +162,51 @@ def from_form(msg: InboundMessage, app: App) -> str | None:
 
 def from_director(msg: InboundMessage, app: App) -> str | None:
     if msg.from_address in app.config.organisation.director_addresses:
-        return "sent by the director: handled as a command, never as a complaint"
+        return "sent from a director address: never a complaint"
+    return None
+
+
+def _command_names(msg: InboundMessage) -> list[str] | None:
+    """Names of the commands in the new text; ``None`` if a line is no known command."""
+    try:
+        return [c.name for c in parse_commands(new_text(msg.text))]
+    except CommandError:
+        return None
+
+
+def director_decision(session: Session, msg: InboundMessage, app: App,
+                      matches: tuple[Match, ...]) -> Decision:
+    """A director address wrote: a command (valid token), an alert, or her own mail."""
+    found = tokens.subject_pattern(app.rulebook.complaint_prefix).search(msg.subject)
+    auth = authentication_problem(msg, app.config.security)
+    names = _command_names(msg)
+    if found is not None:
+        number, token = found.groups()
+        complaint = session.scalar(select(Complaint).where(Complaint.number == number))
+        if complaint is None or not app.tokens.check(number, token):
+            return Decision(Action.ALERT, (*matches, Match(
+                "command_token", f"token in the subject is not valid for {number}")))
+        if auth:
+            return Decision(Action.ALERT, (*matches, Match("authentication", auth)))
+        thread = Thread("complaint", complaint.id, complaint.number, complaint.client_email)
+        return Decision(Action.COMMAND, (*matches, Match(
+            "command_token", f"valid command token for {number}")), thread=thread)
+    if names is None or (names and not set(names) <= READ_ONLY):
+        return Decision(Action.ALERT, (*matches, Match(
+            "command_token", "commands without the token of a complaint in the subject")))
+    if names:
+        if auth:
+            return Decision(Action.ALERT, (*matches, Match("authentication", auth)))
+        return Decision(Action.COMMAND, (*matches, Match(
+            "read_only_command", f"read-only command(s) {', '.join(names)}")))
+    return Decision(Action.DIRECTOR, (*matches, Match(
+        "no_command", "no command: the director's own mail, left for her")))
+
+
+def foreign_token(msg: InboundMessage, app: App) -> str | None:
+    if tokens.subject_pattern(app.rulebook.complaint_prefix).search(msg.subject):
+        return f"a command token in the subject, but {msg.from_address or 'the sender'} " \
+               "is not a director address"
     return None
 
 
@@ -262,7 +313,10 @@ def classify(session: Session, msg: InboundMessage, app: App) -> Decision:
         return Decision(Action.ROBOT, robots)
     director = from_director(msg, app)
     if director:
-        return Decision(Action.DIRECTOR, (Match("from_director", director),))
+        return director_decision(session, msg, app, (Match("from_director", director),))
+    foreign = foreign_token(msg, app)
+    if foreign:
+        return Decision(Action.ALERT, (Match("foreign_token", foreign),))
     thread, thread_match = find_thread(session, msg, app)
     if thread is not None:
         action = {

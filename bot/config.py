@@ -112,6 +112,25 @@ class MaildirConfig:
 
 
 @dataclass(frozen=True)
+class MediationConfig:
+    """The consumer mediator the organisation belongs to (Code de la consommation L612-1)."""
+
+    name: str = "AME CONSO"
+    website: str = "https://www.mediationconso-ame.com"
+    form_url: str = "https://www.mediationconso-ame.com"
+    address: str = "AME CONSO, 11 Place Dauphine – 75001 PARIS"
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """Who may act on the register by email."""
+
+    token_secret: Secret = field(default_factory=lambda: Secret(""))
+    require_authentication_results: bool = False
+    authserv_id: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, loaded once by :func:`load_config`."""
 
@@ -126,7 +145,8 @@ class Config:
     imap: ImapConfig | None = None
     smtp: ServerConfig | None = None
     maildir: MaildirConfig | None = None
-    token_secret: Secret = field(default_factory=lambda: Secret(""))
+    mediation: MediationConfig = field(default_factory=MediationConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
 def default_config_path() -> Path:
@@ -187,6 +207,14 @@ class _Section:
             raise ConfigError(self.key(key), f"must be an integer, not {value!r}")
         if value < minimum:
             raise ConfigError(self.key(key), f"must be at least {minimum}, not {value}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(key), f"must be true or false, not {value!r}")
         return value
 
     def number(self, key: str, default: float) -> float:
@@ -279,7 +307,7 @@ def _sqlite_relative(url: str, base: Path) -> str:
 
 KNOWN_SECTIONS = (
     "organisation", "bot", "imap", "smtp", "folders", "maildir",
-    "database", "storage", "paths", "security",
+    "database", "storage", "paths", "security", "mediation",
 )
 
 
@@ -364,8 +392,30 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     )
     if paths is not None:
         paths.used.update({"templates", "rules"})
-    security = table("security")
-    token_secret = security.secret("token_secret", required=False) if security else Secret("")
+    security_section = table("security")
+    security = SecurityConfig()
+    if security_section is not None:
+        security = SecurityConfig(
+            token_secret=security_section.secret("token_secret", required=False),
+            require_authentication_results=security_section.boolean(
+                "require_authentication_results", False
+            ),
+            authserv_id=security_section.string("authserv_id", ""),
+        )
+        if security.require_authentication_results and not security.authserv_id:
+            raise ConfigError(
+                "security.authserv_id",
+                "required when require_authentication_results = true",
+            )
+    mediation_section = table("mediation")
+    mediation = MediationConfig()
+    if mediation_section is not None:
+        mediation = MediationConfig(
+            name=mediation_section.string("name", mediation.name),
+            website=mediation_section.string("website", mediation.website),
+            form_url=mediation_section.string("form_url", mediation.form_url),
+            address=mediation_section.string("address", mediation.address),
+        )
 
     for section in sections:
         section.finish()
@@ -385,7 +435,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         imap=imap,
         smtp=smtp,
         maildir=maildir,
-        token_secret=token_secret,
+        mediation=mediation,
+        security=security,
     )
 
 

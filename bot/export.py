@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO
 
 from sqlalchemy import select
@@ -13,8 +13,29 @@ from sqlalchemy.orm import Session
 from bot.models import Complaint
 from bot.render import local
 
-# (header as the procedure names the element, attribute of Complaint). First: the number.
-REGISTER_COLUMNS: tuple[tuple[str, str], ...] = (
+
+def failures_text(complaint: Complaint) -> str:
+    """The failures identified, one per line."""
+    return "\n".join(f"- {f.text}" for f in complaint.failures)
+
+
+def actions_text(complaint: Complaint) -> str:
+    """The actions taken, with their dates, one per line."""
+    return "\n".join(f"{a.day.isoformat()} : {a.text}" for a in complaint.actions)
+
+
+def response_text(complaint: Complaint) -> str:
+    """The answer given: its outcome, then its text."""
+    if not complaint.response_outcome:
+        return ""
+    return f"{complaint.response_outcome} — {complaint.response_text}"
+
+
+Column = str | Callable[[Complaint], str]
+
+# (header as the procedure names the element, attribute of Complaint or function).
+# First column: the number.
+REGISTER_COLUMNS: tuple[tuple[str, Column], ...] = (
     ("Numéro du ticket", "number"),
     ("Date de réception du ticket", "received_at"),
     ("Date de réclamation initiale", "initial_contact_at"),
@@ -32,10 +53,9 @@ REGISTER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Date des faits", "facts_date"),
     ("Description de la réclamation", "description"),
     ("Solution attendue", "expected_solution"),
-    ("Identification des manquements", "failures"),
-    ("Réponse apportée (positive ou négative)", "response_outcome"),
-    ("Texte de la réponse", "response_text"),
-    ("Actions menées (avec dates)", "actions_taken"),
+    ("Identification des manquements", failures_text),
+    ("Réponse apportée (positive ou négative)", response_text),
+    ("Actions menées (avec dates)", actions_text),
     ("Résolution du dysfonctionnement ou du mécontentement", "resolution"),
     ("Date de réponse au réclamant", "response_date"),
     ("Numéro du formulaire de réponse", "response_number"),
@@ -44,6 +64,8 @@ REGISTER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Statut", "status"),
     ("Accusé de réception envoyé le", "acknowledged_at"),
     ("Échéance de réponse", "answer_due"),
+    ("Consommateur (médiation)", "is_consumer"),
+    ("Information médiation envoyée le", "mediation_sent_at"),
     ("Clôturée le", "closed_at"),
 )
 
@@ -63,9 +85,16 @@ def cell(value: object) -> str:
 
 def register_rows(session: Session) -> Iterable[list[str]]:
     """The register as text rows, in number order (streamed)."""
-    query = select(Complaint).order_by(Complaint.year, Complaint.sequence)
-    for complaint in session.scalars(query).yield_per(200):
-        yield [cell(getattr(complaint, attr)) for _, attr in REGISTER_COLUMNS]
+    query = (
+        select(Complaint)
+        .where(Complaint.status != "requalified")  # not a complaint: kept in its own log
+        .order_by(Complaint.year, Complaint.sequence)
+    )
+    for complaint in session.scalars(query):
+        yield [
+            cell(column(complaint) if callable(column) else getattr(complaint, column))
+            for _, column in REGISTER_COLUMNS
+        ]
 
 
 def write_csv(session: Session, out: IO[str], delimiter: str = ";") -> int:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import commands
 from bot.classify import Action, Decision
 from bot.db import next_in_sequence
 from bot.form import Validation, extract_fields, validate
@@ -50,6 +51,15 @@ def _event(session: Session, row: Inbound, kind: str, detail: dict[str, object] 
         contact_id=contact.id if contact else None,
         ticket_id=ticket.id if ticket else None,
     ))
+
+
+def director_context(app: App, complaint: Complaint) -> dict[str, object]:
+    """What every email to the director about a complaint needs: its command tag."""
+    return {"complaint": complaint, "tag": app.tokens.tag(complaint.number)}
+
+
+def _directors(app: App) -> list[str]:
+    return list(app.config.organisation.director_addresses)
 
 
 def _reply_address(msg: InboundMessage) -> str:
@@ -147,9 +157,8 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
             context={"complaint": complaint}, reference=number, answering=msg,
             complaint=complaint)
     _event(session, row, "acknowledged", {"to": "complainant"}, complaint=complaint)
-    enqueue(session, app, kind="director_new_complaint",
-            recipients=list(app.config.organisation.director_addresses),
-            context={"complaint": complaint}, reference=number,
+    enqueue(session, app, kind="director_new_complaint", recipients=_directors(app),
+            context=director_context(app, complaint), reference=number,
             auto_submitted="auto-generated", complaint=complaint)
     log.info("registered %s (form %s)", number, complaint.form_version)
     return complaint
@@ -170,8 +179,7 @@ def _request_information(session: Session, app: App, msg: InboundMessage, row: I
                 reference=ticket.reference, answering=msg, ticket=ticket)
     else:
         # No address to ask: only a person can follow this up.
-        enqueue(session, app, kind="director_unreachable_ticket",
-                recipients=list(app.config.organisation.director_addresses),
+        enqueue(session, app, kind="director_unreachable_ticket", recipients=_directors(app),
                 context={"ticket": ticket, "problems": validation.problems},
                 reference=ticket.reference, auto_submitted="auto-generated", ticket=ticket)
     log.info("ticket %s incomplete (%d problems)", ticket.reference, len(validation.problems))
@@ -243,9 +251,9 @@ def handle_contact_reply(session: Session, app: App, msg: InboundMessage, decisi
         _submit(session, app, msg, row, fields, None)
         return
     _event(session, row, "correspondence", {"from": "complainant"}, contact=contact)
-    enqueue(session, app, kind="director_correspondence",
-            recipients=list(app.config.organisation.director_addresses),
-            context={"reference_kind": "contact", "sender": msg.from_address,
+    enqueue(session, app, kind="director_correspondence", recipients=_directors(app),
+            context={"reference_kind": "contact", "tag": f"[{contact.reference}]",
+                     "sender": msg.from_address,
                      "subject": msg.subject, "text": new_text(msg.text)},
             reference=contact.reference, auto_submitted="auto-generated", contact=contact)
 
@@ -257,9 +265,9 @@ def handle_complaint_reply(session: Session, app: App, msg: InboundMessage, deci
     assert complaint is not None
     row.complaint_id = complaint.id
     _event(session, row, "correspondence", {"from": "complainant"}, complaint=complaint)
-    enqueue(session, app, kind="director_correspondence",
-            recipients=list(app.config.organisation.director_addresses),
-            context={"reference_kind": "complaint", "sender": msg.from_address,
+    enqueue(session, app, kind="director_correspondence", recipients=_directors(app),
+            context={**director_context(app, complaint), "reference_kind": "complaint",
+                     "sender": msg.from_address,
                      "subject": msg.subject, "text": new_text(msg.text)},
             reference=complaint.number, auto_submitted="auto-generated", complaint=complaint)
 
@@ -287,6 +295,52 @@ def handle_new_contact(session: Session, app: App, msg: InboundMessage, decision
     log.info("initial contact %s answered with the form link", contact.reference)
 
 
+def handle_command(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                   row: Inbound) -> None:
+    """Run the director's commands, all or nothing, and tell her what was done or what to fix."""
+    complaint = None
+    if decision.thread is not None:
+        complaint = session.get(Complaint, decision.thread.id)
+        row.complaint_id = decision.thread.id
+    done: list[str] = []
+    error: commands.CommandError | None = None
+    try:
+        with session.begin_nested():
+            ctx = commands.Context(session, app, msg, row, complaint, done)
+            commands.execute(ctx, commands.parse(new_text(msg.text)))
+    except commands.CommandError as exc:
+        error = exc
+        done.clear()
+    if complaint is not None:
+        session.refresh(complaint)  # the savepoint may have rolled changes back
+    context: dict[str, object] = {
+        "tag": app.tokens.tag(complaint.number) if complaint else "",
+        "complaint": complaint,
+        "done": done,
+        "error": error,
+        "attachments": [a.filename for a in msg.attachments] if complaint else [],
+    }
+    if error is None and complaint is not None and msg.attachments:
+        _event(session, row, "documents", {"count": len(msg.attachments)}, complaint=complaint)
+    enqueue(session, app, kind="director_error" if error else "director_confirmation",
+            recipients=[msg.from_address], context=context,
+            reference=complaint.number if complaint else "commandes", answering=msg,
+            auto_submitted="auto-replied", complaint=complaint)
+    log.info("director commands on %s: %s", complaint.number if complaint else "-",
+             "refused" if error else f"{len(done)} done")
+
+
+def handle_alert(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                 row: Inbound) -> None:
+    """Someone tried to act on the register without the right: only the director is told."""
+    enqueue(session, app, kind="director_alert", recipients=_directors(app),
+            context={"sender": msg.from_address, "subject": msg.subject,
+                     "reasons": [m.reason for m in decision.matches],
+                     "received_at": row.received_at or row.processed_at},
+            reference="alerte", auto_submitted="auto-generated")
+    log.warning("refused command email (%s)", decision.matches[-1].rule)
+
+
 def handle_nothing(session: Session, app: App, msg: InboundMessage, decision: Decision,
                    row: Inbound) -> None:
     """Robots, the director's mail and untagged mail: the decision is the whole action."""
@@ -297,6 +351,8 @@ Handler = Callable[[Session, "App", "InboundMessage", Decision, Inbound], None]
 HANDLERS: dict[Action, Handler] = {
     Action.ROBOT: handle_nothing,
     Action.DIRECTOR: handle_nothing,
+    Action.COMMAND: handle_command,
+    Action.ALERT: handle_alert,
     Action.LEAVE: handle_nothing,
     Action.SUBMISSION: handle_submission,
     Action.TICKET_REPLY: handle_ticket_reply,

@@ -30,7 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
@@ -46,6 +46,7 @@ class Complaint(Base):
     number: Mapped[str] = mapped_column(String(32), unique=True)
     year: Mapped[int] = mapped_column(Integer)
     sequence: Mapped[int] = mapped_column(Integer)
+    # open -> answered -> closed (and back with #rouvrir); requalified: not a complaint after all
     status: Mapped[str] = mapped_column(String(16), default="open")
     # Numéro et date de réception du ticket (conforme)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -70,11 +71,9 @@ class Complaint(Base):
     facts_date: Mapped[str] = mapped_column(String(64), default="")
     description: Mapped[str] = mapped_column(Text)
     expected_solution: Mapped[str] = mapped_column(Text, default="")
-    # Handling (filled by the director's commands)
-    failures: Mapped[str] = mapped_column(Text, default="")
+    # Handling (filled by the director's commands; failures and actions have their own tables)
     response_outcome: Mapped[str] = mapped_column(String(16), default="")
     response_text: Mapped[str] = mapped_column(Text, default="")
-    actions_taken: Mapped[str] = mapped_column(Text, default="")
     resolution: Mapped[str] = mapped_column(Text, default="")
     response_date: Mapped[dt.date | None] = mapped_column(Date)
     response_number: Mapped[str] = mapped_column(String(32), default="")
@@ -85,10 +84,40 @@ class Complaint(Base):
     answer_due: Mapped[dt.date | None] = mapped_column(Date)
     mediation_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    requalified_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
+    failures: Mapped[list[Failure]] = relationship(order_by="Failure.id", lazy="selectin")
+    actions: Mapped[list[ActionTaken]] = relationship(order_by="ActionTaken.day, ActionTaken.id",
+                                                      lazy="selectin")
+
     __table_args__ = (UniqueConstraint("year", "sequence"),)
+
+
+class Failure(Base):
+    """A failure of the organisation identified by the director (``#manquement``)."""
+
+    __tablename__ = "failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    origin: Mapped[str] = mapped_column(String(998), default="")
+
+
+class ActionTaken(Base):
+    """An action taken about a complaint, with its date (``#action``)."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), index=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    text: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    origin: Mapped[str] = mapped_column(String(998), default="")
 
 
 class Contact(Base):
@@ -199,6 +228,15 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Setting(Base):
+    """A value the bot generated once and must keep (e.g. the token secret when not configured)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class MailboxState(Base):

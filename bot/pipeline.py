@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # Where each action's message ends: a folder of [folders], or "" to stay in the inbox.
 FOLDER_OF = {
     Action.ROBOT: "ignored",
+    Action.COMMAND: "processed",
+    Action.ALERT: "ignored",
     Action.DIRECTOR: "",
     Action.LEAVE: "",
     Action.SUBMISSION: "processed",

@@ -1,0 +1,373 @@
+"""The director's commands, written as ``#lines`` in a plain email reply.
+
+Only the new text of the reply is read (quoted history stripped). A line that starts with
+``#`` starts a command (case and accents ignored); the lines under it, up to the next
+command or a ``--`` signature line, are its text. A command email is all-or-nothing: the
+commands run one after the other inside a savepoint, and the first error rolls them all
+back and is reported to the director with the line to fix.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.db import next_in_sequence
+from bot.errors import ReclambotError
+from bot.models import ActionTaken, Complaint, Event, Failure, Inbound
+from bot.outbox import enqueue
+from bot.render import local
+from bot.text import fold
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.message import InboundMessage
+
+OUTCOMES = {"positive": "positive", "negative": "négative", "partielle": "partielle"}
+NAMES = {
+    "manquement": "manquement",
+    "action": "action",
+    "reponse": "reponse",
+    "repondre": "reponse",
+    "cloturer": "cloturer",
+    "cloture": "cloturer",
+    "clore": "cloturer",
+    "rouvrir": "rouvrir",
+    "reouvrir": "rouvrir",
+    "requalifier": "requalifier",
+    "note": "note",
+    "consommateur": "consommateur",
+    "aide": "aide",
+    "liste": "liste",
+}
+#: Commands that read the register without changing it: they need no complaint token.
+READ_ONLY = frozenset({"aide", "liste"})
+_COMMAND_LINE = re.compile(r"^\s*#\s*([^\s#]+)\s*(.*)$")
+_SIGNATURE = re.compile(r"^-- ?$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$")
+_FR_DATE = re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$")
+
+
+class CommandError(ReclambotError):
+    """A command the bot cannot carry out; names the line the director must fix."""
+
+    def __init__(self, command: Command | None, message: str) -> None:
+        self.command = command
+        self.message = message
+        where = f"ligne {command.line} « {command.source.strip()} »" if command else "message"
+        super().__init__(f"{where} : {message}")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One ``#command`` with its arguments and the text under it."""
+
+    name: str
+    args: str
+    body: str
+    line: int
+    source: str
+
+    @property
+    def text(self) -> str:
+        """Arguments and body together: the free text of the command."""
+        return "\n".join(part for part in (self.args.strip(), self.body) if part)
+
+
+def parse(text: str) -> list[Command]:
+    """The commands of ``text`` (the reply's new text); unknown ones raise ``CommandError``."""
+    commands: list[Command] = []
+    current: dict[str, object] | None = None
+    body: list[str] = []
+
+    def close() -> None:
+        if current is not None:
+            # Blank lines around the text go; the indentation of its first line stays.
+            text = "\n".join(body).strip("\n").rstrip()
+            commands.append(Command(body=text, **current))  # type: ignore[arg-type]
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        if _SIGNATURE.match(line):
+            break
+        match = _COMMAND_LINE.match(line)
+        if match:
+            close()
+            body = []
+            word = fold(match.group(1)).replace(" ", "")
+            command = {"args": match.group(2).strip(), "line": number, "source": line}
+            if word not in NAMES:
+                raise CommandError(
+                    Command(word, "", "", number, line),
+                    f"commande inconnue « #{match.group(1)} » (envoyez #aide pour la liste)",
+                )
+            current = {"name": NAMES[word], **command}
+        elif current is not None:
+            body.append(line)
+    close()
+    return commands
+
+
+def parse_day(value: str) -> dt.date | None:
+    """``AAAA-MM-JJ`` or ``JJ/MM/AAAA``; ``None`` if ``value`` does not look like a date."""
+    if _ISO_DATE.match(value):
+        return dt.date.fromisoformat("-".join(part.zfill(2) for part in value.split("-")))
+    if _FR_DATE.match(value):
+        day, month, year = value.split("/")
+        return dt.date(int(year), int(month), int(day))
+    return None
+
+
+def one_year_after(day: dt.date) -> dt.date:
+    """The same day a year later (28 February for a 29 February)."""
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:
+        return day.replace(year=day.year + 1, day=28)
+
+
+def two_months_after(day: dt.date) -> dt.date:
+    """The same day two months later (the month's last day where it has no such day)."""
+    month = day.month + 2
+    year = day.year + (month - 1) // 12
+    month = (month - 1) % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass
+class Context:
+    """What a command acts on, and where its confirmation lines go."""
+
+    session: Session
+    app: App
+    msg: InboundMessage
+    row: Inbound
+    complaint: Complaint | None
+    done: list[str]
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.row.processed_at
+
+    @property
+    def today(self) -> dt.date:
+        return local(self.now).date()
+
+    def event(self, kind: str, detail: dict[str, object]) -> None:
+        self.session.add(Event(
+            at=self.now, kind=kind, origin=self.row.message_id or f"inbound:{self.row.id}",
+            detail=detail, complaint_id=self.complaint.id if self.complaint else None,
+        ))
+
+    def open_complaint(self, command: Command) -> Complaint:
+        complaint = self.complaint
+        if complaint is None:
+            raise CommandError(command, "cette commande doit répondre au message d'une "
+                               "réclamation (son objet porte le numéro et la clé)")
+        if complaint.status == "closed":
+            raise CommandError(command, f"la réclamation {complaint.number} est clôturée "
+                               "(#rouvrir d'abord)")
+        if complaint.status == "requalified":
+            raise CommandError(command, f"{complaint.number} a été requalifiée : elle n'est "
+                               "plus au dossier des réclamations")
+        return complaint
+
+    def touch(self, complaint: Complaint) -> None:
+        complaint.updated_at = self.now
+
+
+def _required_text(command: Command, what: str) -> str:
+    if not command.text:
+        raise CommandError(command, f"{what} manquant (écrivez-le après la commande)")
+    return command.text
+
+
+def cmd_failure(ctx: Context, command: Command) -> None:
+    complaint = ctx.open_complaint(command)
+    text = _required_text(command, "texte du manquement")
+    ctx.session.add(Failure(complaint_id=complaint.id, text=text, recorded_at=ctx.now,
+                            origin=ctx.row.message_id))
+    ctx.touch(complaint)
+    ctx.event("failure", {"text": text})
+    ctx.done.append(f"Manquement enregistré : {text}")
+
+
+def cmd_action(ctx: Context, command: Command) -> None:
+    complaint = ctx.open_complaint(command)
+    first, _, rest = command.args.partition(" ")
+    day = ctx.today
+    text = command.text
+    if first and (_ISO_DATE.match(first) or _FR_DATE.match(first) or first[:1].isdigit()):
+        try:
+            parsed = parse_day(first)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise CommandError(command, f"date invalide « {first} » (format AAAA-MM-JJ)")
+        day = parsed
+        text = "\n".join(p for p in (rest.strip(), command.body) if p)
+    if not text:
+        raise CommandError(command, "texte de l'action manquant (#action AAAA-MM-JJ texte)")
+    ctx.session.add(ActionTaken(complaint_id=complaint.id, day=day, text=text,
+                                recorded_at=ctx.now, origin=ctx.row.message_id))
+    ctx.touch(complaint)
+    ctx.event("action", {"day": day.isoformat(), "text": text})
+    ctx.done.append(f"Action du {day:%d/%m/%Y} enregistrée : {text}")
+
+
+def cmd_response(ctx: Context, command: Command) -> None:
+    complaint = ctx.open_complaint(command)
+    first, _, rest = command.args.partition(" ")
+    outcome = fold(first).replace(" ", "")
+    if outcome not in OUTCOMES:
+        raise CommandError(command, "issue de la réponse manquante ou inconnue : écrivez "
+                           "#reponse positive, #reponse negative ou #reponse partielle")
+    text = "\n".join(p for p in (rest.strip(), command.body) if p)
+    if not text:
+        raise CommandError(command, "texte de la réponse manquant (écrivez-le sous la "
+                           "ligne #reponse)")
+    app = ctx.app
+    year = ctx.today.year
+    sequence = next_in_sequence(ctx.session, f"REP-{year}")
+    number = f"REP-{year}-{sequence:04d}"
+    complaint.response_outcome = OUTCOMES[outcome]
+    complaint.response_text = text
+    complaint.response_date = ctx.today
+    complaint.response_number = number
+    complaint.status = "answered"
+    ctx.touch(complaint)
+    enqueue(ctx.session, app, kind="response", recipients=[complaint.client_email],
+            context={"complaint": complaint, "text": text, "outcome": OUTCOMES[outcome]},
+            reference=complaint.number, auto_submitted="auto-generated", complaint=complaint)
+    ctx.event("response", {"number": number, "outcome": OUTCOMES[outcome]})
+    ctx.done.append(f"Réponse {number} ({OUTCOMES[outcome]}) envoyée à {complaint.client_email}")
+    consumer = complaint.is_consumer is not False  # unknown: treated as a consumer
+    if outcome != "positive" and consumer:
+        written = local(complaint.initial_contact_at or complaint.received_at).date()
+        enqueue(ctx.session, app, kind="mediation_rights", recipients=[complaint.client_email],
+                context={"complaint": complaint, "mediation": app.config.mediation,
+                         "written_on": written, "last_day": one_year_after(written),
+                         "two_months": two_months_after(local(complaint.received_at).date())},
+                reference=complaint.number, auto_submitted="auto-generated",
+                complaint=complaint)
+        complaint.mediation_sent_at = ctx.now
+        ctx.event("mediation_information", {"mediator": app.config.mediation.name})
+        ctx.done.append(f"Information sur la médiation de la consommation "
+                        f"({app.config.mediation.name}) envoyée")
+    elif outcome != "positive":
+        ctx.done.append("Pas d'information sur la médiation : le réclamant n'agit pas en "
+                        "consommateur (#consommateur oui pour corriger)")
+
+
+def cmd_close(ctx: Context, command: Command) -> None:
+    complaint = ctx.open_complaint(command)
+    if command.text:
+        complaint.resolution = command.text
+    complaint.status = "closed"
+    complaint.closed_at = ctx.now
+    ctx.touch(complaint)
+    ctx.event("closed", {"resolution": bool(command.text)})
+    ctx.done.append(f"Réclamation {complaint.number} clôturée le {ctx.today:%d/%m/%Y}"
+                    + (f" ; résolution : {command.text}" if command.text else ""))
+
+
+def cmd_reopen(ctx: Context, command: Command) -> None:
+    complaint = ctx.complaint
+    if complaint is None or complaint.status != "closed":
+        raise CommandError(command, "seule une réclamation clôturée peut être rouverte")
+    complaint.status = "answered" if complaint.response_number else "open"
+    complaint.closed_at = None
+    ctx.touch(complaint)
+    ctx.event("reopened", {"reason": command.text})
+    ctx.done.append(f"Réclamation {complaint.number} rouverte"
+                    + (f" : {command.text}" if command.text else ""))
+
+
+def cmd_requalify(ctx: Context, command: Command) -> None:
+    complaint = ctx.open_complaint(command)
+    reason = _required_text(command, "motif de la requalification")
+    complaint.status = "requalified"
+    complaint.requalified_reason = reason
+    ctx.touch(complaint)
+    enqueue(ctx.session, ctx.app, kind="requalified", recipients=[complaint.client_email],
+            context={"complaint": complaint}, reference=complaint.number,
+            auto_submitted="auto-generated", complaint=complaint)
+    ctx.event("requalified", {"reason": reason})
+    ctx.done.append(f"{complaint.number} requalifiée (hors dossier des réclamations) : {reason}; "
+                    f"le demandeur a été orienté")
+
+
+def cmd_note(ctx: Context, command: Command) -> None:
+    complaint = ctx.complaint
+    if complaint is None:
+        raise CommandError(command, "une note doit répondre au message d'une réclamation")
+    text = _required_text(command, "texte de la note")
+    ctx.event("note", {"text": text})
+    ctx.done.append(f"Note interne enregistrée (jamais envoyée au réclamant) : {text}")
+
+
+def cmd_consumer(ctx: Context, command: Command) -> None:
+    complaint = ctx.complaint
+    if complaint is None:
+        raise CommandError(command, "cette commande doit répondre au message d'une réclamation")
+    value = fold(command.args)
+    if value not in ("oui", "non"):
+        raise CommandError(command, "écrivez #consommateur oui ou #consommateur non")
+    complaint.is_consumer = value == "oui"
+    ctx.touch(complaint)
+    ctx.event("consumer", {"is_consumer": complaint.is_consumer})
+    verb = "agit" if value == "oui" else "n'agit pas"
+    ctx.done.append(f"Le réclamant {verb} en consommateur")
+
+
+def cmd_help(ctx: Context, command: Command) -> None:
+    ctx.done.append(ctx.app.renderer.env.get_template("_commands.txt").render().strip())
+
+
+def cmd_list(ctx: Context, command: Command) -> None:
+    complaints = ctx.session.scalars(
+        select(Complaint).where(Complaint.status.in_(("open", "answered")))
+        .order_by(Complaint.year, Complaint.sequence)
+    ).all()
+    if not complaints:
+        ctx.done.append("Aucune réclamation ouverte.")
+        return
+    lines = [f"{len(complaints)} réclamation(s) ouverte(s) :"]
+    for c in complaints:
+        age = (ctx.today - local(c.received_at).date()).days
+        if c.status == "answered":
+            nxt = f"répondue le {c.response_date:%d/%m/%Y}, à clôturer"
+        else:
+            late = " — EN RETARD" if c.answer_due and c.answer_due < ctx.today else ""
+            nxt = f"réponse avant le {c.answer_due:%d/%m/%Y}{late}"
+        lines.append(f"- {c.number} ({age} j) {c.client_name} : {c.object[:60]} — {nxt}")
+    ctx.done.append("\n".join(lines))
+
+
+HANDLERS: dict[str, Callable[[Context, Command], None]] = {
+    "manquement": cmd_failure,
+    "action": cmd_action,
+    "reponse": cmd_response,
+    "cloturer": cmd_close,
+    "rouvrir": cmd_reopen,
+    "requalifier": cmd_requalify,
+    "note": cmd_note,
+    "consommateur": cmd_consumer,
+    "aide": cmd_help,
+    "liste": cmd_list,
+}
+
+
+def execute(ctx: Context, commands: list[Command]) -> None:
+    """Run ``commands`` in order; the caller's savepoint makes them all-or-nothing."""
+    if not commands:
+        raise CommandError(None, "aucune commande trouvée : les commandes sont des lignes "
+                           "qui commencent par # (envoyez #aide pour la liste)")
+    for command in commands:
+        HANDLERS[command.name](ctx, command)

@@ -1,0 +1,340 @@
+"""The director acts by email: commands, responses, mediation rights, and nobody else may."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+
+import pytest
+
+from bot import samples
+from bot.export import write_csv
+from bot.models import Event
+from tests.conftest import BOT, DIRECTOR, BotEnv
+from tests.servers import Captured
+
+pytestmark = pytest.mark.integration
+
+CLIENT = "jeanne.martin@example.org"
+
+
+def register(env: BotEnv, **changes: str) -> Captured:
+    """Register one complaint; return the director's notification."""
+    fields = dict(samples.COMPLETE_FORM)
+    fields.update(changes)
+    env.append(samples.form_submission(fields))
+    env.run()
+    notifications = [c for c in env.smtp.handler.to(DIRECTOR)
+                     if "Nouvelle réclamation" in c.subject]
+    return notifications[-1]
+
+
+def gmail_quote(original: Captured) -> str:
+    lines = "\n".join(f"> {line}" for line in original.text().splitlines())
+    return f"Le mer. 25 nov. 2026 à 10:15, SophroAttitude <{BOT}> a écrit :\n{lines}"
+
+
+def outlook_quote(original: Captured) -> str:
+    return (f"________________________________\nDe : SophroAttitude <{BOT}>\n"
+            f"Envoyé : mercredi 25 novembre 2026 10:15\nÀ : {DIRECTOR}\n"
+            f"Objet : {original.subject}\n\n{original.text()}")
+
+
+def thunderbird_quote(original: Captured) -> str:
+    lines = "\n".join(f"> {line}" for line in original.text().splitlines())
+    return f"Le 25/11/2026 à 10:15, SophroAttitude a écrit :\n{lines}"
+
+
+def command(env: BotEnv, notification: Captured, body: str, *, sender: str = DIRECTOR,
+            quote=gmail_quote, subject: str | None = None, **kwargs: object) -> Captured | None:  # type: ignore[no-untyped-def]
+    """The director replies to ``notification`` with ``body``; return her answer from the bot."""
+    before = len(env.smtp.handler.received)
+    raw = samples.reply(notification.data, body, sender=sender, quote=quote(notification),
+                        **kwargs)
+    if subject is not None:
+        raw = re.sub(rb"(?m)^Subject: .*(\r\n[ \t].*)*", b"Subject: " + subject.encode(), raw,
+                     count=1)
+    env.append(raw)
+    env.run()
+    new = env.smtp.handler.received[before:]
+    answers = [c for c in new if sender in c.recipients]
+    return answers[-1] if answers else None
+
+
+def test_notification_carries_token_and_cheat_sheet(env: BotEnv) -> None:
+    notification = register(env)
+    [complaint] = env.complaints()
+    assert re.search(rf"\[{complaint.number}/[A-Z2-7]{{16}}\]", notification.subject)
+    assert "#reponse positive|negative|partielle" in notification.text()
+    assert "#manquement" in notification.html()
+
+
+@pytest.mark.parametrize("quote", [gmail_quote, outlook_quote, thunderbird_quote])
+def test_full_life_cycle(env: BotEnv, quote) -> None:  # type: ignore[no-untyped-def]
+    env.now = dt.datetime(2026, 11, 25, 9, 0)
+    notification = register(env)
+    env.now = dt.datetime(2026, 11, 27, 15, 0)
+    answer = command(env, notification, (
+        "Bonjour,\n\n"
+        "#manquement L'attestation n'a pas été envoyée après la session.\n"
+        "#Manquement Relances du 2 et du 9 octobre restées sans réponse\n"
+        "#action 2026-11-26 Attestation générée et envoyée par courrier\n"
+        "#action Procédure d'envoi automatique des attestations mise en place\n"
+        "#Réponse négative\n"
+        "Madame,\nVotre attestation vous a été envoyée le 26 novembre.\n"
+        "Nous ne pouvons pas accorder le dédommagement demandé.\n"
+        "#CLÔTURER Attestation transmise, procédure corrigée\n"
+        "\nClaire\n"
+    ), quote=quote)
+    assert answer is not None and "Commandes enregistrées" in answer.subject
+    [complaint] = env.complaints()
+    assert complaint.status == "closed"
+    assert [f.text for f in complaint.failures] == [
+        "L'attestation n'a pas été envoyée après la session.",
+        "Relances du 2 et du 9 octobre restées sans réponse",
+    ]
+    assert [(a.day, a.text) for a in complaint.actions] == [
+        (dt.date(2026, 11, 26), "Attestation générée et envoyée par courrier"),
+        (dt.date(2026, 11, 27), "Procédure d'envoi automatique des attestations mise en place"),
+    ]
+    assert complaint.response_outcome == "négative"
+    assert complaint.response_number == "REP-2026-0001"
+    assert complaint.response_date == dt.date(2026, 11, 27)
+    assert complaint.response_text.startswith("Madame,\nVotre attestation")
+    # Everything under the last command is its text, the sign-off too (a "-- " line ends it).
+    assert complaint.resolution == "Attestation transmise, procédure corrigée\nClaire"
+    assert complaint.closed_at == dt.datetime(2026, 11, 27, 15, 0)
+    assert complaint.mediation_sent_at is not None
+
+    to_client = env.smtp.handler.to(CLIENT)
+    kinds = [c.subject for c in to_client]
+    assert any("Accusé de réception" in s for s in kinds)
+    [response] = [c for c in to_client if "Réponse à votre réclamation" in c.subject]
+    assert "REP-2026-0001" in response.subject
+    assert "Nous ne pouvons pas accorder le dédommagement demandé." in response.text()
+    assert "#manquement" not in response.text()  # internal matters never reach the client
+    [mediation] = [c for c in to_client if "médiateur" in c.subject]
+    text = mediation.text()
+    for required in ("AME CONSO", "www.mediationconso-ame.com", "11 Place Dauphine – 75001 PARIS",
+                     "gratuitement", "facultative", "tribunaux", "un an",
+                     "au plus tard le jeudi 25 novembre 2027", complaint.number,
+                     "mercredi 25 novembre 2026", "deux mois", "pièces"):
+        assert required in text, required
+    for line in ("Manquement enregistré", "Action du 26/11/2026", "REP-2026-0001",
+                 "médiation", "clôturée"):
+        assert line in answer.text(), line
+
+    out = io.StringIO()
+    with env.app.sessions() as session:
+        write_csv(session, out)
+    header, row = list(csv.reader(io.StringIO(out.getvalue()), delimiter=";"))
+    record = dict(zip(header, row, strict=True))
+    empty = [k for k, v in record.items() if not v]
+    assert empty == ["Entreprise / organisme"], empty  # the sample form left it blank
+    assert "2026-11-26 : Attestation générée" in record["Actions menées (avec dates)"]
+    assert record["Réponse apportée (positive ou négative)"].startswith("négative")
+
+    events = env.query(Event, Event.complaint_id == complaint.id)
+    kinds = [e.kind for e in events]
+    assert kinds[:2] == ["registered", "acknowledged"]
+    assert kinds[2:] == ["failure", "failure", "action", "action", "response",
+                         "mediation_information", "closed"]
+    assert len({e.origin for e in events[2:]}) == 1 and events[2].origin.startswith("<")
+
+
+def test_professional_gets_response_without_mediation(env: BotEnv) -> None:
+    notification = register(env, **{"Vous agissez en tant que": "Professionnel"})
+    answer = command(env, notification, "#reponse partielle\nNous remboursons la moitié.\n")
+    assert answer is not None and "n'agit pas en consommateur" in answer.text()
+    subjects = [c.subject for c in env.smtp.handler.to(CLIENT)]
+    assert not any("médiateur" in s for s in subjects)
+    assert env.complaints()[0].mediation_sent_at is None
+
+    # The director corrects the consumer status, then answers again.
+    command(env, notification, "#consommateur oui\n#reponse negative\nFinalement non.\n")
+    [complaint] = env.complaints()
+    assert complaint.is_consumer is True and complaint.response_number.endswith("0002")
+    assert sum("médiateur" in c.subject for c in env.smtp.handler.to(CLIENT)) == 1
+
+
+def test_unknown_acting_as_is_treated_as_consumer(env: BotEnv) -> None:
+    notification = register(env, **{"Vous agissez en tant que": ""})
+    command(env, notification, "#reponse negative\nNon.\n")
+    assert sum("médiateur" in c.subject for c in env.smtp.handler.to(CLIENT)) == 1
+
+
+def test_positive_response_has_no_mediation(env: BotEnv) -> None:
+    notification = register(env)
+    command(env, notification, "#reponse positive\nVous avez raison.\n")
+    subjects = [c.subject for c in env.smtp.handler.to(CLIENT)]
+    assert any("Réponse à votre réclamation" in s for s in subjects)
+    assert not any("médiateur" in s for s in subjects)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "problem"),
+    [
+        ("#manquement ok\n#actoin 2026-11-26 typo\n", 2, "commande inconnue « #actoin »"),
+        ("#manquement ok\n#action 2026-13-45 mauvaise date\n", 2, "date invalide « 2026-13-45 »"),
+        ("#reponse\nTexte sans issue\n", 1, "issue de la réponse manquante"),
+        ("#reponse peut-être\nTexte\n", 1, "issue de la réponse manquante ou inconnue"),
+        ("#reponse positive\n", 1, "texte de la réponse manquant"),
+        ("#manquement\n", 1, "texte du manquement manquant"),
+        ("#requalifier\n", 1, "motif de la requalification manquant"),
+        ("#rouvrir\n", 1, "seule une réclamation clôturée peut être rouverte"),
+        ("#consommateur peut-être\n", 1, "#consommateur oui ou #consommateur non"),
+        ("Merci pour l'info.\n", None, "aucune commande trouvée"),
+    ],
+)
+def test_errors_name_the_line_and_change_nothing(
+        env: BotEnv, body: str, line: int | None, problem: str) -> None:
+    notification = register(env)
+    before = len(env.smtp.handler.to(CLIENT))
+    answer = command(env, notification, body)
+    assert answer is not None and "Commande refusée" in answer.subject
+    assert problem in answer.text()
+    if line is not None:
+        assert f"Ligne {line} :" in answer.text()
+    [complaint] = env.complaints()
+    assert complaint.failures == [] and complaint.actions == []
+    assert complaint.status == "open" and complaint.response_number == ""
+    assert len(env.smtp.handler.to(CLIENT)) == before
+
+
+def test_command_on_closed_complaint_and_reopen(env: BotEnv) -> None:
+    notification = register(env)
+    command(env, notification, "#cloturer Réglé par téléphone\n")
+    answer = command(env, notification, "#action 2026-11-26 encore\n")
+    assert answer is not None and "est clôturée" in answer.text()
+    assert env.complaints()[0].actions == []
+    answer = command(env, notification, "#rouvrir Le client rappelle\n#action 2026-11-26 Rappel\n")
+    assert answer is not None and "Commandes enregistrées" in answer.subject
+    [complaint] = env.complaints()
+    assert complaint.status == "open" and complaint.closed_at is None
+    assert len(complaint.actions) == 1
+
+
+def test_requalify(env: BotEnv) -> None:
+    notification = register(env, **{"Objet de la réclamation": "Dates des prochaines sessions ?"})
+    command(env, notification, "#requalifier Demande d'information sur le calendrier\n")
+    [complaint] = env.complaints()
+    assert complaint.status == "requalified"
+    assert complaint.requalified_reason == "Demande d'information sur le calendrier"
+    [answer] = [c for c in env.smtp.handler.to(CLIENT) if "Votre demande" in c.subject]
+    assert "n'est" not in answer.subject and "plutôt que d'une réclamation" in answer.text()
+    out = io.StringIO()
+    with env.app.sessions() as session:
+        assert write_csv(session, out) == 0
+
+
+def test_note_stays_internal_and_attachments_join_the_dossier(env: BotEnv) -> None:
+    notification = register(env)
+    answer = command(env, notification, "#note Appeler la stagiaire jeudi\n",
+                     attachments=[("../courrier attestation.pdf", "application/pdf",
+                                   samples.pdf_bytes())])
+    assert answer is not None and "Note interne enregistrée" in answer.text()
+    assert "courrier attestation.pdf" in answer.text()
+    assert len(env.smtp.handler.to(CLIENT)) == 1  # only the acknowledgement
+    [complaint] = env.complaints()
+    files = [p.name for p in (env.config.dossiers / complaint.number / "pieces-jointes").iterdir()]
+    assert any(name.endswith("courrier attestation.pdf") for name in files)
+    notes = [e for e in env.query(Event, Event.complaint_id == complaint.id) if e.kind == "note"]
+    assert notes[0].detail == {"text": "Appeler la stagiaire jeudi"}
+
+
+def test_help_and_list_without_token(env: BotEnv) -> None:
+    register(env)
+    env.append(samples._message(sender=DIRECTOR, to=BOT, subject="commandes", text="#liste\n"))
+    env.append(samples._message(sender=DIRECTOR, to=BOT, subject="aide", text="#aide\n"))
+    env.run()
+    answers = env.smtp.handler.to(DIRECTOR)[-2:]
+    [complaint] = env.complaints()
+    assert f"- {complaint.number} (0 j) Jeanne Martin" in answers[0].text()
+    assert "#reponse positive|negative|partielle" in answers[1].text()
+
+
+# --- Nobody but the director -----------------------------------------------------------------
+
+
+def assert_nothing_changed(env: BotEnv, before_client: int) -> None:
+    for complaint in env.complaints():
+        assert complaint.failures == [] and complaint.actions == []
+        assert complaint.status == "open" and complaint.response_number == ""
+    assert len(env.smtp.handler.to(CLIENT)) == before_client
+
+
+def alerts(env: BotEnv) -> list[Captured]:
+    return [c for c in env.smtp.handler.to(DIRECTOR) if c.subject.startswith("Alerte")]
+
+
+def test_wrong_sender_with_valid_token(env: BotEnv) -> None:
+    notification = register(env)
+    before = len(env.smtp.handler.to(CLIENT))
+    answer = command(env, notification, "#reponse positive\nOK\n#cloturer\n",
+                     sender="Mallory <mallory@example.com>")
+    assert answer is None  # the sender gets nothing
+    assert_nothing_changed(env, before)
+    [alert] = alerts(env)
+    assert "mallory@example.com" in alert.text() and "not a director address" in alert.text()
+    assert env.smtp.handler.to("mallory@example.com") == []
+
+
+def test_director_without_token(env: BotEnv) -> None:
+    register(env)
+    before = len(env.smtp.handler.to(CLIENT))
+    env.append(samples._message(sender=DIRECTOR, to=BOT, subject="Re: REC-2026-0001",
+                                text="#reponse positive\nOK\n"))
+    env.run()
+    assert_nothing_changed(env, before)
+    [alert] = alerts(env)
+    assert "without the token" in alert.text()
+
+
+def test_token_of_another_complaint(env: BotEnv) -> None:
+    first = register(env)
+    register(env, **{"Adresse e-mail": "autre@example.org"})
+    one, two = env.complaints()
+    subject = first.subject.replace(one.number, two.number)  # first's token, second's number
+    before = len(env.smtp.handler.to(CLIENT))
+    answer = command(env, first, "#reponse positive\nOK\n", subject=f"Re: {subject}")
+    assert answer is not None and answer.subject.startswith("Alerte")  # no confirmation
+    assert_nothing_changed(env, before)
+    assert len(env.smtp.handler.to("autre@example.org")) == 1  # its acknowledgement only
+    [alert] = alerts(env)
+    assert f"not valid for {two.number}" in alert.text()
+
+
+def test_forged_token(env: BotEnv) -> None:
+    notification = register(env)
+    [complaint] = env.complaints()
+    forged = re.sub(r"/[A-Z2-7]{16}\]", "/AAAAAAAAAAAAAAAA]", notification.subject)
+    before = len(env.smtp.handler.to(CLIENT))
+    command(env, notification, "#cloturer\n", subject=f"Re: {forged}")
+    assert_nothing_changed(env, before)
+    [alert] = alerts(env)
+    assert f"not valid for {complaint.number}" in alert.text()
+
+
+def test_authentication_results_required(env: BotEnv) -> None:
+    with env.config_path.open("a") as out:
+        out.write('\n[security]\nrequire_authentication_results = true\n'
+                  'authserv_id = "mx.example.fr"\n')
+    env.restart()
+    notification = register(env)
+    before = len(env.smtp.handler.to(CLIENT))
+    # Forged From with a valid token but no authentication by our server: refused.
+    command(env, notification, "#manquement test\n")
+    assert_nothing_changed(env, before)
+    assert "no Authentication-Results header from mx.example.fr" in alerts(env)[0].text()
+    # A header from another server proves nothing.
+    command(env, notification, "#manquement test\n",
+            headers={"Authentication-Results": "evil.example; dmarc=pass header.from=example.fr"})
+    assert env.complaints()[0].failures == []
+    # Our server says DMARC passed: accepted.
+    answer = command(env, notification, "#manquement test\n", headers={
+        "Authentication-Results": "mx.example.fr; dkim=pass header.d=example.fr; "
+                                  "dmarc=pass (p=reject) header.from=example.fr"})
+    assert answer is not None and "Commandes enregistrées" in answer.subject
+    assert [f.text for f in env.complaints()[0].failures] == ["test"]
