@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot import samples
-from bot.app import build_app
+from bot.app import App, build_app
 from bot.config import load_config
 from bot.models import Complaint, Inbound, Outbox
 from bot.runner import run_once
@@ -84,6 +84,38 @@ def seed_messages() -> list[tuple[str, bytes]]:
     ]
 
 
+DIRECTOR_REPLY = """\
+Bonjour,
+
+#manquement L'attestation n'a pas été envoyée à la fin de la session.
+#action {today} Attestation envoyée par courriel et par courrier.
+#reponse partielle
+Madame,
+Votre attestation vous a été envoyée ce jour. Le dédommagement demandé ne peut pas
+être accordé, mais la prochaine session de suivi vous est offerte.
+#cloturer Attestation transmise ; envoi automatique des attestations mis en place.
+
+-- 
+Claire Durand
+"""
+
+
+def director_answers(app: App, directory: Path) -> str:
+    """Put the director's reply to the first notification in the inbox (the demo's act two)."""
+    with app.sessions() as session:
+        notice = session.scalar(
+            select(Outbox).where(Outbox.kind == "director_new_complaint").order_by(Outbox.id)
+        )
+        complaint = session.get(Complaint, notice.complaint_id) if notice else None
+    if notice is None or complaint is None:
+        return ""
+    body = DIRECTOR_REPLY.format(today=dt.date.today().isoformat())
+    raw = samples.reply(notice.raw, body, sender=app.config.organisation.director_addresses[0],
+                        quote="Le message de reclambot a écrit :\n> (notification)")
+    mailbox.Maildir(directory / "maildir" / "inbox", create=False).add(raw)
+    return complaint.number
+
+
 def run_demo(directory: Path) -> str:
     """Create (or reuse) the demo folder, run the pipeline once, return a readable summary."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -104,6 +136,12 @@ def run_demo(directory: Path) -> str:
         if seeded:
             lines.append(f"Seeded the inbox with {len(seeded)} messages: " + "; ".join(seeded))
         lines.append(f"Handled {summary.fetched} message(s); sent {summary.sent.sent} email(s).")
+        if seeded:
+            answered = director_answers(app, directory)
+            if answered:
+                second = run_once(app)
+                lines.append(f"Then the director answered {answered} by email: handled "
+                             f"{second.fetched} message(s); sent {second.sent.sent} email(s).")
         with app.sessions() as session:
             lines.append("\nInbound messages and why:")
             for row in session.scalars(select(Inbound).order_by(Inbound.id)):
@@ -113,8 +151,10 @@ def run_demo(directory: Path) -> str:
             lines.append("\nRegister:")
             complaints = session.scalars(select(Complaint).order_by(Complaint.id)).all()
             for c in complaints:
-                lines.append(f"  {c.number}  {c.client_name}  «{c.object}»  "
-                             f"answer due {c.answer_due}  dossier {c.documents_location}")
+                answer = (f"answered {c.response_number} ({c.response_outcome})"
+                          if c.response_number else f"answer due {c.answer_due}")
+                lines.append(f"  {c.number}  {c.status:8} {c.client_name}  «{c.object}»  "
+                             f"{answer}  dossier {c.documents_location}")
             if not complaints:
                 lines.append("  (empty)")
             sent_dir = directory / "emails-envoyes"

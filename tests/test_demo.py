@@ -18,6 +18,7 @@ def test_demo_runs_the_pipeline_and_is_idempotent(
     assert main(["demo", "--dir", str(directory)]) == 0
     out = capsys.readouterr().out
     assert "Handled 6 message(s); sent 6 email(s)." in out
+    assert "Then the director answered REC-" in out and "sent 3 email(s)" in out
     assert "REC-" in out and "left in the inbox" in out
 
     sent = sorted((directory / "emails-envoyes").glob("*.eml"))
@@ -25,16 +26,17 @@ def test_demo_runs_the_pipeline_and_is_idempotent(
     assert kinds == sorted([
         "form_link.eml", "acknowledgement.eml", "acknowledgement.eml",
         "director_new_complaint.eml", "director_new_complaint.eml", "information_request.eml",
+        "response.eml", "mediation_rights.eml", "director_confirmation.eml",
     ])
     message = email.message_from_bytes(sent[0].read_bytes(), policy=email.policy.default)
     assert message["Auto-Submitted"]
-    assert len(list((directory / "maildir" / "outbox" / "new").iterdir())) == 6
+    assert len(list((directory / "maildir" / "outbox" / "new").iterdir())) == 9
     assert len(list((directory / "maildir" / "inbox" / "new").iterdir())) == 1  # untagged
 
     # Run again: nothing new arrives, nothing is sent twice.
     assert main(["demo", "--dir", str(directory)]) == 0
     assert "Handled 0 message(s); sent 0 email(s)." in capsys.readouterr().out
-    assert len(list((directory / "maildir" / "outbox" / "new").iterdir())) == 6
+    assert len(list((directory / "maildir" / "outbox" / "new").iterdir())) == 9
 
     output = tmp_path / "register.csv"
     config = str(directory / "config.toml")
