@@ -95,7 +95,7 @@ Votre attestation vous a été envoyée ce jour. Le dédommagement demandé ne p
 être accordé, mais la prochaine session de suivi vous est offerte.
 #cloturer Attestation transmise ; envoi automatique des attestations mis en place.
 
--- 
+--
 Claire Durand
 """
 

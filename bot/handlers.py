@@ -239,23 +239,33 @@ def handle_ticket_reply(session: Session, app: App, msg: InboundMessage, decisio
     _submit(session, app, msg, row, merged, ticket)
 
 
+def _forward(session: Session, app: App, msg: InboundMessage, row: Inbound, text: str, *,
+             tag: str, reference: str, complaint: Complaint | None = None,
+             contact: Contact | None = None) -> None:
+    """The complainant wrote again: keep it as correspondence and show the director."""
+    _event(session, row, "correspondence", {"from": "complainant"},
+           complaint=complaint, contact=contact)
+    enqueue(session, app, kind="director_correspondence", recipients=_directors(app),
+            context={"reference_kind": "complaint" if complaint else "contact", "tag": tag,
+                     "sender": msg.from_address, "subject": msg.subject, "text": text},
+            reference=reference, auto_submitted="auto-generated",
+            complaint=complaint, contact=contact)
+
+
 def handle_contact_reply(session: Session, app: App, msg: InboundMessage, decision: Decision,
                          row: Inbound) -> None:
     assert decision.thread is not None
     contact = session.get(Contact, decision.thread.id)
     assert contact is not None
     row.contact_id = contact.id
-    fields = extract_fields(new_text(msg.text), msg.html, app.rulebook)
+    text = new_text(msg.text)
+    fields = extract_fields(text, msg.html, app.rulebook)
     if fields.get("form_version"):
         fields.setdefault("reference", contact.reference)
         _submit(session, app, msg, row, fields, None)
         return
-    _event(session, row, "correspondence", {"from": "complainant"}, contact=contact)
-    enqueue(session, app, kind="director_correspondence", recipients=_directors(app),
-            context={"reference_kind": "contact", "tag": f"[{contact.reference}]",
-                     "sender": msg.from_address,
-                     "subject": msg.subject, "text": new_text(msg.text)},
-            reference=contact.reference, auto_submitted="auto-generated", contact=contact)
+    _forward(session, app, msg, row, text, tag=f"[{contact.reference}]",
+             reference=contact.reference, contact=contact)
 
 
 def handle_complaint_reply(session: Session, app: App, msg: InboundMessage, decision: Decision,
@@ -264,12 +274,8 @@ def handle_complaint_reply(session: Session, app: App, msg: InboundMessage, deci
     complaint = session.get(Complaint, decision.thread.id)
     assert complaint is not None
     row.complaint_id = complaint.id
-    _event(session, row, "correspondence", {"from": "complainant"}, complaint=complaint)
-    enqueue(session, app, kind="director_correspondence", recipients=_directors(app),
-            context={**director_context(app, complaint), "reference_kind": "complaint",
-                     "sender": msg.from_address,
-                     "subject": msg.subject, "text": new_text(msg.text)},
-            reference=complaint.number, auto_submitted="auto-generated", complaint=complaint)
+    _forward(session, app, msg, row, new_text(msg.text), tag=app.tokens.tag(complaint.number),
+             reference=complaint.number, complaint=complaint)
 
 
 def handle_new_contact(session: Session, app: App, msg: InboundMessage, decision: Decision,

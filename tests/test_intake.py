@@ -459,3 +459,40 @@ def test_stranger_cannot_complete_someone_elses_ticket(env: BotEnv) -> None:
     [_, row] = env.inbound()
     assert row.action == "new_contact"  # a tagged message from someone else: their own contact
     assert any("not its correspondent" in m["reason"] for m in row.rules)
+
+
+def test_complainant_replies_are_forwarded_to_the_director(env: BotEnv) -> None:
+    env.append(samples.form_submission())
+    env.run()
+    [complaint] = env.complaints()
+    [ack] = env.smtp.handler.to("jeanne.martin@example.org")
+    env.append(samples.reply(ack.data, "J'ajoute que la facture est aussi en attente.",
+                             sender="Jeanne Martin <jeanne.martin@example.org>",
+                             quote="> Accusé de réception"))
+    env.run()
+    forwarded = [c for c in env.smtp.handler.to(DIRECTOR) if "Nouveau message" in c.subject]
+    assert len(forwarded) == 1
+    assert f"[{complaint.number}/" in forwarded[0].subject  # carries the command tag
+    assert "la facture est aussi en attente" in forwarded[0].text()
+    assert "> Accusé de réception" not in forwarded[0].text()
+    assert env.inbound()[-1].action == "complaint_reply"
+    assert len(list((env.config.dossiers / complaint.number / "messages").iterdir())) == 2
+
+
+def test_reply_to_form_link_with_text_or_with_the_form(env: BotEnv) -> None:
+    env.append(samples.free_text())
+    env.run()
+    [link] = env.smtp.handler.received
+    [contact] = env.contacts()
+    env.append(samples.reply(link.data, "Je n'arrive pas à ouvrir le formulaire.",
+                             sender="Jeanne Martin <jeanne.martin@example.org>"))
+    env.run()
+    [forwarded] = env.smtp.handler.to(DIRECTOR)
+    assert contact.reference in forwarded.subject
+    assert env.complaints() == []
+    # Then she answers with the form's fields typed in the email: registered, linked.
+    env.append(samples.reply(link.data, samples.form_text(form(**{"Référence": ""})),
+                             sender="Jeanne Martin <jeanne.martin@example.org>"))
+    env.run()
+    [complaint] = env.complaints()
+    assert complaint.initial_reference == contact.reference
