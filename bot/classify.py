@@ -36,6 +36,7 @@ class Action(StrEnum):
     """What the handlers will do with a message."""
 
     ROBOT = "robot"  # automatic message: filed, never answered
+    BOUNCE = "bounce"  # one of our emails could not be delivered
     COMMAND = "command"  # the director acts on the register
     ALERT = "alert"  # someone tried to act on the register without the right: director warned
     DIRECTOR = "director"  # the director's ordinary mail: left for her
@@ -76,6 +77,7 @@ class Decision:
     matches: tuple[Match, ...]
     thread: Thread | None = None
     fields: dict[str, str] = field(default_factory=dict)
+    bounced: tuple[int, ...] = ()  # outbox rows a delivery report says failed
 
 
 Rule = Callable[["InboundMessage", "App"], "str | None"]
@@ -148,6 +150,36 @@ def own_message(msg: InboundMessage, app: App) -> str | None:
         return f"carries {OWN_HEADER}: one of the bot's own emails came back"
     if msg.from_address == app.config.organisation.bot_address:
         return "sent from the bot's own address"
+    return None
+
+
+_OUR_MESSAGE_ID = re.compile(rb"<[0-9a-f]{32}\.reclambot@[^<>\s]+>")
+
+
+def bounce(session: Session, msg: InboundMessage, app: App) -> Decision | None:
+    """A delivery failure report about one of our emails (DSN or a provider's own format)."""
+    ours = list(dict.fromkeys(m.decode("ascii") for m in _OUR_MESSAGE_ID.findall(msg.raw)))
+    if not ours:
+        return None
+    rows = session.scalars(select(Outbox).where(Outbox.message_id.in_(ours))).all()
+    if not rows:
+        return None
+    import email as email_module
+
+    from flufl.bounce import all_failures
+
+    try:
+        temporary, permanent = all_failures(email_module.message_from_bytes(msg.raw))
+    except Exception:  # a detector choking on odd input: then it is no usable report
+        return None
+    failed = sorted(a.decode("utf-8", "replace") for a in permanent)
+    if failed:
+        return Decision(Action.BOUNCE, (Match("bounce", (
+            f"delivery failure report for {', '.join(failed)} about outbox "
+            f"#{', #'.join(str(r.id) for r in rows)}")),), bounced=tuple(r.id for r in rows))
+    if temporary:
+        return Decision(Action.ROBOT, (Match("delay_report", "temporary delivery delay "
+                                             "report about one of our emails"),))
     return None
 
 
@@ -304,6 +336,9 @@ def classify(session: Session, msg: InboundMessage, app: App) -> Decision:
     if form:
         fields = extract_fields(msg.text, msg.html, app.rulebook)
         return Decision(Action.SUBMISSION, (Match("from_form", form),), fields=fields)
+    bounced = bounce(session, msg, app)
+    if bounced is not None:
+        return bounced
     robots = tuple(
         Match(rule.__name__, reason)
         for rule in ROBOT_RULES

@@ -19,7 +19,7 @@ from bot import commands
 from bot.classify import Action, Decision
 from bot.db import next_in_sequence
 from bot.form import Validation, extract_fields, validate
-from bot.models import Complaint, Contact, Event, Inbound, Ticket
+from bot.models import Complaint, Contact, Event, Inbound, Outbox, Ticket
 from bot.outbox import enqueue
 from bot.render import local
 from bot.replies import new_text
@@ -347,6 +347,44 @@ def handle_alert(session: Session, app: App, msg: InboundMessage, decision: Deci
     log.warning("refused command email (%s)", decision.matches[-1].rule)
 
 
+def handle_bounce(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                  row: Inbound) -> None:
+    """An email of ours bounced: the complainant could not be reached; the director is told once."""
+    for outbox_id in decision.bounced:
+        sent = session.get(Outbox, outbox_id)
+        if sent is None:
+            continue
+        sent.bounced_at = sent.bounced_at or row.processed_at
+        if sent.to_address in app.config.organisation.director_addresses:
+            continue  # never write to the director about her own mailbox: that could loop
+        complaint = session.get(Complaint, sent.complaint_id) if sent.complaint_id else None
+        contact = session.get(Contact, sent.contact_id) if sent.contact_id else None
+        ticket = session.get(Ticket, sent.ticket_id) if sent.ticket_id else None
+        if complaint is not None:
+            reference, same = complaint.number, Event.complaint_id == complaint.id
+            ticket = contact = None
+        elif ticket is not None:
+            reference, same = ticket.reference, Event.ticket_id == ticket.id
+            contact = None
+        elif contact is not None:
+            reference, same = contact.reference, Event.contact_id == contact.id
+        else:
+            continue
+        row.complaint_id = row.complaint_id or (complaint.id if complaint else None)
+        if session.scalar(select(Event.id).where(Event.kind == "unreachable", same)):
+            continue  # the director already knows
+        if complaint is not None:
+            complaint.unreachable_at = row.processed_at
+        _event(session, row, "unreachable", {"address": sent.to_address, "kind": sent.kind},
+               complaint=complaint, contact=contact, ticket=ticket)
+        enqueue(session, app, kind="director_unreachable", recipients=_directors(app),
+                context={"sent": sent, "reference_of": reference,
+                         "tag": app.tokens.tag(complaint.number) if complaint else
+                         f"[{reference}]"},
+                reference=reference or "envoi", auto_submitted="auto-generated",
+                complaint=complaint)
+
+
 def handle_nothing(session: Session, app: App, msg: InboundMessage, decision: Decision,
                    row: Inbound) -> None:
     """Robots, the director's mail and untagged mail: the decision is the whole action."""
@@ -356,6 +394,7 @@ Handler = Callable[[Session, "App", "InboundMessage", Decision, Inbound], None]
 
 HANDLERS: dict[Action, Handler] = {
     Action.ROBOT: handle_nothing,
+    Action.BOUNCE: handle_bounce,
     Action.DIRECTOR: handle_nothing,
     Action.COMMAND: handle_command,
     Action.ALERT: handle_alert,

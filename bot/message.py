@@ -91,16 +91,90 @@ def content_hash(raw: bytes) -> str:
     return digest.hexdigest()
 
 
-def decode_header_value(value: object) -> str:
-    """Decode RFC 2047 encoded words; never fail (undecodable bytes are replaced)."""
+DEFAULT_CHARSETS = ("utf_8", "cp1252")
+
+
+def decode_bytes(data: bytes, declared: str | None = None,
+                 candidates: tuple[str, ...] = DEFAULT_CHARSETS) -> str:
+    """Text from bytes: the declared charset if it fits, else the best of ``candidates``.
+
+    Never returns replacement characters for bytes that some candidate decodes: 8-bit
+    French text sent without a charset is read as what it is, not as U+FFFD.
+    """
+    for charset in (declared, "utf_8"):
+        if charset:
+            try:
+                return data.decode(charset)
+            except (LookupError, UnicodeError):
+                continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data, cp_isolation=list(candidates)).best()
+    if best is not None:
+        return str(best)
+    return data.decode("latin-1")  # decodes any byte: the text is kept, if imperfectly
+
+
+def decode_header_value(value: object, candidates: tuple[str, ...] = DEFAULT_CHARSETS) -> str:
+    """Decode RFC 2047 encoded words and raw 8-bit bytes; never fails."""
     if value is None:
         return ""
+    if isinstance(value, bytes):
+        value = decode_bytes(value, None, candidates)
     try:
         text = str(email.header.make_header(email.header.decode_header(str(value))))
     except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
         text = str(value)
     # A header value is one line: folding and injected line breaks are collapsed.
     return " ".join(text.split())
+
+
+def raw_headers(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS
+                ) -> dict[str, list[str]]:
+    """The header block, read from the bytes themselves (8-bit values decoded properly)."""
+    head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+    headers: dict[str, list[str]] = {}
+    name = None
+    value = b""
+
+    def close() -> None:
+        if name is not None:
+            headers.setdefault(name, []).append(decode_header_value(value, candidates))
+
+    for line in re.split(rb"\r?\n", head):
+        if line[:1] in (b" ", b"\t") and name is not None:
+            value += b" " + line.strip()
+            continue
+        close()
+        key, sep, rest = line.partition(b":")
+        if not sep or not key.strip() or b" " in key.strip():
+            name = None  # not a header line (mbox "From " line, garbage): skipped
+            continue
+        name = key.strip().decode("ascii", "replace").lower()
+        value = rest.strip()
+    close()
+    return headers
+
+
+def _body_texts(message: email.message.Message, candidates: tuple[str, ...]
+                ) -> tuple[list[str], list[str]]:
+    """Text and HTML bodies decoded part by part with :func:`decode_bytes`."""
+    texts: list[str] = []
+    htmls: list[str] = []
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        if part.get_content_disposition() == "attachment" or part.get_filename():
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes) or not payload:
+            continue
+        text = decode_bytes(payload, part.get_content_charset(), candidates)
+        if part.get_content_subtype() == "html":
+            htmls.append(text)
+        elif part.get_content_subtype() == "plain":
+            texts.append(text)
+    return texts, htmls
 
 
 def _addresses(value: str) -> list[tuple[str, str]]:
@@ -142,8 +216,11 @@ def _attachment_bytes(item: Mapping[str, object]) -> bytes:
     return str(payload).encode("utf-8", "surrogateescape")
 
 
-def parse_message(raw: bytes) -> InboundMessage:
-    """Parse ``raw`` once into an :class:`InboundMessage`; :class:`MessageError` if impossible."""
+def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) -> InboundMessage:
+    """Parse ``raw`` once into an :class:`InboundMessage`; :class:`MessageError` if impossible.
+
+    ``candidates`` are the charsets tried for 8-bit text that declares none (or a wrong one).
+    """
     import mailparser
 
     if not raw.strip():
@@ -156,19 +233,23 @@ def parse_message(raw: bytes) -> InboundMessage:
     if message is None:
         raise MessageError("unparsable message: no headers")
 
-    headers: dict[str, list[str]] = {}
-    for name, value in message.items():
-        headers.setdefault(name.lower(), []).append(decode_header_value(value))
+    headers = raw_headers(raw, candidates)
 
     def first(name: str) -> str:
         values = headers.get(name)
         return values[0] if values else ""
 
     senders = _addresses(first("from"))
+    if not headers:
+        raise MessageError("no header at all: not an email")
     from_name, from_address = senders[0] if senders else ("", "")
     reply_tos = _addresses(first("reply-to"))
-    text = "\n".join(parsed.text_plain).strip()
-    html = "\n".join(parsed.text_html).strip()
+    plain, htmls = parsed.text_plain, parsed.text_html
+    if "CharsetDecodeDefect" in parsed.defects_categories:
+        # mail-parser fell back on replacement characters: decode those parts properly.
+        plain, htmls = _body_texts(message, candidates)
+    text = "\n".join(plain).strip()
+    html = "\n".join(htmls).strip()
     if not text and html:
         text = _html_to_text(html)
     attachments = tuple(

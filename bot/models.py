@@ -83,6 +83,7 @@ class Complaint(Base):
     acknowledge_due: Mapped[dt.date | None] = mapped_column(Date)
     answer_due: Mapped[dt.date | None] = mapped_column(Date)
     mediation_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    unreachable_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     requalified_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -191,9 +192,14 @@ class Outbox(Base):
     kind: Mapped[str] = mapped_column(String(64))
     envelope_from: Mapped[str] = mapped_column(String(320))
     recipients: Mapped[list[str]] = mapped_column(JSON)
+    to_address: Mapped[str] = mapped_column(String(320), index=True)
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
     subject: Mapped[str] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # pending -> sending -> sent; failed (refused for good); a crash leaves "sending"
     status: Mapped[str] = mapped_column(String(16), default="pending")
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    bounced_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
@@ -237,6 +243,17 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Lock(Base):
+    """Who works on this database: one bot process at a time (see ``bot.lock``)."""
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(300))
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
 class MailboxState(Base):

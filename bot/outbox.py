@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import DeliveryRefused, TransientError
-from bot.models import Complaint, Contact, Outbox, Ticket
+from bot.models import Complaint, Contact, Event, Outbox, Ticket
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -92,9 +92,33 @@ def enqueue(
     complaint: Complaint | None = None,
     contact: Contact | None = None,
     ticket: Ticket | None = None,
-) -> Outbox:
-    """Render ``kind`` and add it to the outbox inside the caller's transaction."""
+) -> Outbox | None:
+    """Render ``kind`` and add it to the outbox inside the caller's transaction.
+
+    An automatic answer (``auto-replied``) to an address that already got the rules' daily
+    maximum is not queued (``None``): the last defence against a robot no rule recognised.
+    """
     now = app.clock()
+    automatic = auto_submitted == "auto-replied"
+    to_address = recipients[0].lower() if recipients else ""
+    if automatic and to_address not in app.config.organisation.director_addresses:
+        limit = app.rulebook.auto_replies_per_address_per_day
+        recent = session.scalar(
+            select(func.count(Outbox.id)).where(
+                Outbox.to_address == to_address,
+                Outbox.automatic.is_(True),
+                Outbox.created_at > now - dt.timedelta(days=1),
+            )
+        )
+        if recent is not None and recent >= limit:
+            log.warning("automatic %s not sent: %d automatic emails to this address in 24 h",
+                        kind, recent)
+            session.add(Event(at=now, kind="auto_reply_limited", origin="",
+                              detail={"kind": kind, "limit": limit},
+                              complaint_id=complaint.id if complaint else None,
+                              contact_id=contact.id if contact else None,
+                              ticket_id=ticket.id if ticket else None))
+            return None
     rendered = app.renderer.render(kind, reference=reference, **context)
     domain = app.config.organisation.bot_address.rpartition("@")[2]
     message_id = f"<{uuid.uuid4().hex}.reclambot@{domain}>"
@@ -115,6 +139,8 @@ def enqueue(
         kind=kind,
         envelope_from=app.config.organisation.bot_address,
         recipients=list(recipients),
+        to_address=to_address,
+        automatic=automatic,
         subject=rendered.subject,
         raw=mime.as_bytes(),
         status="pending",
@@ -149,8 +175,38 @@ def dossier_reference(session: Session, row: Outbox) -> str | None:
     return complaint.number if complaint else None
 
 
+def recover_interrupted(app: App) -> int:
+    """Rows left in ``sending`` by a process that died: sent again, with the same Message-ID.
+
+    Whether the server accepted such an email before the crash cannot be known; sending it
+    again with its fixed Message-ID lets receivers recognise the copy. The row is marked,
+    so that the outbox shows it.
+    """
+    with app.transaction() as session:
+        result = session.execute(
+            update(Outbox).where(Outbox.status == "sending")
+            .values(status="pending", interrupted=True)
+        )
+        return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def _report_refusal(session: Session, app: App, row: Outbox, error: str) -> None:
+    """Tell the director once that an email was refused (never about her own mail)."""
+    if row.to_address in app.config.organisation.director_addresses:
+        return
+    enqueue(session, app, kind="director_delivery_failure",
+            recipients=list(app.config.organisation.director_addresses),
+            context={"row": row, "error": error, "reference_of": dossier_reference(session, row)},
+            reference=dossier_reference(session, row) or "envoi", auto_submitted="auto-generated",
+            complaint=session.get(Complaint, row.complaint_id) if row.complaint_id else None)
+
+
 def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
-    """Send every due email over one sink connection; bookkeeping committed per email."""
+    """Send every due email over one sink connection; bookkeeping committed per email.
+
+    Each row goes ``pending`` → ``sending`` (committed) → handed to the sink → ``sent``
+    (committed): a crash leaves at most the one row being sent in ``sending``.
+    """
     report = SendReport()
     now = app.clock()
     with app.sessions() as session:
@@ -168,29 +224,43 @@ def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
                 row = session.get(Outbox, row_id)
                 if row is None or row.status != "pending":
                     continue  # another pass sent it meanwhile
-                try:
-                    connection.send(row.envelope_from, row.recipients, row.raw)
-                except TransientError as exc:
-                    row.attempts += 1
+                row.status = "sending"
+                row.attempts += 1
+                envelope = (row.envelope_from, list(row.recipients), row.raw)
+            outcome = "sent"
+            error = ""
+            try:
+                connection.send(*envelope)
+            except TransientError as exc:
+                outcome, error = "deferred", str(exc)[:2000]
+            except DeliveryRefused as exc:
+                outcome, error = "failed", str(exc)[:2000]
+            with app.transaction() as session:
+                row = session.get(Outbox, row_id)
+                assert row is not None
+                if outcome == "sent":
+                    row.status = "sent"
+                    row.sent_at = app.clock()
+                    report.sent += 1
+                    reference = dossier_reference(session, row)
+                elif outcome == "deferred":
+                    row.status = "pending"
                     delay = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS)) - 1]
                     row.next_attempt_at = now + dt.timedelta(seconds=delay)
-                    row.last_error = str(exc)[:2000]
+                    row.last_error = error
                     report.deferred += 1
-                    log.warning("outbox %s deferred (attempt %s): %s", row.id, row.attempts, exc)
+                    log.warning("outbox %s deferred (attempt %s): %s", row.id, row.attempts,
+                                error)
                     continue
-                except DeliveryRefused as exc:
-                    row.attempts += 1
+                else:
                     row.status = "failed"
-                    row.last_error = str(exc)[:2000]
+                    row.last_error = error
                     report.refused += 1
-                    log.error("outbox %s refused permanently: %s", row.id, exc)
+                    log.error("outbox %s refused permanently: %s", row.id, error)
+                    _report_refusal(session, app, row, error)
                     continue
-                row.status = "sent"
-                row.attempts += 1
-                row.sent_at = app.clock()
-                report.sent += 1
-                reference = dossier_reference(session, row)
+                sent_at, kind, raw = row.sent_at, row.kind, row.raw
             if reference is not None:
-                app.dossiers.store_sent(reference, row.sent_at, row.kind, row.id, row.raw)
-            log.info("sent %s (%s) for %s", row.kind, row.id, reference or "-")
+                app.dossiers.store_sent(reference, sent_at, kind, row_id, raw)
+            log.info("sent %s (%s) for %s", kind, row_id, reference or "-")
     return report

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # Where each action's message ends: a folder of [folders], or "" to stay in the inbox.
 FOLDER_OF = {
     Action.ROBOT: "ignored",
+    Action.BOUNCE: "ignored",
     Action.COMMAND: "processed",
     Action.ALERT: "ignored",
     Action.DIRECTOR: "",
@@ -119,7 +120,7 @@ def _quarantine(session: Session, app: App, raw: RawMessage, row_base: dict[str,
 
 def _handle_one(session: Session, app: App, raw: RawMessage, row_base: dict[str, object]
                 ) -> tuple[Inbound, InboundMessage]:
-    msg = parse_message(raw.data)
+    msg = parse_message(raw.data, app.rulebook.undeclared_charsets)
     base = {
         **row_base,
         "content_hash": msg.content_hash,
@@ -178,7 +179,7 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
                 if existing.state == "done":
                     continue  # left in the inbox on purpose, already decided
                 # Committed by an earlier run that stopped before filing it: finish now.
-                message = None if existing.action == QUARANTINE else _reparse(raw)
+                message = None if existing.action == QUARANTINE else _reparse(app, raw)
                 outcomes.append(_outcome(session, raw.uid, existing, message))
                 continue
             now = app.clock()
@@ -205,9 +206,9 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
     return outcomes
 
 
-def _reparse(raw: RawMessage) -> InboundMessage | None:
+def _reparse(app: App, raw: RawMessage) -> InboundMessage | None:
     try:
-        return parse_message(raw.data)
+        return parse_message(raw.data, app.rulebook.undeclared_charsets)
     except MessageError:
         return None
 

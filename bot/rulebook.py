@@ -81,6 +81,8 @@ class Rulebook:
     mode_form: str
     form_versions: tuple[FormVersion, ...]
     robots: RobotRules
+    undeclared_charsets: tuple[str, ...] = ("utf_8", "cp1252")
+    auto_replies_per_address_per_day: int = 10
 
     def form_version(self, version_id: str) -> FormVersion | None:
         """The form version with this id, in force or not."""
@@ -189,6 +191,10 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
         mode_email=_get(procedure, "initial_contact.mode_email", p, str),
         mode_form=_get(procedure, "initial_contact.mode_form", p, str),
         form_versions=_form_versions(rules_dir / "forms.toml"),
+        undeclared_charsets=_strings(procedure, "charsets.undeclared", p),
+        auto_replies_per_address_per_day=_get(
+            robots, "limits.auto_replies_per_address_per_day", robots_path, int
+        ),
         robots=RobotRules(
             auto_submitted_human_values=tuple(
                 v.lower() for v in _strings(robots, "auto_submitted_human_values", robots_path)

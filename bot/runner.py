@@ -15,7 +15,8 @@ from typing import Any
 
 from bot.app import App
 from bot.errors import TransientError
-from bot.outbox import send_pending
+from bot.lock import ProcessLock
+from bot.outbox import recover_interrupted, send_pending
 from bot.pipeline import RunSummary, process_mailbox
 from bot.sinks import Sink, make_sink
 from bot.sources import Source, make_source
@@ -26,12 +27,14 @@ MAX_PAUSE = 300.0
 
 def run_once(app: App, source: Source | None = None, sink: Sink | None = None) -> RunSummary:
     """Process every waiting message and send the outbox once."""
-    source = source or make_source(app.config)
-    sink = sink or make_sink(app.config)
-    try:
-        return process_mailbox(app, source, sink)
-    finally:
-        source.close()
+    with ProcessLock(app):
+        recover_interrupted(app)
+        source = source or make_source(app.config)
+        sink = sink or make_sink(app.config)
+        try:
+            return process_mailbox(app, source, sink)
+        finally:
+            source.close()
 
 
 def _guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:
@@ -55,6 +58,9 @@ def run_forever(app: App, stop: threading.Event | None = None,
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    lock = ProcessLock(app)
+    lock.acquire()
+    recover_interrupted(app)
     source = source or make_source(app.config)
     sink = sink or make_sink(app.config)
     scheduler = schedule.Scheduler()
@@ -64,6 +70,7 @@ def run_forever(app: App, stop: threading.Event | None = None,
     try:
         while not stop.is_set():
             try:
+                lock.renew()
                 summary = process_mailbox(app, source, sink)
                 if summary.fetched:
                     log.info("handled %d message(s), sent %d email(s)",
@@ -81,5 +88,6 @@ def run_forever(app: App, stop: threading.Event | None = None,
                 pause = min(pause * 2, MAX_PAUSE)
     finally:
         source.close()
+        lock.release()
         log.info("stopped")
 
