@@ -37,6 +37,7 @@ class Action(StrEnum):
 
     ROBOT = "robot"  # automatic message: filed, never answered
     BOUNCE = "bounce"  # one of our emails could not be delivered
+    TOO_LARGE = "too_large"  # over a size limit: kept on the server, the sender is told
     COMMAND = "command"  # the director acts on the register
     ALERT = "alert"  # someone tried to act on the register without the right: director warned
     DIRECTOR = "director"  # the director's ordinary mail: left for her
@@ -327,25 +328,32 @@ def find_thread(session: Session, msg: InboundMessage, app: App) -> tuple[Thread
     return found, Match("thread", f"{how}: {found.kind} {found.reference}")
 
 
-def classify(session: Session, msg: InboundMessage, app: App) -> Decision:
-    """Run the rule chain on ``msg`` and return the decision with its reasons."""
+def classify(session: Session, msg: InboundMessage, app: App,
+             over_limit: str | None = None) -> Decision:
+    """Run the rule chain on ``msg`` and return the decision with its reasons.
+
+    ``over_limit`` says why the message exceeds ``[limits]``, when it does.
+    """
     own = own_message(msg, app)
     if own:
         return Decision(Action.ROBOT, (Match("own_message", own),))
     form = from_form(msg, app)
+    if not form:
+        bounced = bounce(session, msg, app)
+        if bounced is not None:
+            return bounced
+        robots = tuple(
+            Match(rule.__name__, reason)
+            for rule in ROBOT_RULES
+            if (reason := rule(msg, app)) is not None
+        )
+        if robots:
+            return Decision(Action.ROBOT, robots)
+    if over_limit:
+        return Decision(Action.TOO_LARGE, (Match("size_limit", over_limit),))
     if form:
         fields = extract_fields(msg.text, msg.html, app.rulebook)
         return Decision(Action.SUBMISSION, (Match("from_form", form),), fields=fields)
-    bounced = bounce(session, msg, app)
-    if bounced is not None:
-        return bounced
-    robots = tuple(
-        Match(rule.__name__, reason)
-        for rule in ROBOT_RULES
-        if (reason := rule(msg, app)) is not None
-    )
-    if robots:
-        return Decision(Action.ROBOT, robots)
     director = from_director(msg, app)
     if director:
         return director_decision(session, msg, app, (Match("from_director", director),))

@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # mail-parser warns about every part type it does not render (delivery reports...).
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
     from bot.errors import ReclambotError
 
     try:

@@ -104,6 +104,15 @@ class BotConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What the bot accepts; over a limit, the message stays on the server, the sender is told."""
+
+    max_message_bytes: int = 50 * 1024 * 1024
+    max_attachments: int = 30
+    max_attachment_bytes: int = 40 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class MaildirConfig:
     """Local Maildir source and sink (the embedded default used by ``reclambot demo``)."""
 
@@ -146,6 +155,7 @@ class Config:
     smtp: ServerConfig | None = None
     maildir: MaildirConfig | None = None
     mediation: MediationConfig = field(default_factory=MediationConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
@@ -307,7 +317,7 @@ def _sqlite_relative(url: str, base: Path) -> str:
 
 KNOWN_SECTIONS = (
     "organisation", "bot", "imap", "smtp", "folders", "maildir",
-    "database", "storage", "paths", "security", "mediation",
+    "database", "storage", "paths", "security", "mediation", "limits",
 )
 
 
@@ -407,6 +417,17 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
                 "security.authserv_id",
                 "required when require_authentication_results = true",
             )
+    limits_section = table("limits")
+    limits = LimitsConfig()
+    if limits_section is not None:
+        limits = LimitsConfig(
+            max_message_bytes=limits_section.integer("max_message_bytes",
+                                                     limits.max_message_bytes),
+            max_attachments=limits_section.integer("max_attachments", limits.max_attachments,
+                                                   minimum=0),
+            max_attachment_bytes=limits_section.integer("max_attachment_bytes",
+                                                        limits.max_attachment_bytes),
+        )
     mediation_section = table("mediation")
     mediation = MediationConfig()
     if mediation_section is not None:
@@ -437,6 +458,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         maildir=maildir,
         mediation=mediation,
         security=security,
+        limits=limits,
     )
 
 

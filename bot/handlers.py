@@ -385,6 +385,16 @@ def handle_bounce(session: Session, app: App, msg: InboundMessage, decision: Dec
                 complaint=complaint)
 
 
+def handle_too_large(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                     row: Inbound) -> None:
+    """Over a size limit: kept on the server in quarantine; the sender gets a polite answer."""
+    address = _reply_address(msg)
+    if address and address not in app.config.organisation.form_senders:
+        enqueue(session, app, kind="too_large", recipients=[address],
+                context={"subject": msg.subject, "limits": app.config.limits},
+                reference="taille", answering=msg)
+
+
 def handle_nothing(session: Session, app: App, msg: InboundMessage, decision: Decision,
                    row: Inbound) -> None:
     """Robots, the director's mail and untagged mail: the decision is the whole action."""
@@ -395,6 +405,7 @@ Handler = Callable[[Session, "App", "InboundMessage", Decision, Inbound], None]
 HANDLERS: dict[Action, Handler] = {
     Action.ROBOT: handle_nothing,
     Action.BOUNCE: handle_bounce,
+    Action.TOO_LARGE: handle_too_large,
     Action.DIRECTOR: handle_nothing,
     Action.COMMAND: handle_command,
     Action.ALERT: handle_alert,

@@ -129,9 +129,14 @@ def decode_header_value(value: object, candidates: tuple[str, ...] = DEFAULT_CHA
     return " ".join(text.split())
 
 
-def raw_headers(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS
-                ) -> dict[str, list[str]]:
-    """The header block, read from the bytes themselves (8-bit values decoded properly)."""
+def raw_headers(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
+                encoded_words: bool = True) -> dict[str, list[str]]:
+    """The header block, read from the bytes themselves (8-bit values decoded properly).
+
+    With ``encoded_words=False`` RFC 2047 words stay encoded: address headers must be
+    split into addresses *before* decoding, or an encoded comma or line break in a display
+    name would smuggle in another address.
+    """
     head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
     headers: dict[str, list[str]] = {}
     name = None
@@ -139,7 +144,9 @@ def raw_headers(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS
 
     def close() -> None:
         if name is not None:
-            headers.setdefault(name, []).append(decode_header_value(value, candidates))
+            text = (decode_header_value(value, candidates) if encoded_words
+                    else " ".join(decode_bytes(value, None, candidates).split()))
+            headers.setdefault(name, []).append(text)
 
     for line in re.split(rb"\r?\n", head):
         if line[:1] in (b" ", b"\t") and name is not None:
@@ -216,6 +223,28 @@ def _attachment_bytes(item: Mapping[str, object]) -> bytes:
     return str(payload).encode("utf-8", "surrogateescape")
 
 
+_BOUNDARY_LINE = re.compile(rb"^--([0-9A-Za-z'()+_,./:=?-]{1,70}?)(?:--)?[ \t]*\r?$", re.M)
+
+
+def salvage_text(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) -> str:
+    """The text of a message whose MIME structure is broken (e.g. a wrong boundary).
+
+    The parts are read again with the boundary that the body actually uses; failing that,
+    the whole body is kept as text. A body is never silently dropped.
+    """
+    body = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[1] if b"\n\n" in raw.replace(
+        b"\r\n", b"\n") else b""
+    found = _BOUNDARY_LINE.search(body)
+    if found is not None:
+        boundary = found.group(1).decode("ascii")
+        rebuilt = (f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
+                   .encode("ascii") + body)
+        texts, htmls = _body_texts(email.message_from_bytes(rebuilt), candidates)
+        if texts or htmls:
+            return "\n".join(texts).strip() or _html_to_text("\n".join(htmls))
+    return decode_bytes(body, None, candidates).strip()
+
+
 def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) -> InboundMessage:
     """Parse ``raw`` once into an :class:`InboundMessage`; :class:`MessageError` if impossible.
 
@@ -234,22 +263,25 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) ->
         raise MessageError("unparsable message: no headers")
 
     headers = raw_headers(raw, candidates)
+    undecoded = raw_headers(raw, candidates, encoded_words=False)
 
     def first(name: str) -> str:
         values = headers.get(name)
         return values[0] if values else ""
 
-    senders = _addresses(first("from"))
+    senders = _addresses((undecoded.get("from") or [""])[0])
     if not headers:
         raise MessageError("no header at all: not an email")
     from_name, from_address = senders[0] if senders else ("", "")
-    reply_tos = _addresses(first("reply-to"))
+    reply_tos = _addresses((undecoded.get("reply-to") or [""])[0])
     plain, htmls = parsed.text_plain, parsed.text_html
     if "CharsetDecodeDefect" in parsed.defects_categories:
         # mail-parser fell back on replacement characters: decode those parts properly.
         plain, htmls = _body_texts(message, candidates)
     text = "\n".join(plain).strip()
     html = "\n".join(htmls).strip()
+    if not text and not html and not parsed.attachments:
+        text = salvage_text(raw, candidates)
     if not text and html:
         text = _html_to_text(html)
     attachments = tuple(

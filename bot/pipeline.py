@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from bot.app import App
 from bot.classify import Action, Match, classify
+from bot.config import LimitsConfig
 from bot.errors import MessageError
 from bot.handlers import handle
 from bot.message import InboundMessage, content_hash, parse_message
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 FOLDER_OF = {
     Action.ROBOT: "ignored",
     Action.BOUNCE: "ignored",
+    Action.TOO_LARGE: "quarantine",
     Action.COMMAND: "processed",
     Action.ALERT: "ignored",
     Action.DIRECTOR: "",
@@ -82,6 +84,20 @@ class RunSummary:
 
 def _folder_name(app: App, key: str) -> str:
     return getattr(app.config.folders, key) if key else ""
+
+
+def over_limit(raw: RawMessage, msg: InboundMessage, limits: LimitsConfig) -> str | None:
+    """Why a message exceeds ``[limits]``, or ``None``."""
+    if raw.headers_only or raw.size > limits.max_message_bytes:
+        return f"message of {raw.size} bytes, over max_message_bytes ({limits.max_message_bytes})"
+    if len(msg.attachments) > limits.max_attachments:
+        return (f"{len(msg.attachments)} attachments, over max_attachments "
+                f"({limits.max_attachments})")
+    largest = max((len(a.data) for a in msg.attachments), default=0)
+    if largest > limits.max_attachment_bytes:
+        return (f"an attachment of {largest} bytes, over max_attachment_bytes "
+                f"({limits.max_attachment_bytes})")
+    return None
 
 
 def _dossier_plan(session: Session, row: Inbound) -> tuple[str | None, list[str]]:
@@ -150,7 +166,7 @@ def _handle_one(session: Session, app: App, raw: RawMessage, row_base: dict[str,
         session.add(row)
         session.flush()
         return row, msg
-    decision = classify(session, msg, app)
+    decision = classify(session, msg, app, over_limit(raw, msg, app.config.limits))
     row = Inbound(
         **base,
         action=str(decision.action),
@@ -265,7 +281,8 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None) -> RunSu
             elif state is not None:
                 log.warning("UIDVALIDITY of %s changed: every message is checked again",
                             source.mailbox)
-    for batch in source.fetch(after, app.config.bot.batch_size):
+    for batch in source.fetch(after, app.config.bot.batch_size,
+                              app.config.limits.max_message_bytes):
         outcomes = handle_batch(app, source, uidvalidity, batch)
         finish_batch(app, source, outcomes)
         for outcome in outcomes:

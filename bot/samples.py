@@ -159,3 +159,46 @@ def pdf_bytes(size: int = 2048) -> bytes:
     """A small, valid-looking PDF payload of about ``size`` bytes."""
     head = b"%PDF-1.4\n% reclambot sample\n"
     return head + b"0" * max(0, size - len(head) - 6) + b"\n%%EOF"
+
+
+def delivery_report(original: bytes, failed: str, *, permanent: bool = True,
+                    reporting: str = "mx.example.org") -> bytes:
+    """A standard DSN (RFC 3464) about ``original``, as a mail server sends it back."""
+    head = original.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode("ascii", "replace")
+    status = "5.1.1" if permanent else "4.4.1"
+    action = "failed" if permanent else "delayed"
+    boundary = uuid.uuid4().hex
+    text = f"""\
+From: Mail Delivery System <MAILER-DAEMON@{reporting}>
+To: reclamations@example.fr
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <{uuid.uuid4().hex}@{reporting}>
+Date: {email.utils.format_datetime(dt.datetime.now(dt.UTC))}
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"
+
+--{boundary}
+Content-Type: text/plain; charset=us-ascii
+
+Your message could not be delivered to {failed}.
+
+--{boundary}
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; {reporting}
+
+Final-Recipient: rfc822; {failed}
+Original-Recipient: rfc822; {failed}
+Action: {action}
+Status: {status}
+Diagnostic-Code: smtp; 550 {status} <{failed}>: Recipient address rejected
+
+--{boundary}
+Content-Type: text/rfc822-headers
+
+{head}
+
+--{boundary}--
+"""
+    return text.replace("\n", "\r\n").encode("utf-8")

@@ -158,7 +158,14 @@ class SmtpCapture:
 
     received: list[Captured] = field(default_factory=list)
     fail_with: str | None = None
+    refuse: dict[str, str] = field(default_factory=dict)  # recipient -> SMTP reply
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         if self.fail_with:
@@ -176,16 +183,23 @@ class SmtpServer:
     """An aiosmtpd controller on a free loopback port."""
 
     def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
         self.handler = SmtpCapture()
         self.port = free_port()
+        self.controller = None
+        self.start()
+
+    def start(self) -> None:
+        """(Re)start on the same port, with the same handler."""
+        from aiosmtpd.controller import Controller
+
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
                                      decode_data=False)
         self.controller.start()
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
 
 def is_root() -> bool:

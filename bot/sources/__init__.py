@@ -23,6 +23,9 @@ class RawMessage:
     uid: str
     data: bytes
     internal_date: dt.datetime | None = None
+    #: Size on the server; when over ``[limits] max_message_bytes`` only the header is fetched.
+    size: int = 0
+    headers_only: bool = False
 
 
 class Source(Protocol):
@@ -36,8 +39,10 @@ class Source(Protocol):
     def uidvalidity(self) -> str:
         """The folder's UIDVALIDITY: when it changes, every UID means something else."""
 
-    def fetch(self, after_uid: int, batch_size: int) -> Iterator[list[RawMessage]]:
-        """Messages waiting in the folder (with UID above ``after_uid`` when ordered)."""
+    def fetch(self, after_uid: int, batch_size: int, max_bytes: int
+              ) -> Iterator[list[RawMessage]]:
+        """Messages waiting in the folder (with UID above ``after_uid`` when ordered);
+        only the header of those larger than ``max_bytes``."""
 
     def file(self, uids: list[str], folder: str) -> None:
         """Move messages to ``folder``, created when missing."""

@@ -89,7 +89,8 @@ class ImapSource:
         _ = self.client
         return self._uidvalidity
 
-    def fetch(self, after_uid: int, batch_size: int) -> Iterator[list[RawMessage]]:
+    def fetch(self, after_uid: int, batch_size: int, max_bytes: int
+              ) -> Iterator[list[RawMessage]]:
         client = self.client
         uids = sorted(
             uid for uid in self._call("SEARCH", client.search, ["UID", f"{after_uid + 1}:*"])
@@ -97,18 +98,30 @@ class ImapSource:
         )
         for start in range(0, len(uids), batch_size):
             chunk = uids[start : start + batch_size]
-            response = self._call(
-                "FETCH", client.fetch, chunk, ["BODY.PEEK[]", "INTERNALDATE"]
-            )
+            sizes = self._call("FETCH", client.fetch, chunk, ["RFC822.SIZE"])
+            big = [u for u in chunk if sizes.get(u, {}).get(b"RFC822.SIZE", 0) > max_bytes]
+            small = [u for u in chunk if u not in big]
+            response = {}
+            if small:
+                response.update(self._call(
+                    "FETCH", client.fetch, small, ["BODY.PEEK[]", "INTERNALDATE"]))
+            if big:
+                # Never download an oversized message: its header is enough to answer.
+                response.update(self._call(
+                    "FETCH", client.fetch, big, ["BODY.PEEK[HEADER]", "INTERNALDATE"]))
             batch = []
             for uid in chunk:
                 data = response.get(uid)
-                if not data or b"BODY[]" not in data:
+                body = (data or {}).get(b"BODY[]", (data or {}).get(b"BODY[HEADER]"))
+                if body is None:
                     continue  # expunged meanwhile
                 moment = data.get(b"INTERNALDATE")
                 if isinstance(moment, dt.datetime) and moment.tzinfo is not None:
                     moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-                batch.append(RawMessage(uid=str(uid), data=data[b"BODY[]"], internal_date=moment))
+                batch.append(RawMessage(
+                    uid=str(uid), data=body, internal_date=moment,
+                    size=sizes.get(uid, {}).get(b"RFC822.SIZE", len(body)),
+                    headers_only=uid in big))
             yield batch
 
     def _ensure_folder(self, folder: str) -> None:

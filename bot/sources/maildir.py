@@ -26,6 +26,17 @@ def ensure_maildir(path: Path) -> None:
         (path / sub).mkdir(parents=True, exist_ok=True)
 
 
+def _header_block(path: Path, limit: int = 256 * 1024) -> bytes:
+    """The header of a message file, without reading its body."""
+    lines = []
+    with path.open("rb") as handle:
+        for line in handle:
+            if line in (b"\n", b"\r\n") or sum(map(len, lines)) > limit:
+                break
+            lines.append(line)
+    return b"".join(lines) + b"\r\n"
+
+
 class MaildirSource:
     """The Maildir at ``root``; UIDs are the Maildir file names without their flags."""
 
@@ -50,7 +61,8 @@ class MaildirSource:
                     found[path.name.split(":", 1)[0]] = path
         return found
 
-    def fetch(self, after_uid: int, batch_size: int) -> Iterator[list[RawMessage]]:
+    def fetch(self, after_uid: int, batch_size: int, max_bytes: int
+              ) -> Iterator[list[RawMessage]]:
         files = self._files()
         uids = sorted(files, key=lambda uid: (files[uid].stat().st_mtime, uid))
         for start in range(0, len(uids), batch_size):
@@ -58,12 +70,14 @@ class MaildirSource:
             for uid in uids[start : start + batch_size]:
                 path = files[uid]
                 try:
-                    data = path.read_bytes()
-                    mtime = path.stat().st_mtime
+                    stat = path.stat()
+                    big = stat.st_size > max_bytes
+                    data = _header_block(path) if big else path.read_bytes()
                 except FileNotFoundError:
                     continue  # filed by someone else meanwhile
-                moment = dt.datetime.fromtimestamp(mtime, dt.UTC).replace(tzinfo=None)
-                batch.append(RawMessage(uid=uid, data=data, internal_date=moment))
+                moment = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC).replace(tzinfo=None)
+                batch.append(RawMessage(uid=uid, data=data, internal_date=moment,
+                                        size=stat.st_size, headers_only=big))
             if batch:
                 yield batch
 

@@ -1,0 +1,377 @@
+"""Never lose a complaint, never answer a robot, never answer twice: each known failure of
+email helpdesks has its own test here, through the real Dovecot and SMTP servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bot import samples
+from bot.models import Event, Lock, Outbox
+from tests.conftest import BOT, DIRECTOR, FORM_SENDER, BotEnv
+
+pytestmark = pytest.mark.integration
+
+PROCESSED = "Réclamations/Traitées"
+IGNORED = "Réclamations/Ignorées"
+QUARANTINE = "Réclamations/Quarantaine"
+CLIENT = "jeanne.martin@example.org"
+
+
+def all_server_messages(env: BotEnv) -> int:
+    return sum(len(env.folder(f)) for f in ("INBOX", PROCESSED, IGNORED, QUARANTINE))
+
+
+def form(**changes: str) -> dict[str, str]:
+    fields = dict(samples.COMPLETE_FORM)
+    fields.update(changes)
+    return fields
+
+
+# --- Bounces: never a new ticket per round ---------------------------------------------------
+
+
+def test_bounce_of_acknowledgement_is_tied_back_and_reported_once(env: BotEnv) -> None:
+    env.append(samples.form_submission())
+    env.run()
+    [complaint] = env.complaints()
+    [ack] = env.smtp.handler.to(CLIENT)
+    before = len(env.smtp.handler.received)
+
+    env.append(samples.delivery_report(ack.data, CLIENT))
+    env.append(samples.delivery_report(ack.data, CLIENT, reporting="mx2.example.org"))
+    env.run()
+
+    [complaint] = env.complaints()
+    assert complaint.unreachable_at is not None
+    assert len(env.complaints()) == 1 and env.contacts() == []
+    new = env.smtp.handler.received[before:]
+    assert [c.recipients for c in new] == [[DIRECTOR]]  # told once, the complainant never
+    assert "n'a pas pu être joint" in new[0].subject and CLIENT in new[0].text()
+    [row] = env.query(Outbox, Outbox.kind == "acknowledgement")
+    assert row.bounced_at is not None
+    assert [r.action for r in env.inbound()[-2:]] == ["bounce", "bounce"]
+    assert len(env.folder(IGNORED)) == 2
+
+
+def test_delay_report_is_filed_not_answered(env: BotEnv) -> None:
+    env.append(samples.free_text())
+    env.run()
+    [link] = env.smtp.handler.received
+    env.append(samples.delivery_report(link.data, CLIENT, permanent=False))
+    env.run()
+    assert len(env.smtp.handler.received) == 1
+    assert env.inbound()[-1].rules[0]["rule"] == "delay_report"
+
+
+# --- Robots and loops -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender", "subject", "rule"),
+    [
+        ({"Auto-Submitted": "auto-generated"}, None, "RÉCLAMATION", "auto_submitted"),
+        ({"Return-Path": "<>"}, None, "RÉCLAMATION", "null_return_path"),
+        ({}, "MAILER-DAEMON@example.org", "RÉCLAMATION", "robot_sender"),
+        ({}, "postmaster@example.org", "Réclamation", "robot_sender"),
+        ({"Precedence": "bulk"}, None, "Réclamation", "precedence"),
+        ({"List-Id": "<formation.lists.example.org>"}, None, "Réclamation", "robot_headers"),
+        ({"X-Auto-Response-Suppress": "OOF"}, None, "Réclamation", "robot_headers"),
+        ({}, None, "Réponse automatique : RÉCLAMATION", "out_of_office"),
+        ({}, None, "Absence du bureau - Réclamation", "out_of_office"),
+        ({}, None, "Out of Office: Réclamation", "out_of_office"),
+        ({}, None, "Automatic reply: RECLAMATION", "out_of_office"),
+        ({"X-Reclambot": "REC-2026-0001"}, None, "Re: Réclamation", "own_message"),
+        ({}, BOT, "Réclamation", "own_message"),
+    ],
+)
+def test_robots_are_filed_never_answered(env: BotEnv, headers: dict[str, str],
+                                         sender: str | None, subject: str, rule: str) -> None:
+    env.append(samples.free_text(sender=sender or "Jeanne <jeanne.martin@example.org>",
+                                 subject=subject, headers=headers))
+    env.run()
+    assert env.smtp.handler.received == []
+    assert env.contacts() == [] and env.complaints() == []
+    [row] = env.inbound()
+    assert row.action == "robot" and rule in [m["rule"] for m in row.rules]
+    assert len(env.folder(IGNORED)) == 1
+
+
+def test_delivery_report_content_type_is_a_robot(env: BotEnv) -> None:
+    raw = samples.delivery_report(samples.free_text(), CLIENT)  # not about one of ours
+    env.append(raw.replace(b"Auto-Submitted: auto-replied\r\n", b"")
+               .replace(b"MAILER-DAEMON@", b"daemon@"))
+    env.run()
+    [row] = env.inbound()
+    assert "delivery_report" in [m["rule"] for m in row.rules]
+    assert env.smtp.handler.received == []
+
+
+def test_per_address_limit_stops_an_unknown_robot(env: BotEnv) -> None:
+    for i in range(12):
+        env.append(samples.free_text(sender="Robot poli <robot@example.com>",
+                                     subject=f"Réclamation n°{i}"))
+    env.run()
+    assert len(env.smtp.handler.to("robot@example.com")) == 10  # rules/robots.toml
+    assert len(env.contacts()) == 12  # every message is still recorded and filed
+    assert len(env.folder(PROCESSED)) == 12
+    limited = env.query(Event, Event.kind == "auto_reply_limited")
+    assert len(limited) == 2
+
+
+# --- Exactly once -----------------------------------------------------------------------------
+
+
+def test_distinct_messages_sharing_a_message_id_are_both_kept(env: BotEnv) -> None:
+    first = samples.form_submission(headers={"X-Test": "1"})
+    mid = first.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0]
+    second = samples.form_submission(form(**{"Adresse e-mail": "paul@example.org"}))
+    second = second.replace(second.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0], mid)
+    env.append(first)
+    env.append(second)
+    env.run()
+    assert len(env.complaints()) == 2
+
+
+def test_uidvalidity_change_registers_and_answers_nothing_twice(env: BotEnv) -> None:
+    env.append(samples.form_submission())
+    env.append(samples.free_text(subject="Demande de devis"))  # stays in the inbox
+    env.run()
+    sent = len(env.smtp.handler.received)
+    subprocess.run(["doveadm", "-c", str(env.dovecot.conf), "mailbox", "update", "-u", env.user,
+                    "--uid-validity", "4242", "INBOX"], check=True)
+    env.append(samples.form_submission(form(**{"Adresse e-mail": "paul@example.org"})))
+    env.restart()
+    env.run()
+    env.run()
+    assert len(env.complaints()) == 2
+    assert len(env.smtp.handler.received) == sent + 2  # only the new complaint's two emails
+    assert {r.uidvalidity for r in env.inbound()} >= {"4242"}
+    assert len(env.folder("INBOX")) == 1
+
+
+def test_second_process_exits_with_a_clear_message(env: BotEnv) -> None:
+    env.append(samples.form_submission())
+    now = env.clock()
+    with env.app.transaction() as session:  # a live process of this machine holds the lease
+        session.add(Lock(name="reclambot", holder=f"{socket.gethostname()}:{os.getppid()}",
+                         acquired_at=now, heartbeat_at=now))
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(env.config_path), "run", "--once"],
+        capture_output=True, text=True, env={**os.environ}, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("reclambot: error: another reclambot (")
+    assert "stop it first" in result.stderr and "Traceback" not in result.stderr
+    assert env.complaints() == [] and env.smtp.handler.received == []
+
+    # The holder dies: its lease is taken over at once, without waiting for it to expire.
+    with env.app.transaction() as session:
+        session.get(Lock, "reclambot").holder = f"{socket.gethostname()}:999999999"
+    env.run()
+    assert len(env.complaints()) == 1
+
+
+def test_two_processes_on_one_mailbox_never_double_process(env: BotEnv) -> None:
+    for i in range(30):
+        env.append(samples.form_submission(form(**{"Adresse e-mail": f"c{i}@example.org"})))
+    command = [sys.executable, "-m", "bot", "--config", str(env.config_path), "run", "--once"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in runs]
+    for code, err in results:
+        assert code == 0 or "another reclambot" in err, err
+    env.run()  # whatever a refused run left
+    assert len(env.complaints()) == 30
+    for i in range(30):
+        assert len(env.smtp.handler.to(f"c{i}@example.org")) == 1
+
+
+# --- Outbox: SMTP failures ----------------------------------------------------------------------
+
+
+def test_smtp_4xx_is_retried_with_backoff(env: BotEnv) -> None:
+    import datetime as dt
+
+    env.now = dt.datetime(2026, 11, 25, 10, 0)
+    env.smtp.handler.fail_with = "451 4.3.0 Try again later"
+    env.append(samples.form_submission())
+    summary = env.run()
+    assert summary.sent.deferred == 2 and env.smtp.handler.received == []
+    rows = env.outbox()
+    assert all(r.status == "pending" and r.attempts == 1 and "451" in r.last_error for r in rows)
+    env.smtp.handler.fail_with = None
+    env.run()
+    assert env.smtp.handler.received == []  # not due yet
+    env.now += dt.timedelta(minutes=2)
+    env.run()
+    assert len(env.smtp.handler.received) == 2
+    assert {r.status for r in env.outbox()} == {"sent"}
+
+
+def test_smtp_5xx_is_permanent_and_reported(env: BotEnv,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    env.append(samples.form_submission())
+    env.smtp.handler.refuse[CLIENT] = "550 5.1.1 No such user"
+    env.run()
+    env.run()
+    rows = env.outbox()
+    assert [(r.kind, r.status) for r in rows] == [
+        ("acknowledgement", "failed"), ("director_new_complaint", "sent"),
+        ("director_delivery_failure", "sent")]
+    reports = [c for c in env.smtp.handler.to(DIRECTOR) if "Envoi refusé" in c.subject]
+    assert len(reports) == 1 and CLIENT in reports[0].text() and "550" in reports[0].text()
+    # A refusal of the director's own mail is never reported to her: that could loop.
+    env.smtp.handler.refuse[DIRECTOR] = "550 5.2.2 Mailbox full"
+    env.append(samples.form_submission(form(**{"Adresse e-mail": "paul@example.org"})))
+    env.run()
+    assert [r.kind for r in env.outbox()][3:] == ["acknowledgement", "director_new_complaint"]
+    from bot.cli import main
+
+    assert main(["--config", str(env.config_path), "outbox"]) == 0
+    out = capsys.readouterr().out
+    assert "failed" in out and "550" in out and "2 email(s) not sent" in out
+
+
+def test_smtp_down_loses_nothing(env: BotEnv) -> None:
+    from bot.errors import SinkError
+
+    env.append(samples.form_submission())
+    env.smtp.stop()
+    with pytest.raises(SinkError, match=r"cannot connect to SMTP 127\.0\.0\.1"):
+        env.run()
+    assert len(env.complaints()) == 1  # registered and filed before the send failed
+    assert {r.status for r in env.outbox()} == {"pending"}
+    env.smtp.start()
+    env.run()
+    assert len(env.smtp.handler.received) == 2
+    assert {r.status for r in env.outbox()} == {"sent"}
+
+
+# --- Bad input ----------------------------------------------------------------------------------
+
+
+def corpus() -> list[tuple[str, bytes]]:
+    nested = b"Content-Type: multipart/mixed; boundary=b0\r\n\r\n"
+    for depth in range(1, 3000):
+        nested += (f"--b{depth - 1}\r\nContent-Type: multipart/mixed; "
+                   f"boundary=b{depth}\r\n\r\n").encode()
+    nested += b"--b2999\r\nContent-Type: text/plain\r\n\r\nfond\r\n"
+    return [
+        ("broken boundary", (
+            b"From: Jeanne <jeanne.martin@example.org>\r\nSubject: Reclamation accueil\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"AAA\"\r\n\r\n"
+            b"--BBB\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            b"Le texte de ma r\xc3\xa9clamation est ici.\r\n--BBB--\r\n")),
+        ("missing From", b"Subject: Reclamation\r\nTo: reclamations@example.fr\r\n\r\nTexte.\r\n"),
+        ("NUL bytes", b"From: nul@example.org\r\nSubject: R\x00eclamation\r\n\r\nTe\x00xte\r\n"),
+        ("8-bit undeclared", (
+            b"From: Hel\xe8ne <helene@example.org>\r\nSubject: R\xe9clamation facture\r\n\r\n"
+            b"Tr\xe8s d\xe9\xe7ue par la facturation.\r\n")),
+        ("3000 nested parts", b"From: deep@example.org\r\nSubject: Reclamation\r\n" + nested),
+        ("header injection", (
+            b"From: =?utf-8?q?Eve=0D=0ABcc=3A_victim=40example=2Ecom?= <eve@example.org>\r\n"
+            b"Subject: =?utf-8?q?R=C3=A9clamation=0D=0ABcc:_victim@example.com?=\r\n\r\n"
+            b"Texte.\r\n")),
+        ("traversal attachment", samples.form_submission(
+            form(**{"Adresse e-mail": "trav@example.org"}),
+            attachments=[("../../etc/cron.d/x", "text/plain", b"* * * * * root rm -rf /\n")])),
+        ("empty", b"\r\n"),
+        ("garbage", os.urandom(2000)),
+    ]
+
+
+def test_malformed_corpus_all_filed_batch_goes_on(env: BotEnv) -> None:
+    messages = corpus()
+    for _, raw in messages[:4]:
+        env.append(raw)
+    env.append(samples.form_submission())  # a good one in the middle of the batch
+    for _, raw in messages[4:]:
+        env.append(raw)
+    env.run()
+    rows = env.inbound()
+    assert len(rows) == len(messages) + 1  # every message accounted for
+    assert all_server_messages(env) == len(messages) + 1  # nothing deleted
+    assert env.folder("INBOX") == [] or all(r.action == "leave" for r in rows
+                                            if r.folder == "")
+    by_subject = {r.subject: r for r in rows}
+    assert any(c.client_email == CLIENT for c in env.complaints())
+    assert any(c.client_email == "trav@example.org" for c in env.complaints())
+    contacts = {c.sender_email: c for c in env.contacts()}
+    # Broken MIME: the body is kept, not lost.
+    assert "jeanne.martin@example.org" in contacts
+    # 8-bit undeclared: accents read, not replaced.
+    assert contacts["helene@example.org"].sender_name == "Helène"
+    assert "Réclamation facture" in by_subject
+    assert "\ufffd" not in "".join(r.subject for r in rows)
+    # Header injection: collapsed into one line; no Bcc reached the SMTP server.
+    for captured in env.smtp.handler.received:
+        assert "victim@example.com" not in captured.recipients
+        assert captured.message["Bcc"] is None
+    # No file outside the dossiers.
+    for path in env.config.dossiers.rglob("*"):
+        assert path.resolve().is_relative_to(env.config.dossiers.resolve())
+    assert not any("cron.d" in str(p) for p in env.config.dossiers.rglob("*"))
+    quarantined = [r for r in rows if r.action == "quarantine"]
+    assert all(r.error for r in quarantined)
+
+
+def test_broken_mime_text_is_kept_in_the_dossier(env: BotEnv) -> None:
+    _, raw = corpus()[0]
+    env.append(raw)
+    env.run()
+    [contact] = env.contacts()
+    [eml] = (env.config.dossiers / contact.reference / "messages").iterdir()
+    assert eml.read_bytes() == raw
+    from bot.message import parse_message
+
+    assert "Le texte de ma réclamation est ici." in parse_message(raw).text
+
+
+def test_undeclared_8bit_form_is_registered_with_its_accents(env: BotEnv) -> None:
+    text = samples.form_text(form(**{"Nom et prénom": "Hélène Dupré"})).encode("cp1252")
+    raw = (f"From: {FORM_SENDER}\r\nTo: {BOT}\r\nSubject: Formulaire\r\n\r\n").encode() + text
+    env.append(raw)
+    env.run()
+    [complaint] = env.complaints()
+    assert complaint.client_name == "Hélène Dupré"
+    assert "Malgré deux relances" in complaint.description
+
+
+def test_oversized_message_stays_on_server_and_sender_is_told(env: BotEnv) -> None:
+    with env.config_path.open("a") as out:
+        out.write("\n[limits]\nmax_message_bytes = 200000\nmax_attachments = 2\n")
+    env.restart()
+    env.append(samples.form_submission(
+        attachments=[("gros.pdf", "application/pdf", samples.pdf_bytes(300_000))]))
+    env.append(samples.form_submission(
+        form(**{"Adresse e-mail": "many@example.org"}),
+        attachments=[(f"p{i}.pdf", "application/pdf", samples.pdf_bytes()) for i in range(3)]))
+    env.run()
+    assert env.complaints() == []
+    assert len(env.folder(QUARANTINE)) == 2
+    big = env.folder(QUARANTINE)[0]
+    assert len(big) > 300_000  # the whole message is kept on the server
+    answers = [c for c in env.smtp.handler.received if "trop volumineux" in c.subject]
+    assert sorted(c.recipients[0] for c in answers) == [CLIENT, "many@example.org"]
+    reasons = [r.rules[0]["reason"] for r in env.inbound()]
+    assert "over max_message_bytes" in reasons[0] and "over max_attachments" in reasons[1]
+
+
+def test_imap_down_is_a_clear_transient_error(env: BotEnv) -> None:
+    from bot.errors import SourceError
+
+    with env.config_path.open("r+") as handle:
+        text = handle.read().replace(f"port = {env.dovecot.port}", "port = 1")
+        handle.seek(0)
+        handle.write(text)
+        handle.truncate()
+    env.restart()
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"IMAP 127\.0\.0\.1:1"):
+        env.run()
+    assert time.monotonic() - started < 10
