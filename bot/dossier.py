@@ -77,6 +77,15 @@ class Dossiers:
             raise
         return path
 
+    def sweep(self) -> int:
+        """Remove temporary files a killed process left behind (only one bot runs at a time)."""
+        removed = 0
+        if self.root.is_dir():
+            for path in self.root.glob("*/*/.tmp-*"):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def store_message(
         self,
         reference: str,

@@ -15,6 +15,7 @@ leaves a state from which the next run finishes the work without doing anything 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ FOLDER_OF = {
 }
 QUARANTINE = "quarantine"
 DUPLICATE = "duplicate"
+RESUMED = "resumed"
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Outcome:
     action: str
     folder: str  # actual folder name, or "" to leave it in the inbox
     message: InboundMessage | None
+    received_at: dt.datetime | None = None
     dossier: str | None = None
     absorb: list[str] = field(default_factory=list)
     finished: bool = False
@@ -153,12 +156,22 @@ def _handle_one(session: Session, app: App, raw: RawMessage, row_base: dict[str,
     if original is not None:
         # The same message again (appended twice, fetched again after a UIDVALIDITY
         # change): it follows the original, and is never handled a second time.
+        if original.state == "committed":
+            # The original was handled but never filed, and its UID is gone: this copy
+            # is that very message; it is filed in the original's place.
+            original.state = "done"
+            action, folder = RESUMED, original.folder
+            reason = f"inbound #{original.id} again, never filed: filed in its place now"
+        else:
+            action = DUPLICATE
+            folder = "" if not original.folder else app.config.folders.ignored
+            reason = f"same content as inbound #{original.id}"
         row = Inbound(
             **base,
-            action=DUPLICATE,
+            action=action,
             duplicate_of=original.id,
-            rules=[Match(DUPLICATE, f"same content as inbound #{original.id}").as_dict()],
-            folder="" if not original.folder else app.config.folders.ignored,
+            rules=[Match(action, reason).as_dict()],
+            folder=folder,
             complaint_id=original.complaint_id,
             contact_id=original.contact_id,
             ticket_id=original.ticket_id,
@@ -232,7 +245,8 @@ def _reparse(app: App, raw: RawMessage) -> InboundMessage | None:
 def _outcome(session: Session, uid: str, row: Inbound, msg: InboundMessage | None) -> Outcome:
     dossier, absorb = _dossier_plan(session, row) if row.action != DUPLICATE else (None, [])
     return Outcome(uid=uid, row_id=row.id, action=row.action, folder=row.folder, message=msg,
-                   dossier=dossier, absorb=absorb)
+                   received_at=row.received_at or row.processed_at, dossier=dossier,
+                   absorb=absorb)
 
 
 def finish_batch(app: App, source: Source, outcomes: list[Outcome]) -> None:
@@ -243,9 +257,11 @@ def finish_batch(app: App, source: Source, outcomes: list[Outcome]) -> None:
             try:
                 app.dossiers.absorb(outcome.dossier, outcome.absorb)
                 if outcome.message is not None:
+                    # Named from what the row says, so that a second attempt after a
+                    # crash rewrites the same files instead of adding copies.
                     app.dossiers.store_message(
                         outcome.dossier, outcome.message.raw, outcome.message.content_hash,
-                        app.clock(), outcome.message.attachments,
+                        outcome.received_at or app.clock(), outcome.message.attachments,
                     )
             except OSError as exc:
                 # Not filed, so the next run writes the dossier again.
@@ -264,6 +280,30 @@ def finish_batch(app: App, source: Source, outcomes: list[Outcome]) -> None:
                 row.state = "done"
 
 
+def settle_interrupted(app: App, source: Source, uidvalidity: str) -> int:
+    """Rows an earlier run committed but did not mark done: done if already filed.
+
+    A crash between moving a message and recording it leaves the row ``committed`` while
+    the message is no longer in the inbox (its dossier was written before the move).
+    Messages still in the inbox are finished by the normal fetch instead.
+    """
+    with app.sessions() as session:
+        rows = session.execute(
+            select(Inbound.id, Inbound.uid).where(
+                Inbound.mailbox == source.mailbox, Inbound.uidvalidity == uidvalidity,
+                Inbound.state == "committed")
+        ).all()
+    if not rows:
+        return 0
+    still_there = source.present([uid for _, uid in rows])
+    gone = [row_id for row_id, uid in rows if uid not in still_there]
+    if gone:
+        with app.transaction() as session:
+            for row in session.scalars(select(Inbound).where(Inbound.id.in_(gone))):
+                row.state = "done"
+    return len(gone)
+
+
 def _watermark(session: Session, mailbox: str) -> MailboxState | None:
     return session.get(MailboxState, mailbox)
 
@@ -272,6 +312,7 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None) -> RunSu
     """Handle everything waiting in ``source``; send the outbox after each batch."""
     summary = RunSummary()
     uidvalidity = source.uidvalidity()
+    settle_interrupted(app, source, uidvalidity)
     after = 0
     if source.ordered:
         with app.sessions() as session:

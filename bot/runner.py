@@ -29,6 +29,7 @@ def run_once(app: App, source: Source | None = None, sink: Sink | None = None) -
     """Process every waiting message and send the outbox once."""
     with ProcessLock(app):
         recover_interrupted(app)
+        app.dossiers.sweep()
         source = source or make_source(app.config)
         sink = sink or make_sink(app.config)
         try:
@@ -61,6 +62,7 @@ def run_forever(app: App, stop: threading.Event | None = None,
     lock = ProcessLock(app)
     lock.acquire()
     recover_interrupted(app)
+    app.dossiers.sweep()
     source = source or make_source(app.config)
     sink = sink or make_sink(app.config)
     scheduler = schedule.Scheduler()

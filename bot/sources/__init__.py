@@ -47,6 +47,9 @@ class Source(Protocol):
     def file(self, uids: list[str], folder: str) -> None:
         """Move messages to ``folder``, created when missing."""
 
+    def present(self, uids: list[str]) -> set[str]:
+        """Which of ``uids`` are still in the watched folder."""
+
     def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
         """Return when something may have arrived, after ``timeout`` s, or once ``stop`` is set."""
 

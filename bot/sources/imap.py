@@ -124,6 +124,13 @@ class ImapSource:
                     headers_only=uid in big))
             yield batch
 
+    def present(self, uids: list[str]) -> set[str]:
+        if not uids:
+            return set()
+        found = self._call("SEARCH", self.client.search,
+                           ["UID", ",".join(str(int(u)) for u in uids)])
+        return {str(u) for u in found}
+
     def _ensure_folder(self, folder: str) -> None:
         if folder in self._known_folders:
             return

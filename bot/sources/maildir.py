@@ -94,6 +94,9 @@ class MaildirSource:
         except OSError as exc:
             raise SourceError(f"cannot file into {target}: {exc}") from exc
 
+    def present(self, uids: list[str]) -> set[str]:
+        return set(uids) & set(self._files())
+
     def folder_messages(self, folder: str) -> list[Path]:
         """Files in one of the bot's folders (for summaries and tests)."""
         target = _folder_dir(self.root, folder)
