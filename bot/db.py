@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import Base, Counter
@@ -45,8 +45,12 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent)."""
-    Base.metadata.create_all(engine)
+    """Create missing tables (idempotent, also when two processes start at once)."""
+    try:
+        Base.metadata.create_all(engine)
+    except (ProgrammingError, IntegrityError, OperationalError):
+        # Another process created the same tables between our check and our CREATE.
+        Base.metadata.create_all(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -125,8 +125,9 @@ def decode_header_value(value: object, candidates: tuple[str, ...] = DEFAULT_CHA
         text = str(email.header.make_header(email.header.decode_header(str(value))))
     except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
         text = str(value)
-    # A header value is one line: folding and injected line breaks are collapsed.
-    return " ".join(text.split())
+    # A header value is one line: folding and injected line breaks are collapsed; NUL
+    # bytes carry nothing and no database stores them in text.
+    return " ".join(text.replace("\x00", "").split())
 
 
 def raw_headers(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
@@ -278,8 +279,8 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) ->
     if "CharsetDecodeDefect" in parsed.defects_categories:
         # mail-parser fell back on replacement characters: decode those parts properly.
         plain, htmls = _body_texts(message, candidates)
-    text = "\n".join(plain).strip()
-    html = "\n".join(htmls).strip()
+    text = "\n".join(plain).replace("\x00", "").strip()
+    html = "\n".join(htmls).replace("\x00", "").strip()
     if not text and not html and not parsed.attachments:
         text = salvage_text(raw, candidates)
     if not text and html:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,41 @@ from bot.config import Config, load_config
 from bot.models import Complaint, Contact, Inbound, Outbox, Ticket
 from bot.pipeline import RunSummary
 from bot.runner import run_once
-from tests.servers import DOVECOT_PASSWORD, Dovecot, SmtpServer, start_dovecot
+from tests.servers import (
+    DOVECOT_PASSWORD,
+    Dovecot,
+    Postgres,
+    SmtpServer,
+    start_dovecot,
+    start_postgres,
+)
 
 BOT = "reclamations@example.fr"
 DIRECTOR = "direction@example.fr"
 FORM_SENDER = "no-reply@example.fr"
 _users = itertools.count(1)
+
+
+DATABASE = os.environ.get("RECLAMBOT_TEST_DATABASE", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres | None]:
+    """A real PostgreSQL server when RECLAMBOT_TEST_DATABASE=postgresql, else None."""
+    if DATABASE != "postgresql":
+        yield None
+        return
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def database_url(tmp_path: Path, postgres: Postgres | None) -> str:
+    """The register of one test: a SQLite file, or a fresh PostgreSQL database."""
+    if postgres is None:
+        return f"sqlite:///{tmp_path / 'register.sqlite3'}"
+    return postgres.database()
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +69,7 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 def write_config(directory: Path, *, imap_port: int, imap_user: str, smtp_port: int,
-                 extra: str = "") -> Path:
+                 database_url: str, extra: str = "") -> Path:
     """A config.toml for the test servers, in ``directory``."""
     path = directory / "config.toml"
     path.write_text(f"""\
@@ -67,7 +97,7 @@ port = {smtp_port}
 security = "none"
 
 [database]
-url = "sqlite:///register.sqlite3"
+url = "{database_url}"
 
 [storage]
 dossiers = "dossiers"
@@ -79,14 +109,14 @@ class BotEnv:
     """A bot wired to the test servers, with helpers to feed it mail and look at results."""
 
     def __init__(self, directory: Path, dovecot: Dovecot, smtp: SmtpServer,
-                 monkeypatch: pytest.MonkeyPatch) -> None:
+                 monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
         monkeypatch.setenv("RECLAMBOT_TEST_IMAP_PASSWORD", DOVECOT_PASSWORD)
         self.directory = directory
         self.user = f"user{next(_users)}-{directory.name[-12:]}"
         self.dovecot = dovecot
         self.smtp = smtp
         self.config_path = write_config(directory, imap_port=dovecot.port, imap_user=self.user,
-                                        smtp_port=smtp.port)
+                                        smtp_port=smtp.port, database_url=database_url)
         self.now: dt.datetime | None = None
         self._app: App | None = None
 
@@ -175,25 +205,9 @@ class BotEnv:
 
 
 @pytest.fixture()
-def env(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[BotEnv]:
-    bot_env = BotEnv(tmp_path, dovecot, smtp, monkeypatch)
+def env(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch,
+        database_url: str) -> Iterator[BotEnv]:
+    bot_env = BotEnv(tmp_path, dovecot, smtp, monkeypatch, database_url)
+    _ = bot_env.app  # the schema exists before any test process starts
     yield bot_env
     bot_env.close()
-
-
-@pytest.fixture()
-def make_env(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer,
-             monkeypatch: pytest.MonkeyPatch) -> Callable[[], BotEnv]:
-    """For tests that need a second, independent bot."""
-    made: list[BotEnv] = []
-
-    def factory() -> BotEnv:
-        directory = tmp_path / f"bot{len(made)}"
-        directory.mkdir()
-        made.append(BotEnv(directory, dovecot, smtp, monkeypatch))
-        return made[-1]
-
-    yield factory  # type: ignore[misc]
-    for item in made:
-        item.close()

@@ -204,3 +204,59 @@ class SmtpServer:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+@dataclass
+class Postgres:
+    """A throw-away PostgreSQL cluster; ``database()`` makes a fresh database per test."""
+
+    root: Path
+    port: int
+    bin_dir: Path
+    counter: int = 0
+
+    def url(self, name: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def database(self) -> str:
+        """A new, empty database; its SQLAlchemy URL."""
+        import psycopg
+
+        self.counter += 1
+        name = f"reclambot_{os.getpid()}_{self.counter}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), "stop",
+                      "-m", "immediate"], check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _as_postgres(command: list[str], check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    # initdb and postgres refuse to run as root: run them as the packaged postgres user.
+    if is_root():
+        command = ["runuser", "-u", "postgres", "--", *command]
+    return subprocess.run(command, check=check, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+
+
+def start_postgres() -> Postgres:
+    """initdb + pg_ctl start on a free loopback port (needs Debian's postgresql package)."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not versions:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+    bin_dir = versions[-1].parent
+    root = Path(tempfile.mkdtemp(prefix="reclambot-pg-"))
+    root.chmod(0o755)
+    if is_root():
+        shutil.chown(root, "postgres", "postgres")
+    port = free_port()
+    _as_postgres([str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", "postgres",
+                  "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-o", options,
+                  "-l", str(root / "log"), "-w", "start"])
+    return Postgres(root=root, port=port, bin_dir=bin_dir)

@@ -93,8 +93,8 @@ def _allocate(url: str, count: int, queue: multiprocessing.Queue) -> None:  # ty
     queue.put(got)
 
 
-def test_numbering_is_sequential_under_concurrency(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'n.sqlite3'}"
+def test_numbering_is_sequential_under_concurrency(database_url: str) -> None:
+    url = database_url  # SQLite, or PostgreSQL with RECLAMBOT_TEST_DATABASE=postgresql
     create_schema(make_engine(url))
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     workers = [multiprocessing.Process(target=_allocate, args=(url, 40, queue)) for _ in range(3)]
