@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="working folder (default: ./reclambot-demo)")
 
     commands.add_parser("outbox", help="list the emails waiting to be sent or that failed")
+    commands.add_parser("check", help="check the configuration, servers, database and templates")
     return parser
 
 
@@ -107,7 +108,18 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox}
+def cmd_check(args: argparse.Namespace) -> int:
+    from bot.check import config_result, run_checks
+
+    config, first = config_result(args.config)
+    results = [first, *(run_checks(config) if config is not None else [])]
+    for result in results:
+        print(result.line())
+    return 0 if all(r.ok for r in results) else 1
+
+
+COMMANDS = {"run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
+            "check": cmd_check}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import datetime as dt
 import email.policy
 import email.utils
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,6 +176,12 @@ def dossier_reference(session: Session, row: Outbox) -> str | None:
     return complaint.number if complaint else None
 
 
+def _smtp_code(error: str) -> str:
+    """The reply code of an SMTP error, for logs that must not carry addresses."""
+    codes = re.findall(r"\b[245]\d\d\b", error)
+    return f"SMTP {codes[0]}" if codes else error.split(":", 1)[0]
+
+
 def recover_interrupted(app: App) -> int:
     """Rows left in ``sending`` by a process that died: sent again, with the same Message-ID.
 
@@ -249,14 +256,16 @@ def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
                     row.next_attempt_at = now + dt.timedelta(seconds=delay)
                     row.last_error = error
                     report.deferred += 1
-                    log.warning("outbox %s deferred (attempt %s): %s", row.id, row.attempts,
-                                error)
+                    # The server's text may quote the recipient: it stays in the row.
+                    log.warning("outbox %s (%s) deferred, attempt %s: %s", row.id, row.kind,
+                                row.attempts, _smtp_code(error))
                     continue
                 else:
                     row.status = "failed"
                     row.last_error = error
                     report.refused += 1
-                    log.error("outbox %s refused permanently: %s", row.id, error)
+                    log.error("outbox %s (%s) refused permanently: %s", row.id, row.kind,
+                              _smtp_code(error))
                     _report_refusal(session, app, row, error)
                     continue
                 sent_at, kind, raw = row.sent_at, row.kind, row.raw

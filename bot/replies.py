@@ -20,8 +20,8 @@ def new_text(text: str) -> str:
 
     try:
         latest = EmailReplyParser(languages=LANGUAGES).parse_reply(text=text) or ""
-    except Exception:  # the library's regexes must never cost us the message
-        log.warning("reply parser failed; keeping the whole text", exc_info=True)
+    except Exception as exc:  # the library's regexes must never cost us the message
+        log.warning("reply parser failed (%s); keeping the whole text", type(exc).__name__)
         latest = text
     lines = [line for line in latest.splitlines() if not line.lstrip().startswith(">")]
     return "\n".join(lines).strip()

@@ -338,3 +338,24 @@ def test_authentication_results_required(env: BotEnv) -> None:
                                   "dmarc=pass (p=reject) header.from=example.fr"})
     assert answer is not None and "Commandes enregistrées" in answer.subject
     assert [f.text for f in env.complaints()[0].failures] == ["test"]
+
+
+def test_logs_carry_no_personal_data_nor_secrets(env: BotEnv,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO)
+    env.smtp.handler.refuse["paul@example.org"] = "550 5.1.1 <paul@example.org> unknown"
+    notification = register(env)
+    env.append(samples.form_submission(dict(samples.COMPLETE_FORM, **{
+        "Adresse e-mail": "paul@example.org", "Nom et prénom": "Paul Bernard"})))
+    env.append(samples.free_text(sender="Lucie Petit <lucie@example.org>"))
+    command(env, notification, "#manquement Oubli\n#reponse negative\nNon.\n")
+    command(env, notification, "#cloturer\n", sender="mallory@example.com")
+    # Everything the bot's process logs (the test SMTP server's own "mail.log" aside).
+    logged = "\n".join(r.getMessage() for r in caplog.records
+                       if r.levelno >= logging.INFO and not r.name.startswith("mail.log"))
+    assert "REC-" in logged  # the ticket number is there...
+    for personal in ("jeanne", "Jeanne", "Martin", "paul@", "Paul", "lucie", "Lucie",
+                     "mallory", "attestation", "Oubli", "secret", "Mot de passe"):
+        assert personal not in logged, personal  # ...and nothing else about anyone

@@ -375,3 +375,33 @@ def test_imap_down_is_a_clear_transient_error(env: BotEnv) -> None:
     with pytest.raises(SourceError, match=r"IMAP 127\.0\.0\.1:1"):
         env.run()
     assert time.monotonic() - started < 10
+
+
+def test_check_reports_one_line_per_problem(env: BotEnv, tmp_path,  # type: ignore[no-untyped-def]
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    assert main(["--config", str(env.config_path), "check"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in out] == [
+        ["OK", "config"], ["OK", "rules"], ["OK", "templates"], ["OK", "database"],
+        ["OK", "dossiers"], ["OK", "mailbox"], ["OK", "sending"]]
+    assert "will create Réclamations/Traitées" in out[5]
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for path in env.config.templates_dir.iterdir():
+        (templates / path.name).write_text(path.read_text())
+    (templates / "response.txt").write_text("Bonjour {{ complaint.client_name }\n")
+    text = env.config_path.read_text()
+    text = text.replace(f"port = {env.dovecot.port}", "port = 1")
+    text = text.replace(f"port = {env.smtp.port}", "port = 2")
+    env.config_path.write_text(text + f'\n[paths]\ntemplates = "{templates}"\n')
+    assert main(["--config", str(env.config_path), "check"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    failed = {line.split()[1]: line for line in out if line.startswith("FAIL")}
+    assert set(failed) == {"templates", "mailbox", "sending"}
+    assert "templates/response.txt line 1" in failed["templates"]
+    assert "IMAP 127.0.0.1:1" in failed["mailbox"]
+    assert "cannot connect to SMTP 127.0.0.1:2" in failed["sending"]
+    assert all("secret" not in line for line in out)

@@ -1,0 +1,136 @@
+"""``reclambot check``: is this installation able to work? One line per check, with a verdict."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import Config
+from bot.errors import ReclambotError
+
+#: Every kind of email the bot sends: each needs its three templates.
+EMAIL_KINDS = (
+    "acknowledgement", "director_alert", "director_confirmation", "director_correspondence",
+    "director_delivery_failure", "director_error", "director_new_complaint",
+    "director_unreachable", "director_unreachable_ticket", "form_link", "information_request",
+    "mediation_rights", "requalified", "response", "too_large",
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of the report."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'OK  ' if self.ok else 'FAIL'}  {self.name:<10} {self.detail}"
+
+
+def _templates(config: Config) -> str:
+    from jinja2 import TemplateSyntaxError
+
+    from bot.render import Renderer
+
+    renderer = Renderer(config.templates_dir)
+    missing = sorted(set(EMAIL_KINDS) - set(renderer.kinds()))
+    if missing:
+        raise ReclambotError(f"missing templates for: {', '.join(missing)}")
+    for name in renderer.env.list_templates():
+        source = (config.templates_dir / name).read_text(encoding="utf-8")
+        try:
+            renderer.env.parse(source)
+        except TemplateSyntaxError as exc:
+            raise ReclambotError(f"templates/{name} line {exc.lineno}: {exc.message}") from exc
+    return f"{len(EMAIL_KINDS)} kinds of email in {config.templates_dir}"
+
+
+def _rules(config: Config) -> str:
+    from bot.rulebook import load_rulebook
+
+    rules = load_rulebook(config.rules_dir)
+    versions = ", ".join(v.id for v in rules.form_versions)
+    return f"form versions {versions}; answer within {rules.answer_working_days} working days"
+
+
+def _database(config: Config) -> str:
+    from sqlalchemy import text
+
+    from bot.db import create_schema, make_engine
+
+    engine = make_engine(config.database_url)
+    try:
+        create_schema(engine)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error: reported, not raised
+        raise ReclambotError(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        engine.dispose()
+    return f"{engine.url.render_as_string(hide_password=True)}"
+
+
+def _dossiers(config: Config) -> str:
+    config.dossiers.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=config.dossiers, prefix=".check-"):
+        pass
+    return f"{config.dossiers} is writable"
+
+
+def _source(config: Config) -> str:
+    from bot.sources import make_source
+
+    source = make_source(config)
+    try:
+        uidvalidity = source.uidvalidity()
+        folders = (config.folders.processed, config.folders.ignored, config.folders.quarantine)
+        client = getattr(source, "client", None)
+        missing = [f for f in folders if client is not None and not client.folder_exists(f)]
+    finally:
+        source.close()
+    note = f"; will create {', '.join(missing)}" if missing else ""
+    return f"{source.mailbox} (UIDVALIDITY {uidvalidity}){note}"
+
+
+def _sink(config: Config) -> str:
+    from bot.sinks import make_sink
+
+    with make_sink(config).connect():
+        pass
+    if config.smtp is not None and config.bot.sink == "smtp":
+        return f"{config.smtp.host}:{config.smtp.port} ({config.smtp.security}) accepts us"
+    return "Maildir outbox is writable"
+
+
+CHECKS: tuple[tuple[str, Callable[[Config], str]], ...] = (
+    ("rules", _rules),
+    ("templates", _templates),
+    ("database", _database),
+    ("dossiers", _dossiers),
+    ("mailbox", _source),
+    ("sending", _sink),
+)
+
+
+def run_checks(config: Config) -> Iterator[CheckResult]:
+    """Run every check, even after a failure, so that all problems show at once."""
+    for name, check in CHECKS:
+        try:
+            yield CheckResult(name, True, check(config))
+        except (ReclambotError, OSError) as exc:
+            yield CheckResult(name, False, str(exc))
+
+
+def config_result(path: Path | None) -> tuple[Config | None, CheckResult]:
+    """Load the configuration, as the first check."""
+    from bot.config import default_config_path, load_config
+
+    try:
+        config = load_config(path)
+    except ReclambotError as exc:
+        return None, CheckResult("config", False, str(exc))
+    return config, CheckResult("config", True, str(path or default_config_path()))
