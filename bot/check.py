@@ -15,7 +15,8 @@ EMAIL_KINDS = (
     "acknowledgement", "director_alert", "director_confirmation", "director_correspondence",
     "director_delivery_failure", "director_error", "director_new_complaint",
     "director_unreachable", "director_unreachable_ticket", "form_link", "information_request",
-    "mediation_rights", "requalified", "response", "too_large",
+    "mediation_rights", "requalified", "response", "too_large", "director_digest",
+    "ticket_reminder", "satisfaction", "interim_notice", "director_monthly_report",
 )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("bot")
@@ -25,9 +27,41 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true",
                      help="process everything waiting, send what is due, and exit")
 
-    export = commands.add_parser("export", help="write the register")
-    export.add_argument("--format", choices=["csv"], required=True)
-    export.add_argument("--output", type=Path, default=None, help="file (default: stdout)")
+    export = commands.add_parser("export", help="write the register (the audit file)")
+    export.add_argument("--format", choices=["csv", "xlsx", "pdf"], required=True)
+    export.add_argument("--output", type=Path, default=None,
+                        help="file (default: stdout for csv, registre-reclamations.FORMAT)")
+
+    def as_of(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--as-of", type=_day, default=None, metavar="AAAA-MM-JJ",
+                             help="run as on that day (default: today)")
+
+    for name, text in (
+        ("remind", "the director's daily digest: deadlines coming and passed, quarantine"),
+        ("followup", "remind incomplete tickets, abandon forgotten ones, ask for satisfaction"),
+        ("purge", "erase personal data past their retention (RGPD)"),
+        ("daily", "every daily job: followup, remind, purge, and the monthly report when due"),
+    ):
+        as_of(commands.add_parser(name, help=text))
+
+    report = commands.add_parser("report", help="indicators and charts of a period (HTML + CSV)")
+    report.add_argument("--period", default=None, metavar="AAAA-MM", help="one month")
+    report.add_argument("--from", dest="start", type=_day, default=None, metavar="AAAA-MM-JJ")
+    report.add_argument("--to", dest="end", type=_day, default=None, metavar="AAAA-MM-JJ",
+                        help="last day included")
+    report.add_argument("--output", type=Path, default=Path("."), help="folder (default: .)")
+    report.add_argument("--send", action="store_true",
+                        help="email the previous month's report to the director (as the job does)")
+    as_of(report)
+
+    gdpr = commands.add_parser("gdpr", help="a person's rights: export or erase their data")
+    gdpr_commands = gdpr.add_subparsers(dest="gdpr_command", required=True, metavar="ACTION")
+    gdpr_export = gdpr_commands.add_parser("export", help="everything held about an address")
+    gdpr_export.add_argument("--email", required=True)
+    gdpr_export.add_argument("--output", type=Path, default=None, help="zip file")
+    gdpr_erase = gdpr_commands.add_parser("erase", help="erase what is held about an address")
+    gdpr_erase.add_argument("--email", required=True)
+    gdpr_erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     demo = commands.add_parser("demo", help="run the bot on a local sample mailbox, no server")
     demo.add_argument("--dir", type=Path, default=Path("reclambot-demo"),
@@ -38,11 +72,128 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _day(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (AAAA-MM-JJ): {value!r}") from None
+
+
 def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from bot.app import build_app
     from bot.config import load_config
 
-    return build_app(load_config(args.config))
+    clock = None
+    day = getattr(args, "as_of", None)
+    if day is not None:
+        from bot.jobs import job_moment
+
+        moment = job_moment(day)
+        clock = lambda: moment  # noqa: E731 - the whole command runs "on that day"
+    return build_app(load_config(args.config), clock=clock)
+
+
+def _job(name: str) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        from bot import jobs
+        from bot.lock import ProcessLock
+        from bot.outbox import send_pending
+        from bot.purge import purge
+        from bot.sinks import make_sink
+
+        app = _app(args)
+        try:
+            with ProcessLock(app):
+                day = jobs.today(app)
+                if name == "daily":
+                    results = jobs.run_daily(app, day)
+                else:
+                    job = {"remind": jobs.remind, "followup": jobs.followup, "purge": purge}[name]
+                    results = [job(app, day)]
+                for result in results:
+                    print(result.line())
+                sent = send_pending(app, make_sink(app.config))
+                print(f"sent {sent.sent} email(s)")
+        finally:
+            app.close()
+        return 0
+
+    return command
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bot import jobs
+    from bot.report import build_report, write_csv
+
+    app = _app(args)
+    try:
+        if args.send:
+            from bot.outbox import send_pending
+            from bot.sinks import make_sink
+
+            result = jobs.monthly_report(app, jobs.today(app), force=True)
+            print(result.line())
+            print(f"sent {send_pending(app, make_sink(app.config)).sent} email(s)")
+            return 0
+        if args.period:
+            try:
+                start = dt.date.fromisoformat(args.period + "-01")
+            except ValueError:
+                raise ReclambotErrorLine(
+                    f"--period: not a month (AAAA-MM): {args.period!r}") from None
+            end = (start + dt.timedelta(days=32)).replace(day=1)
+        elif args.start and args.end:
+            start, end = args.start, args.end + dt.timedelta(days=1)
+        else:
+            start, end = jobs.previous_month(jobs.today(app))
+        args.output.mkdir(parents=True, exist_ok=True)
+        last = end - dt.timedelta(days=1)
+        stem = f"rapport-reclamations-{start.isoformat()}-{last.isoformat()}"
+        with app.sessions() as session:
+            report = build_report(session, app, start, end)
+        (args.output / f"{stem}.html").write_text(report.html, encoding="utf-8")
+        with (args.output / f"{stem}.csv").open("w", encoding="utf-8-sig", newline="") as out:
+            write_csv(report, out)
+        print(f"{report.figures['received']} complaint(s); written "
+              f"{args.output / stem}.html and .csv")
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_gdpr(args: argparse.Namespace) -> int:
+    from bot import gdpr
+
+    app = _app(args)
+    try:
+        address = args.email.strip().lower()
+        with app.sessions() as session:
+            held = gdpr.find(session, address)
+        if held.empty():
+            print(f"nothing is held about {address}")
+            return 0
+        if args.gdpr_command == "export":
+            output = args.output or Path(f"rgpd-{address.replace('@', '_at_')}.zip")
+            count = gdpr.export(app, address, output)
+            print(f"{count} file(s) about {address} written to {output}")
+            return 0
+        references = ", ".join(held.references()) or "(messages only)"
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print("reclambot: error: gdpr erase: confirm with --yes (no terminal to ask)",
+                      file=sys.stderr)
+                return 2
+            answer = input(f"Erase everything about {address} ({references})? [oui/non] ")
+            if answer.strip().lower() not in ("oui", "o", "yes", "y"):
+                print("nothing erased")
+                return 1
+        erased, held_back = gdpr.erase(app, address)
+        print(f"erased: {', '.join(erased) or '(messages only)'}")
+        if held_back:
+            print(f"kept under legal hold (#conserver): {', '.join(held_back)}")
+    finally:
+        app.close()
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -69,12 +220,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     app = _app(args)
     try:
         with app.sessions() as session:
-            if args.output is None:
-                write_csv(session, sys.stdout)
+            if args.format == "csv" and args.output is None:
+                write_csv(session, sys.stdout, app.rulebook)
+                return 0
+            output = args.output or Path(f"registre-reclamations.{args.format}")
+            if args.format == "csv":
+                with output.open("w", encoding="utf-8-sig", newline="") as out:
+                    write_csv(session, out, app.rulebook)
+            elif args.format == "xlsx":
+                from bot.report import register_workbook
+
+                output.write_bytes(register_workbook(session, app))
             else:
-                with args.output.open("w", encoding="utf-8-sig", newline="") as out:
-                    count = write_csv(session, out)
-                print(f"{count} complaint(s) written to {args.output}", file=sys.stderr)
+                from bot.export import register_pdf
+
+                output.write_bytes(register_pdf(session, app.rulebook,
+                                                app.config.organisation.name, app.clock()))
+            print(f"register written to {output}", file=sys.stderr)
     finally:
         app.close()
     return 0
@@ -118,8 +280,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-COMMANDS = {"run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
-            "check": cmd_check}
+class ReclambotErrorLine(Exception):
+    """A command-line mistake reported in one line."""
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
+    "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr,
+    **{name: _job(name) for name in ("remind", "followup", "purge", "daily")},
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except ReclambotError as exc:
+    except (ReclambotError, ReclambotErrorLine) as exc:
         print(f"reclambot: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,11 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db import next_in_sequence
+from bot.deadlines import next_deadline
 from bot.errors import ReclambotError
 from bot.models import ActionTaken, Complaint, Event, Failure, Inbound
 from bot.outbox import enqueue
 from bot.render import local
 from bot.text import fold
+from bot.workdays import add_working_days
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -46,6 +48,11 @@ NAMES = {
     "consommateur": "consommateur",
     "aide": "aide",
     "liste": "liste",
+    "prolonger": "prolonger",
+    "conserver": "conserver",
+    "liberer": "liberer",
+    "finrelation": "finrelation",
+    "fin_relation": "finrelation",
 }
 #: Commands that read the register without changing it: they need no complaint token.
 READ_ONLY = frozenset({"aide", "liste"})
@@ -134,7 +141,12 @@ def one_year_after(day: dt.date) -> dt.date:
 
 def two_months_after(day: dt.date) -> dt.date:
     """The same day two months later (the month's last day where it has no such day)."""
-    month = day.month + 2
+    return add_months(day, 2)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` later (the month's last day where it has no such day)."""
+    month = day.month + months
     year = day.year + (month - 1) // 12
     month = (month - 1) % 12 + 1
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
@@ -283,6 +295,7 @@ def cmd_reopen(ctx: Context, command: Command) -> None:
         raise CommandError(command, "seule une réclamation clôturée peut être rouverte")
     complaint.status = "answered" if complaint.response_number else "open"
     complaint.closed_at = None
+    complaint.reopened_count += 1
     ctx.touch(complaint)
     ctx.event("reopened", {"reason": command.text})
     ctx.done.append(f"Réclamation {complaint.number} rouverte"
@@ -326,6 +339,79 @@ def cmd_consumer(ctx: Context, command: Command) -> None:
     ctx.done.append(f"Le réclamant {verb} en consommateur")
 
 
+def cmd_extend(ctx: Context, command: Command) -> None:
+    complaint = ctx.open_complaint(command)
+    if complaint.status != "open" or complaint.answer_due is None:
+        raise CommandError(command, "seul le délai de réponse d'une réclamation pas encore "
+                           "répondue peut être prolongé")
+    first, _, rest = command.args.partition(" ")
+    if not first.isdigit() or int(first) < 1:
+        raise CommandError(command, "écrivez #prolonger <nombre de jours ouvrés> <motif>")
+    reason = "\n".join(p for p in (rest.strip(), command.body) if p)
+    if not reason:
+        raise CommandError(command, "motif de la prolongation manquant")
+    new_due = add_working_days(complaint.answer_due, int(first))
+    months = ctx.app.rulebook.time.max_answer_months
+    limit = add_months(local(complaint.received_at).date(), months)
+    if new_due > limit:
+        raise CommandError(command, (
+            f"impossible : la nouvelle échéance ({new_due:%d/%m/%Y}) dépasserait {months} mois "
+            f"après le ticket ({limit:%d/%m/%Y}) ; passé ce délai sans réponse, un consommateur "
+            f"peut saisir le médiateur"))
+    old_due = complaint.answer_due
+    complaint.answer_due = new_due
+    complaint.extension_reason = reason
+    ctx.touch(complaint)
+    enqueue(ctx.session, ctx.app, kind="interim_notice", recipients=[complaint.client_email],
+            context={"complaint": complaint, "reason": reason, "old_due": old_due},
+            reference=complaint.number, auto_submitted="auto-generated", complaint=complaint)
+    ctx.event("extended", {"from": old_due.isoformat(), "to": new_due.isoformat(),
+                           "working_days": int(first)})
+    ctx.done.append(f"Délai de réponse prolongé au {new_due:%d/%m/%Y} ; le réclamant en a été "
+                    f"informé")
+
+
+def cmd_hold(ctx: Context, command: Command) -> None:
+    complaint = ctx.complaint
+    if complaint is None:
+        raise CommandError(command, "cette commande doit répondre au message d'une réclamation")
+    reason = _required_text(command, "motif de la conservation")
+    complaint.legal_hold = reason
+    ctx.touch(complaint)
+    ctx.event("legal_hold", {"reason": reason})
+    ctx.done.append(f"Conservation au-delà du délai RGPD : l'effacement de {complaint.number} "
+                    f"est suspendu ({reason}) ; #liberer pour le lever")
+
+
+def cmd_release(ctx: Context, command: Command) -> None:
+    complaint = ctx.complaint
+    if complaint is None or not complaint.legal_hold:
+        raise CommandError(command, "aucune conservation n'est en cours sur ce dossier")
+    complaint.legal_hold = ""
+    ctx.touch(complaint)
+    ctx.event("legal_hold_lifted", {})
+    ctx.done.append("Conservation levée : l'effacement suivra le délai normal")
+
+
+def cmd_relationship_end(ctx: Context, command: Command) -> None:
+    complaint = ctx.complaint
+    if complaint is None:
+        raise CommandError(command, "cette commande doit répondre au message d'une réclamation")
+    day = ctx.today
+    if command.args:
+        try:
+            parsed = parse_day(command.args.split()[0])
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise CommandError(command, f"date invalide « {command.args} » (format AAAA-MM-JJ)")
+        day = parsed
+    complaint.relationship_ended_on = day
+    ctx.touch(complaint)
+    ctx.event("relationship_ended", {"day": day.isoformat()})
+    ctx.done.append(f"Fin de la relation enregistrée au {day:%d/%m/%Y}")
+
+
 def cmd_help(ctx: Context, command: Command) -> None:
     ctx.done.append(ctx.app.renderer.env.get_template("_commands.txt").render().strip())
 
@@ -341,12 +427,13 @@ def cmd_list(ctx: Context, command: Command) -> None:
     lines = [f"{len(complaints)} réclamation(s) ouverte(s) :"]
     for c in complaints:
         age = (ctx.today - local(c.received_at).date()).days
-        if c.status == "answered":
-            nxt = f"répondue le {c.response_date:%d/%m/%Y}, à clôturer"
-        else:
-            late = " — EN RETARD" if c.answer_due and c.answer_due < ctx.today else ""
-            nxt = f"réponse avant le {c.answer_due:%d/%m/%Y}{late}"
-        lines.append(f"- {c.number} ({age} j) {c.client_name} : {c.object[:60]} — {nxt}")
+        deadline = next_deadline(c, ctx.app.rulebook)
+        nxt = ""
+        if deadline is not None:
+            kind, due = deadline
+            late = " — EN RETARD" if due < ctx.today else ""
+            nxt = f" — {kind} avant le {due:%d/%m/%Y}{late}"
+        lines.append(f"- {c.number} ({age} j) {c.client_name} : {c.object[:60]}{nxt}")
     ctx.done.append("\n".join(lines))
 
 
@@ -361,6 +448,10 @@ HANDLERS: dict[str, Callable[[Context, Command], None]] = {
     "consommateur": cmd_consumer,
     "aide": cmd_help,
     "liste": cmd_list,
+    "prolonger": cmd_extend,
+    "conserver": cmd_hold,
+    "liberer": cmd_release,
+    "finrelation": cmd_relationship_end,
 }
 
 

@@ -8,6 +8,7 @@ are written after commit by the pipeline, from what the database then says.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from bot.models import Complaint, Contact, Event, Inbound, Outbox, Ticket
 from bot.outbox import enqueue
 from bot.render import local
 from bot.replies import new_text
+from bot.text import fold
 from bot.workdays import add_working_days
 
 if TYPE_CHECKING:
@@ -138,6 +140,8 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
         acknowledged_at=row.processed_at,
         acknowledge_due=add_working_days(day, rules.acknowledge_working_days),
         answer_due=add_working_days(day, rules.answer_working_days),
+        answer_due_initial=add_working_days(day, rules.answer_working_days),
+        object_category=rules.object_category(values.get("object", "")),
         created_at=row.processed_at,
         updated_at=row.processed_at,
     )
@@ -239,6 +243,23 @@ def handle_ticket_reply(session: Session, app: App, msg: InboundMessage, decisio
     _submit(session, app, msg, row, merged, ticket)
 
 
+_RATING = re.compile(r"(?<![\d/])([1-5])\s*(?:/\s*5|sur\s*5)?(?![\d/])")
+
+
+def satisfaction_rating(text: str) -> str:
+    """A rating stated in a reply: ``"1"``..``"5"``, ``satisfait``, ``pas satisfait``, or ``""``."""
+    words = f" {fold(text)} "
+    for negative in ("pas satisfait", "non satisfait", "insatisfait", "mecontent", "pas du tout"):
+        if negative in words:
+            return "pas satisfait"
+    match = _RATING.search(text)
+    if match:
+        return match.group(1)
+    if " satisfait" in words or " satisfaite" in words:
+        return "satisfait"
+    return ""
+
+
 def _forward(session: Session, app: App, msg: InboundMessage, row: Inbound, text: str, *,
              tag: str, reference: str, complaint: Complaint | None = None,
              contact: Contact | None = None) -> None:
@@ -274,7 +295,14 @@ def handle_complaint_reply(session: Session, app: App, msg: InboundMessage, deci
     complaint = session.get(Complaint, decision.thread.id)
     assert complaint is not None
     row.complaint_id = complaint.id
-    _forward(session, app, msg, row, new_text(msg.text), tag=app.tokens.tag(complaint.number),
+    text = new_text(msg.text)
+    if complaint.satisfaction_asked_at is not None and not complaint.satisfaction:
+        rating = satisfaction_rating(text)
+        if rating:
+            complaint.satisfaction = rating
+            complaint.satisfaction_at = row.processed_at
+            _event(session, row, "satisfaction", {"rating": rating}, complaint=complaint)
+    _forward(session, app, msg, row, text, tag=app.tokens.tag(complaint.number),
              reference=complaint.number, complaint=complaint)
 
 

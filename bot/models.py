@@ -84,6 +84,16 @@ class Complaint(Base):
     answer_due: Mapped[dt.date | None] = mapped_column(Date)
     mediation_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     unreachable_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    answer_due_initial: Mapped[dt.date | None] = mapped_column(Date)
+    extension_reason: Mapped[str] = mapped_column(Text, default="")
+    satisfaction_asked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    satisfaction: Mapped[str] = mapped_column(String(32), default="")
+    satisfaction_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0)
+    object_category: Mapped[str] = mapped_column(String(100), default="")
+    relationship_ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    legal_hold: Mapped[str] = mapped_column(Text, default="")
+    purged_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     requalified_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -149,6 +159,7 @@ class Ticket(Base):
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     problems: Mapped[list[Any]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16), default="incomplete")
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -234,6 +245,29 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobRun(Base):
+    """A scheduled job done for one day: running it again that day does nothing."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Erasure(Base):
+    """What the retention purge or a GDPR erasure removed: never the data itself."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    reference: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    what: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class Setting(Base):

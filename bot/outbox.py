@@ -57,6 +57,7 @@ def compose(
     reference: str,
     answering: InboundMessage | None,
     auto_submitted: str,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> EmailMessage:
     """Build the MIME message: French text and HTML alternatives with threading headers."""
     org = app.config.organisation
@@ -77,6 +78,9 @@ def compose(
     msg["Content-Language"] = "fr"
     msg.set_content(text, subtype="plain", charset="utf-8")
     msg.add_alternative(html, subtype="html", charset="utf-8")
+    for filename, content_type, data in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg
 
 
@@ -93,6 +97,7 @@ def enqueue(
     complaint: Complaint | None = None,
     contact: Contact | None = None,
     ticket: Ticket | None = None,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> Outbox | None:
     """Render ``kind`` and add it to the outbox inside the caller's transaction.
 
@@ -134,6 +139,7 @@ def enqueue(
         reference=reference,
         answering=answering,
         auto_submitted=auto_submitted,
+        attachments=attachments,
     )
     row = Outbox(
         message_id=message_id,

@@ -68,6 +68,30 @@ class RobotRules:
 
 
 @dataclass(frozen=True)
+class Category:
+    """An object category of the pseudonymised register."""
+
+    name: str
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TimeRules:
+    """Deadlines and delays of the procedure (``rules/procedure.toml``)."""
+
+    closure_working_days: int = 10
+    remind_before_working_days: int = 2
+    max_answer_months: int = 2
+    incomplete_remind_after_days: int = 7
+    incomplete_abandon_after_days: int = 7
+    contact_abandon_after_days: int = 30
+    satisfaction_after_days: int = 7
+    personal_data_years: int = 1
+    pseudonymised_years: int = 3
+    monthly_report: bool = True
+
+
+@dataclass(frozen=True)
 class Rulebook:
     """Everything in ``rules/``."""
 
@@ -83,6 +107,16 @@ class Rulebook:
     robots: RobotRules
     undeclared_charsets: tuple[str, ...] = ("utf_8", "cp1252")
     auto_replies_per_address_per_day: int = 10
+    time: TimeRules = TimeRules()
+    categories: tuple[Category, ...] = ()
+
+    def object_category(self, text: str) -> str:
+        """The category of a complaint's object (``rules/categories.toml``)."""
+        words = f" {fold(text)} "
+        for category in self.categories:
+            if any(fold(w) in words for w in category.words):
+                return category.name
+        return "Autre"
 
     def form_version(self, version_id: str) -> FormVersion | None:
         """The form version with this id, in force or not."""
@@ -174,6 +208,15 @@ def _form_versions(path: Path) -> tuple[FormVersion, ...]:
     return tuple(versions)
 
 
+def _categories(path: Path) -> tuple[Category, ...]:
+    data = _read(path)
+    try:
+        return tuple(Category(str(c["name"]), tuple(str(w) for w in c["words"]))
+                     for c in data.get("categories", []))
+    except (KeyError, TypeError) as exc:
+        raise RulesError(f"{path}: malformed category ({exc})") from None
+
+
 def load_rulebook(rules_dir: Path) -> Rulebook:
     """Read ``procedure.toml``, ``forms.toml`` and ``robots.toml`` from ``rules_dir``."""
     procedure_path = rules_dir / "procedure.toml"
@@ -195,6 +238,22 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
         auto_replies_per_address_per_day=_get(
             robots, "limits.auto_replies_per_address_per_day", robots_path, int
         ),
+        time=TimeRules(
+            closure_working_days=_get(procedure, "deadlines.closure_working_days", p, int),
+            remind_before_working_days=_get(
+                procedure, "deadlines.remind_before_working_days", p, int),
+            max_answer_months=_get(procedure, "deadlines.max_answer_months", p, int),
+            incomplete_remind_after_days=_get(procedure, "incomplete.remind_after_days", p, int),
+            incomplete_abandon_after_days=_get(
+                procedure, "incomplete.abandon_after_days", p, int),
+            contact_abandon_after_days=_get(
+                procedure, "incomplete.contact_abandon_after_days", p, int),
+            satisfaction_after_days=_get(procedure, "satisfaction.ask_after_days", p, int),
+            personal_data_years=_get(procedure, "retention.personal_data_years", p, int),
+            pseudonymised_years=_get(procedure, "retention.pseudonymised_years", p, int),
+            monthly_report=_get(procedure, "report.monthly", p, bool),
+        ),
+        categories=_categories(rules_dir / "categories.toml"),
         robots=RobotRules(
             auto_submitted_human_values=tuple(
                 v.lower() for v in _strings(robots, "auto_submitted_human_values", robots_path)

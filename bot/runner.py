@@ -23,6 +23,7 @@ from bot.sources import Source, make_source
 
 log = logging.getLogger(__name__)
 MAX_PAUSE = 300.0
+DAILY_HOUR = 7
 
 
 def run_once(app: App, source: Source | None = None, sink: Sink | None = None) -> RunSummary:
@@ -50,6 +51,14 @@ def _guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:
     return run
 
 
+def _daily(app: App) -> None:
+    from bot.jobs import run_daily, today
+    from bot.render import local
+
+    if local(app.clock()).hour >= DAILY_HOUR:
+        run_daily(app, today(app))
+
+
 def run_forever(app: App, stop: threading.Event | None = None,
                 source: Source | None = None, sink: Sink | None = None) -> None:
     """Watch the mailbox until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
@@ -67,6 +76,8 @@ def run_forever(app: App, stop: threading.Event | None = None,
     sink = sink or make_sink(app.config)
     scheduler = schedule.Scheduler()
     scheduler.every(1).minutes.do(_guarded("outbox", lambda: send_pending(app, sink)))
+    # Hourly, but each daily job runs once a day (job_runs), from 07:00 Paris time.
+    scheduler.every(1).hours.do(_guarded("daily jobs", lambda: _daily(app)))
     pause = 1.0
     log.info("watching %s", source.mailbox)
     try:

@@ -128,11 +128,15 @@ def test_full_life_cycle(env: BotEnv, quote) -> None:  # type: ignore[no-untyped
 
     out = io.StringIO()
     with env.app.sessions() as session:
-        write_csv(session, out)
+        write_csv(session, out, env.app.rulebook)
     header, row = list(csv.reader(io.StringIO(out.getvalue()), delimiter=";"))
     record = dict(zip(header, row, strict=True))
     empty = [k for k, v in record.items() if not v]
-    assert empty == ["Entreprise / organisme"], empty  # the sample form left it blank
+    # Every element of the procedure is filled; only what does not apply stays empty: the
+    # sample form has no company, a closed complaint has no next deadline, it was not
+    # extended, and the satisfaction question comes a few days after the answer.
+    assert empty == ["Entreprise / organisme", "Prochaine échéance", "Prolongation (motif)",
+                     "Satisfaction"], empty
     assert "2026-11-26 : Attestation générée" in record["Actions menées (avec dates)"]
     assert record["Réponse apportée (positive ou négative)"].startswith("négative")
 
@@ -226,7 +230,7 @@ def test_requalify(env: BotEnv) -> None:
     assert "n'est" not in answer.subject and "plutôt que d'une réclamation" in answer.text()
     out = io.StringIO()
     with env.app.sessions() as session:
-        assert write_csv(session, out) == 0
+        assert write_csv(session, out, env.app.rulebook) == 0
 
 
 def test_note_stays_internal_and_attachments_join_the_dossier(env: BotEnv) -> None:

@@ -89,7 +89,7 @@ def test_version_not_yet_in_force() -> None:
 def test_rules_files_are_data(tmp_path: Path) -> None:
     """A new required field is a change of rules/forms.toml only."""
     source = package_data_dir("rules")
-    for name in ("procedure.toml", "robots.toml"):
+    for name in ("procedure.toml", "robots.toml", "categories.toml"):
         (tmp_path / name).write_text((source / name).read_text())
     forms = (source / "forms.toml").read_text() + (
         '\n  [[versions.fields]]\n  key = "siret"\n  label = "Numéro SIRET"\n  required = true\n'

@@ -235,7 +235,7 @@ def test_outdated_form_version_is_refused(env: BotEnv, tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     source = env.config.rules_dir
     rules.mkdir()
-    for name in ("procedure.toml", "robots.toml"):
+    for name in ("procedure.toml", "robots.toml", "categories.toml"):
         (rules / name).write_text((source / name).read_text())
     forms = (source / "forms.toml").read_text()
     forms = forms.replace("valid_from = 2026-01-01\n",
@@ -412,7 +412,7 @@ def test_export_csv(env: BotEnv) -> None:
     env.run()
     out = io.StringIO()
     with env.app.sessions() as session:
-        assert write_csv(session, out) == 1
+        assert write_csv(session, out, env.app.rulebook) == 1
     rows = list(csv.reader(io.StringIO(out.getvalue()), delimiter=";"))
     assert rows[0][0] == "Numéro du ticket"
     assert rows[0] == [label for label, _ in REGISTER_COLUMNS]

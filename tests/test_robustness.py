@@ -388,10 +388,10 @@ def test_check_reports_one_line_per_problem(env: BotEnv, tmp_path,  # type: igno
         ["OK", "dossiers"], ["OK", "mailbox"], ["OK", "sending"]]
     assert "will create Réclamations/Traitées" in out[5]
 
+    import shutil
+
     templates = tmp_path / "templates"
-    templates.mkdir()
-    for path in env.config.templates_dir.iterdir():
-        (templates / path.name).write_text(path.read_text())
+    shutil.copytree(env.config.templates_dir, templates)
     (templates / "response.txt").write_text("Bonjour {{ complaint.client_name }\n")
     text = env.config_path.read_text()
     text = text.replace(f"port = {env.dovecot.port}", "port = 1")

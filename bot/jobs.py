@@ -1,0 +1,248 @@
+"""The bot keeps time: the daily and monthly jobs of the procedure.
+
+Every job takes the day it runs for (``--as-of``), so an operator and the tests can run it
+for any day. Jobs are idempotent: a job records the day it ran in ``job_runs`` inside the
+same transaction as its emails, so running a day's job twice sends nothing twice; each
+reminder, alert and question is also recorded as an event, so it is never repeated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.deadlines import first_working_day, next_deadline
+from bot.models import Complaint, Contact, Event, Inbound, JobRun, Ticket
+from bot.outbox import enqueue
+from bot.render import PARIS, local
+from bot.workdays import add_working_days
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobResult:
+    """What a job did, for the command line and the tests."""
+
+    job: str
+    day: dt.date
+    skipped: bool = False  # already done for that day
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        if self.skipped:
+            return f"{self.job} {self.day}: already done for that day"
+        done = ", ".join(f"{k}: {v}" for k, v in self.counts.items()) or "nothing to do"
+        return f"{self.job} {self.day}: {done}"
+
+
+def job_moment(day: dt.date) -> dt.datetime:
+    """The moment a day's jobs run: 07:00 in Paris, as naive UTC."""
+    moment = dt.datetime.combine(day, dt.time(7, 0), tzinfo=PARIS)
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _once(app: App, name: str, day: dt.date,
+          work: Callable[[Session, dt.datetime], dict[str, int]]) -> JobResult:
+    """Run ``work`` for ``day`` unless it already ran; record the run with its effects."""
+    result = JobResult(name, day)
+    with app.transaction() as session:
+        if session.get(JobRun, (name, day)) is not None:
+            result.skipped = True
+            return result
+        now = app.clock()
+        result.counts = work(session, now)
+        session.add(JobRun(job=name, day=day, at=now, detail=result.counts))
+    log.info("%s", result.line())
+    return result
+
+
+def _event(session: Session, now: dt.datetime, kind: str, detail: dict[str, object], *,
+           complaint: Complaint | None = None, ticket: Ticket | None = None,
+           contact: Contact | None = None) -> None:
+    session.add(Event(at=now, kind=kind, origin="scheduler", detail=detail,
+                      complaint_id=complaint.id if complaint else None,
+                      ticket_id=ticket.id if ticket else None,
+                      contact_id=contact.id if contact else None))
+
+
+def _already(session: Session, kind: str, complaint: Complaint, key: str) -> bool:
+    events = session.scalars(select(Event).where(Event.kind == kind,
+                                                 Event.complaint_id == complaint.id))
+    return any(e.detail.get("key") == key for e in events)
+
+
+# --- The director's daily digest ------------------------------------------------------------
+
+
+def remind(app: App, day: dt.date) -> JobResult:
+    """One digest email: deadlines coming, deadlines passed, messages in quarantine."""
+    rules = app.rulebook
+
+    def work(session: Session, now: dt.datetime) -> dict[str, int]:
+        horizon = add_working_days(day, rules.time.remind_before_working_days)
+        soon: list[tuple[Complaint, str, dt.date]] = []
+        late: list[tuple[Complaint, str, dt.date]] = []
+        open_ = session.scalars(
+            select(Complaint).where(Complaint.status.in_(("open", "answered")))
+            .order_by(Complaint.year, Complaint.sequence)
+        ).all()
+        for complaint in open_:
+            deadline = next_deadline(complaint, rules)
+            if deadline is None:
+                continue
+            kind, due = deadline
+            key = f"{kind}:{due.isoformat()}"
+            if due < day and not _already(session, "overdue_alert", complaint, key):
+                late.append((complaint, kind, due))
+                _event(session, now, "overdue_alert", {"key": key}, complaint=complaint)
+            elif day <= due <= horizon and not _already(session, "reminder", complaint, key):
+                soon.append((complaint, kind, due))
+                _event(session, now, "reminder", {"key": key}, complaint=complaint)
+        last = session.scalar(select(JobRun).where(JobRun.job == "remind")
+                              .order_by(JobRun.day.desc()))
+        since = int(last.detail.get("last_inbound", 0)) if last else 0
+        quarantined = session.scalars(
+            select(Inbound).where(Inbound.id > since,
+                                  Inbound.action.in_(("quarantine", "too_large")))
+            .order_by(Inbound.id)
+        ).all()
+        newest = session.scalar(select(Inbound.id).order_by(Inbound.id.desc())) or since
+        abandoned = session.scalars(
+            select(Event).where(Event.kind == "abandoned", Event.at > (last.at if last else
+                                                                        dt.datetime.min))
+        ).all()
+        counts = {"reminders": len(soon), "overdue": len(late),
+                  "quarantined": len(quarantined), "abandoned": len(abandoned)}
+        if soon or late or quarantined or abandoned:
+            enqueue(session, app, kind="director_digest",
+                    recipients=list(app.config.organisation.director_addresses),
+                    context={"day": day, "soon": [(c, k, d, app.tokens.tag(c.number))
+                                                  for c, k, d in soon],
+                             "late": [(c, k, d, app.tokens.tag(c.number)) for c, k, d in late],
+                             "quarantined": quarantined, "abandoned": len(abandoned),
+                             "folder": app.config.folders.quarantine},
+                    reference=f"digest-{day.isoformat()}", auto_submitted="auto-generated")
+            counts["digest"] = 1
+        counts["last_inbound"] = newest
+        return counts
+
+    return _once(app, "remind", day, work)
+
+
+# --- Follow-ups: incomplete tickets, forgotten contacts, satisfaction -----------------------
+
+
+def followup(app: App, day: dt.date) -> JobResult:
+    """Remind incomplete tickets once, then abandon them; ask for satisfaction once."""
+    t = app.rulebook.time
+    moment = job_moment(day)
+
+    def work(session: Session, now: dt.datetime) -> dict[str, int]:
+        counts = {"ticket_reminders": 0, "abandoned_tickets": 0, "abandoned_contacts": 0,
+                  "satisfaction_questions": 0}
+        for ticket in session.scalars(select(Ticket).where(Ticket.status == "incomplete")):
+            if ticket.reminded_at is None:
+                if ticket.updated_at + dt.timedelta(days=t.incomplete_remind_after_days) <= moment:
+                    if ticket.complainant_email:
+                        enqueue(session, app, kind="ticket_reminder",
+                                recipients=[ticket.complainant_email],
+                                context={"ticket": ticket, "problems": ticket.problems},
+                                reference=ticket.reference, ticket=ticket)
+                    ticket.reminded_at = now
+                    _event(session, now, "ticket_reminder", {}, ticket=ticket)
+                    counts["ticket_reminders"] += 1
+            elif ticket.reminded_at + dt.timedelta(days=t.incomplete_abandon_after_days) <= moment:
+                ticket.status = "abandoned"
+                ticket.updated_at = now
+                _event(session, now, "abandoned", {"what": "ticket"}, ticket=ticket)
+                counts["abandoned_tickets"] += 1
+        for contact in session.scalars(select(Contact).where(Contact.status == "open")):
+            if contact.received_at + dt.timedelta(days=t.contact_abandon_after_days) <= moment:
+                contact.status = "abandoned"
+                _event(session, now, "abandoned", {"what": "contact"}, contact=contact)
+                counts["abandoned_contacts"] += 1
+        answered = session.scalars(select(Complaint).where(
+            Complaint.status.in_(("answered", "closed")),
+            Complaint.satisfaction_asked_at.is_(None),
+            Complaint.response_date.is_not(None),
+            Complaint.purged_at.is_(None),
+        ))
+        for complaint in answered:
+            assert complaint.response_date is not None
+            if complaint.response_date + dt.timedelta(days=t.satisfaction_after_days) <= day:
+                enqueue(session, app, kind="satisfaction", recipients=[complaint.client_email],
+                        context={"complaint": complaint}, reference=complaint.number,
+                        auto_submitted="auto-generated", complaint=complaint)
+                complaint.satisfaction_asked_at = now
+                _event(session, now, "satisfaction_asked", {}, complaint=complaint)
+                counts["satisfaction_questions"] += 1
+        return counts
+
+    return _once(app, "followup", day, work)
+
+
+# --- The monthly report -----------------------------------------------------------------------
+
+
+def previous_month(day: dt.date) -> tuple[dt.date, dt.date]:
+    """First day of the month before ``day``'s, and first day of ``day``'s month."""
+    end = day.replace(day=1)
+    start = (end - dt.timedelta(days=1)).replace(day=1)
+    return start, end
+
+
+def monthly_report(app: App, day: dt.date, force: bool = False) -> JobResult:
+    """On the first working day of a month, email last month's report and the register."""
+    if not force and (not app.rulebook.time.monthly_report
+                      or day != first_working_day(day.year, day.month)):
+        return JobResult("monthly_report", day, counts={"not the first working day": 1})
+    from bot.report import build_report, register_workbook
+
+    start, end = previous_month(day)
+
+    def work(session: Session, now: dt.datetime) -> dict[str, int]:
+        report = build_report(session, app, start, end)
+        workbook = register_workbook(session, app, report)
+        enqueue(session, app, kind="director_monthly_report",
+                recipients=list(app.config.organisation.director_addresses),
+                context={"report": report, "start": start, "end": end},
+                reference=f"rapport-{start:%Y-%m}", auto_submitted="auto-generated",
+                attachments=[
+                    (f"registre-reclamations-{start:%Y-%m}.xlsx",
+                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                     workbook),
+                    (f"rapport-reclamations-{start:%Y-%m}.html", "text/html",
+                     report.html.encode("utf-8")),
+                ])
+        return {"report": 1, "complaints": report.figures["received"]}
+
+    return _once(app, "monthly_report", day, work)
+
+
+def run_daily(app: App, day: dt.date) -> list[JobResult]:
+    """Every daily job, in order; one failing does not stop the others."""
+    from bot.purge import purge
+
+    results = []
+    for job in (followup, remind, purge, monthly_report):
+        try:
+            results.append(job(app, day))
+        except Exception:
+            log.exception("job %s failed for %s; it runs again at its next slot",
+                          job.__name__, day)
+    return results
+
+
+def today(app: App) -> dt.date:
+    """The current day in Paris by the app's clock."""
+    return local(app.clock()).date()
