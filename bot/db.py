@@ -32,6 +32,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Erased personal data must not linger in free pages of the file.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -51,6 +53,17 @@ def create_schema(engine: Engine) -> None:
     except (ProgrammingError, IntegrityError, OperationalError):
         # Another process created the same tables between our check and our CREATE.
         Base.metadata.create_all(engine)
+
+
+def compact(engine: Engine) -> None:
+    """After an erasure: fold the SQLite write-ahead log into the (securely deleted) file."""
+    if engine.dialect.name == "sqlite":
+        # Outside any transaction (our connections begin one implicitly otherwise).
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

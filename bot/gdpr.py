@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from bot.db import compact
 from bot.models import Complaint, Contact, Event, Inbound, Outbox, Ticket
 from bot.purge import erase_complaint, erase_pending
 
@@ -136,4 +137,5 @@ def erase(app: App, address: str) -> tuple[list[str], list[str]]:
         for sent in held.outbox:
             if sent.to_address == address.strip().lower():
                 sent.raw, sent.recipients, sent.to_address, sent.subject = b"", [], "", ""
+    compact(app.engine)
     return erased, held_back

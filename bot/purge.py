@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session
 
+from bot.db import compact
 from bot.jobs import JobResult, _once, job_moment
 from bot.models import (
     ActionTaken,
@@ -192,4 +193,7 @@ def purge(app: App, day: dt.date) -> JobResult:
                     counts["pending_erased"] += 1
         return counts
 
-    return _once(app, "purge", day, work)
+    result = _once(app, "purge", day, work)
+    if result.counts.get("erased") or result.counts.get("pending_erased"):
+        compact(app.engine)
+    return result

@@ -149,9 +149,11 @@ class BotEnv:
         return client
 
     def append(self, raw: bytes, folder: str = "INBOX") -> None:
+        """APPEND as the mail server would deliver it: at ``now`` when the test set a time."""
         client = self.imap()
+        moment = self.now.replace(tzinfo=dt.UTC) if self.now is not None else None
         try:
-            client.append(folder, raw)
+            client.append(folder, raw, msg_time=moment)
         finally:
             client.logout()
 

@@ -73,14 +73,14 @@ def test_notification_carries_token_and_cheat_sheet(env: BotEnv) -> None:
 
 @pytest.mark.parametrize("quote", [gmail_quote, outlook_quote, thunderbird_quote])
 def test_full_life_cycle(env: BotEnv, quote) -> None:  # type: ignore[no-untyped-def]
-    env.now = dt.datetime(2026, 11, 25, 9, 0)
+    env.now = dt.datetime(2026, 9, 16, 9, 0)  # in the past: IMAP keeps it
     notification = register(env)
-    env.now = dt.datetime(2026, 11, 27, 15, 0)
+    env.now = dt.datetime(2026, 9, 18, 15, 0)
     answer = command(env, notification, (
         "Bonjour,\n\n"
         "#manquement L'attestation n'a pas été envoyée après la session.\n"
         "#Manquement Relances du 2 et du 9 octobre restées sans réponse\n"
-        "#action 2026-11-26 Attestation générée et envoyée par courrier\n"
+        "#action 2026-09-17 Attestation générée et envoyée par courrier\n"
         "#action Procédure d'envoi automatique des attestations mise en place\n"
         "#Réponse négative\n"
         "Madame,\nVotre attestation vous a été envoyée le 26 novembre.\n"
@@ -96,16 +96,16 @@ def test_full_life_cycle(env: BotEnv, quote) -> None:  # type: ignore[no-untyped
         "Relances du 2 et du 9 octobre restées sans réponse",
     ]
     assert [(a.day, a.text) for a in complaint.actions] == [
-        (dt.date(2026, 11, 26), "Attestation générée et envoyée par courrier"),
-        (dt.date(2026, 11, 27), "Procédure d'envoi automatique des attestations mise en place"),
+        (dt.date(2026, 9, 17), "Attestation générée et envoyée par courrier"),
+        (dt.date(2026, 9, 18), "Procédure d'envoi automatique des attestations mise en place"),
     ]
     assert complaint.response_outcome == "négative"
     assert complaint.response_number == "REP-2026-0001"
-    assert complaint.response_date == dt.date(2026, 11, 27)
+    assert complaint.response_date == dt.date(2026, 9, 18)
     assert complaint.response_text.startswith("Madame,\nVotre attestation")
     # Everything under the last command is its text, the sign-off too (a "-- " line ends it).
     assert complaint.resolution == "Attestation transmise, procédure corrigée\nClaire"
-    assert complaint.closed_at == dt.datetime(2026, 11, 27, 15, 0)
+    assert complaint.closed_at == dt.datetime(2026, 9, 18, 15, 0)
     assert complaint.mediation_sent_at is not None
 
     to_client = env.smtp.handler.to(CLIENT)
@@ -119,10 +119,10 @@ def test_full_life_cycle(env: BotEnv, quote) -> None:  # type: ignore[no-untyped
     text = mediation.text()
     for required in ("AME CONSO", "www.mediationconso-ame.com", "11 Place Dauphine – 75001 PARIS",
                      "gratuitement", "facultative", "tribunaux", "un an",
-                     "au plus tard le jeudi 25 novembre 2027", complaint.number,
-                     "mercredi 25 novembre 2026", "deux mois", "pièces"):
+                     "au plus tard le jeudi 16 septembre 2027", complaint.number,
+                     "mercredi 16 septembre 2026", "deux mois", "pièces"):
         assert required in text, required
-    for line in ("Manquement enregistré", "Action du 26/11/2026", "REP-2026-0001",
+    for line in ("Manquement enregistré", "Action du 17/09/2026", "REP-2026-0001",
                  "médiation", "clôturée"):
         assert line in answer.text(), line
 
@@ -137,7 +137,7 @@ def test_full_life_cycle(env: BotEnv, quote) -> None:  # type: ignore[no-untyped
     # extended, and the satisfaction question comes a few days after the answer.
     assert empty == ["Entreprise / organisme", "Prochaine échéance", "Prolongation (motif)",
                      "Satisfaction"], empty
-    assert "2026-11-26 : Attestation générée" in record["Actions menées (avec dates)"]
+    assert "2026-09-17 : Attestation générée" in record["Actions menées (avec dates)"]
     assert record["Réponse apportée (positive ou négative)"].startswith("négative")
 
     events = env.query(Event, Event.complaint_id == complaint.id)

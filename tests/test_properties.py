@@ -51,7 +51,8 @@ def run_one(raw: bytes) -> Inbound:
 
 
 def norm(text: str) -> str:
-    return " ".join(text.split())
+    """Whitespace folded; NUL bytes dropped, as the parser drops them (they carry nothing)."""
+    return " ".join(text.replace("\x00", "").split())
 
 
 @SETTINGS

@@ -55,6 +55,7 @@ class ImapSource:
                 ssl_context=context,
                 timeout=server.timeout,
             )
+            client.normalise_times = False  # aware datetimes, not the machine's local time
             if server.security == "starttls":
                 client.starttls(context)
             client.login(server.username, server.password.reveal())
