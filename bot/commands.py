@@ -178,10 +178,7 @@ class Context:
         ))
 
     def open_complaint(self, command: Command) -> Complaint:
-        complaint = self.complaint
-        if complaint is None:
-            raise CommandError(command, "cette commande doit répondre au message d'une "
-                               "réclamation (son objet porte le numéro et la clé)")
+        complaint = self.any_complaint(command)
         if complaint.status == "closed":
             raise CommandError(command, f"la réclamation {complaint.number} est clôturée "
                                "(#rouvrir d'abord)")
@@ -192,6 +189,21 @@ class Context:
 
     def touch(self, complaint: Complaint) -> None:
         complaint.updated_at = self.now
+
+    def any_complaint(self, command: Command) -> Complaint:
+        """The complaint the email answers, whatever its status."""
+        if self.complaint is None:
+            raise CommandError(command, "cette commande doit répondre au message d'une "
+                               "réclamation (son objet porte le numéro et la clé)")
+        return self.complaint
+
+    def tell_complainant(self, kind: str, context: dict[str, object]) -> None:
+        """Queue an email written for the director to the complainant."""
+        complaint = self.complaint
+        assert complaint is not None
+        enqueue(self.session, self.app, kind=kind, recipients=[complaint.client_email],
+                context={"complaint": complaint, **context}, reference=complaint.number,
+                auto_submitted="auto-generated", complaint=complaint)
 
 
 def _required_text(command: Command, what: str) -> str:
@@ -254,20 +266,16 @@ def cmd_response(ctx: Context, command: Command) -> None:
     complaint.response_number = number
     complaint.status = "answered"
     ctx.touch(complaint)
-    enqueue(ctx.session, app, kind="response", recipients=[complaint.client_email],
-            context={"complaint": complaint, "text": text, "outcome": OUTCOMES[outcome]},
-            reference=complaint.number, auto_submitted="auto-generated", complaint=complaint)
+    ctx.tell_complainant("response", {"text": text, "outcome": OUTCOMES[outcome]})
     ctx.event("response", {"number": number, "outcome": OUTCOMES[outcome]})
     ctx.done.append(f"Réponse {number} ({OUTCOMES[outcome]}) envoyée à {complaint.client_email}")
     consumer = complaint.is_consumer is not False  # unknown: treated as a consumer
     if outcome != "positive" and consumer:
         written = local(complaint.initial_contact_at or complaint.received_at).date()
-        enqueue(ctx.session, app, kind="mediation_rights", recipients=[complaint.client_email],
-                context={"complaint": complaint, "mediation": app.config.mediation,
-                         "written_on": written, "last_day": one_year_after(written),
-                         "two_months": two_months_after(local(complaint.received_at).date())},
-                reference=complaint.number, auto_submitted="auto-generated",
-                complaint=complaint)
+        ctx.tell_complainant("mediation_rights", {
+            "mediation": app.config.mediation, "written_on": written,
+            "last_day": one_year_after(written),
+            "two_months": two_months_after(local(complaint.received_at).date())})
         complaint.mediation_sent_at = ctx.now
         ctx.event("mediation_information", {"mediator": app.config.mediation.name})
         ctx.done.append(f"Information sur la médiation de la consommation "
@@ -308,27 +316,21 @@ def cmd_requalify(ctx: Context, command: Command) -> None:
     complaint.status = "requalified"
     complaint.requalified_reason = reason
     ctx.touch(complaint)
-    enqueue(ctx.session, ctx.app, kind="requalified", recipients=[complaint.client_email],
-            context={"complaint": complaint}, reference=complaint.number,
-            auto_submitted="auto-generated", complaint=complaint)
+    ctx.tell_complainant("requalified", {})
     ctx.event("requalified", {"reason": reason})
     ctx.done.append(f"{complaint.number} requalifiée (hors dossier des réclamations) : {reason}; "
                     f"le demandeur a été orienté")
 
 
 def cmd_note(ctx: Context, command: Command) -> None:
-    complaint = ctx.complaint
-    if complaint is None:
-        raise CommandError(command, "une note doit répondre au message d'une réclamation")
+    ctx.any_complaint(command)
     text = _required_text(command, "texte de la note")
     ctx.event("note", {"text": text})
     ctx.done.append(f"Note interne enregistrée (jamais envoyée au réclamant) : {text}")
 
 
 def cmd_consumer(ctx: Context, command: Command) -> None:
-    complaint = ctx.complaint
-    if complaint is None:
-        raise CommandError(command, "cette commande doit répondre au message d'une réclamation")
+    complaint = ctx.any_complaint(command)
     value = fold(command.args)
     if value not in ("oui", "non"):
         raise CommandError(command, "écrivez #consommateur oui ou #consommateur non")
@@ -362,9 +364,7 @@ def cmd_extend(ctx: Context, command: Command) -> None:
     complaint.answer_due = new_due
     complaint.extension_reason = reason
     ctx.touch(complaint)
-    enqueue(ctx.session, ctx.app, kind="interim_notice", recipients=[complaint.client_email],
-            context={"complaint": complaint, "reason": reason, "old_due": old_due},
-            reference=complaint.number, auto_submitted="auto-generated", complaint=complaint)
+    ctx.tell_complainant("interim_notice", {"reason": reason, "old_due": old_due})
     ctx.event("extended", {"from": old_due.isoformat(), "to": new_due.isoformat(),
                            "working_days": int(first)})
     ctx.done.append(f"Délai de réponse prolongé au {new_due:%d/%m/%Y} ; le réclamant en a été "
@@ -372,9 +372,7 @@ def cmd_extend(ctx: Context, command: Command) -> None:
 
 
 def cmd_hold(ctx: Context, command: Command) -> None:
-    complaint = ctx.complaint
-    if complaint is None:
-        raise CommandError(command, "cette commande doit répondre au message d'une réclamation")
+    complaint = ctx.any_complaint(command)
     reason = _required_text(command, "motif de la conservation")
     complaint.legal_hold = reason
     ctx.touch(complaint)
@@ -394,9 +392,7 @@ def cmd_release(ctx: Context, command: Command) -> None:
 
 
 def cmd_relationship_end(ctx: Context, command: Command) -> None:
-    complaint = ctx.complaint
-    if complaint is None:
-        raise CommandError(command, "cette commande doit répondre au message d'une réclamation")
+    complaint = ctx.any_complaint(command)
     day = ctx.today
     if command.args:
         try:
