@@ -51,6 +51,18 @@ def _guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:
     return run
 
 
+def warm_up() -> None:
+    """Load what handling a message needs now, not when the first complainant writes."""
+    from bot import samples
+    from bot.message import parse_message
+    from bot.replies import new_text
+
+    parse_message(samples.form_submission(as_html=True))
+    new_text("Bonjour\n\nLe 1 janv. 2026, X <x@example.org> a écrit :\n> test")
+    import email_validator  # noqa: F401
+    import flufl.bounce  # noqa: F401
+
+
 def _daily(app: App) -> None:
     from bot.jobs import run_daily, today
     from bot.render import local
@@ -70,6 +82,7 @@ def run_forever(app: App, stop: threading.Event | None = None,
             signal.signal(sig, lambda *_: stop.set())
     lock = ProcessLock(app)
     lock.acquire()
+    warm_up()
     recover_interrupted(app)
     app.dossiers.sweep()
     source = source or make_source(app.config)
@@ -88,6 +101,7 @@ def run_forever(app: App, stop: threading.Event | None = None,
                 if summary.fetched:
                     log.info("handled %d message(s), sent %d email(s)",
                              summary.fetched, summary.sent.sent)
+                    continue  # more may have come meanwhile: look again before waiting
                 scheduler.run_pending()
                 idle = scheduler.idle_seconds
                 bot = app.config.bot

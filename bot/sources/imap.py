@@ -41,6 +41,7 @@ class ImapSource:
         self._client: Any = None
         self._uidvalidity = ""
         self._known_folders: set[str] = set()
+        self._highest = 0  # highest UID fetched: anything above it is new
 
     def _connect(self) -> Any:
         from imapclient import IMAPClient
@@ -97,6 +98,7 @@ class ImapSource:
             uid for uid in self._call("SEARCH", client.search, ["UID", f"{after_uid + 1}:*"])
             if uid > after_uid  # "n:*" always matches the highest UID, even below n
         )
+        self._highest = max([after_uid, *uids])
         for start in range(0, len(uids), batch_size):
             chunk = uids[start : start + batch_size]
             sizes = self._call("FETCH", client.fetch, chunk, ["RFC822.SIZE"])
@@ -131,6 +133,10 @@ class ImapSource:
         found = self._call("SEARCH", self.client.search,
                            ["UID", ",".join(str(int(u)) for u in uids)])
         return {str(u) for u in found}
+
+    def _new_uids(self, client: Any) -> list[int]:
+        found = self._call("SEARCH", client.search, ["UID", f"{self._highest + 1}:*"])
+        return [uid for uid in found if uid > self._highest]
 
     def _ensure_folder(self, folder: str) -> None:
         if folder in self._known_folders:
@@ -170,6 +176,10 @@ class ImapSource:
         client = self.client
         if not client.has_capability("IDLE"):
             stop.wait(timeout)
+            return
+        # Mail that arrived while we were busy is not announced by IDLE (the server told
+        # it with the reply to an earlier command): look for it first.
+        if self._new_uids(client):
             return
         deadline = time.monotonic() + timeout
         self._call("IDLE", client.idle)

@@ -1,0 +1,213 @@
+"""The benchmark: throughput, latency, memory and start-up of reclambot, on this machine.
+
+    python -m bench.run [--messages 1000] [--large 10000] [--latency 200] [--output FILE]
+
+It starts the same Dovecot and SMTP servers as the tests, generates the corpus with a
+fixed seed (``bench/corpus.py``), and prints a table; the same figures go to a JSON file
+(default ``bench/results/latest.json``). Needs what the tests need (root, dovecot-imapd).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.corpus import corpus
+from tests.conftest import write_config
+from tests.servers import DOVECOT_PASSWORD, SmtpCapture, SmtpServer, start_dovecot
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class TimedCapture(SmtpCapture):
+    """Keeps the arrival time of each email, per recipient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: dict[str, float] = {}
+        self.event = threading.Condition()
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        now = time.monotonic()
+        with self.event:
+            for rcpt in envelope.rcpt_tos:
+                self.arrivals.setdefault(rcpt, now)
+            self.event.notify_all()
+        return "250 OK"
+
+
+def _imap(dovecot, user: str):  # type: ignore[no-untyped-def]
+    from imapclient import IMAPClient
+
+    client = IMAPClient("127.0.0.1", port=dovecot.port, ssl=False)
+    client.login(user, DOVECOT_PASSWORD)
+    return client
+
+
+def _setup(dovecot, smtp_port: int, name: str) -> tuple[Path, str]:  # type: ignore[no-untyped-def]
+    directory = Path(tempfile.mkdtemp(prefix=f"reclambot-bench-{name}-"))
+    user = f"bench-{name}-{os.getpid()}"
+    config = write_config(directory, imap_port=dovecot.port, imap_user=user,
+                          smtp_port=smtp_port,
+                          database_url=f"sqlite:///{directory / 'register.sqlite3'}")
+    text = config.read_text().replace("batch_size = 5", "batch_size = 200")
+    config.write_text(text)
+    return config, user
+
+
+def _phase(phase: str, config: Path) -> dict[str, float]:
+    env = {**os.environ, "RECLAMBOT_TEST_IMAP_PASSWORD": DOVECOT_PASSWORD}
+    out = subprocess.run([sys.executable, "-m", "bench.phases", phase, str(config)],
+                         capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _fill(dovecot, user: str, messages: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    client = _imap(dovecot, user)
+    try:
+        for start in range(0, len(messages), 100):
+            client.multiappend("INBOX", messages[start:start + 100])
+    finally:
+        client.logout()
+
+
+def throughput(dovecot, smtp: SmtpServer, count: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    config, user = _setup(dovecot, smtp.port, f"t{count}")
+    messages = [raw for _, raw in corpus(count)]
+    _fill(dovecot, user, messages)
+    ingest = _phase("ingest", config)
+    send = _phase("send", config)
+    return {
+        "messages": count,
+        "corpus_mib": sum(map(len, messages)) / 2**20,
+        "ingest_seconds": ingest["seconds"],
+        "ingest_per_second": count / ingest["seconds"],
+        "ingest_peak_rss_mib": ingest["peak_rss_mib"],
+        "ingest_baseline_rss_mib": ingest["baseline_rss_mib"],
+        "sent": send["count"],
+        "send_per_second": send["count"] / send["seconds"] if send["seconds"] else 0.0,
+        "send_peak_rss_mib": send["peak_rss_mib"],
+    }
+
+
+def big_attachment(dovecot, smtp: SmtpServer) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from bot import samples
+
+    config, user = _setup(dovecot, smtp.port, "big")
+    size = 30 * 2**20
+    raw = samples.form_submission(attachments=[("gros.pdf", "application/pdf",
+                                                 samples.pdf_bytes(size))])
+    _fill(dovecot, user, [raw])
+    result = _phase("ingest", config)
+    return {"attachment_mib": size / 2**20, "peak_rss_mib": result["peak_rss_mib"],
+            "baseline_rss_mib": result["baseline_rss_mib"],
+            "rise_over_attachment": (result["peak_rss_mib"] - result["baseline_rss_mib"])
+            / (size / 2**20)}
+
+
+def latency(dovecot, count: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from bot import samples
+
+    handler = TimedCapture()
+    smtp = SmtpServer.__new__(SmtpServer)
+    smtp.handler, smtp.controller = handler, None
+    from tests.servers import free_port
+
+    smtp.port = free_port()
+    smtp.start()
+    config, user = _setup(dovecot, smtp.port, "latency")
+    env = {**os.environ, "RECLAMBOT_TEST_IMAP_PASSWORD": DOVECOT_PASSWORD}
+    bot = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run"],
+                           env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    client = _imap(dovecot, user)
+    delays = []
+    try:
+        time.sleep(2.0)  # let it start and enter IDLE
+        for i in range(count):
+            address = f"latence{i}@example.org"
+            fields = dict(samples.COMPLETE_FORM, **{"Adresse e-mail": address})
+            raw = samples.form_submission(fields)
+            started = time.monotonic()
+            client.append("INBOX", raw)
+            with handler.event:
+                handler.event.wait_for(lambda a=address: a in handler.arrivals, timeout=10)
+            arrived = handler.arrivals.get(address)
+            delays.append((arrived - started) if arrived else 10.0)
+    finally:
+        client.logout()
+        bot.terminate()
+        bot.wait(timeout=30)
+        smtp.stop()
+    ordered = sorted(delays)
+    return {"submissions": count, "median_ms": statistics.median(ordered) * 1000,
+            "p90_ms": ordered[int(0.9 * (count - 1))] * 1000,
+            "p99_ms": ordered[int(0.99 * (count - 1))] * 1000, "max_ms": ordered[-1] * 1000}
+
+
+def startup(runs: int = 15) -> dict[str, float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    return {"help_median_s": statistics.median(times), "help_max_s": max(times)}
+
+
+def machine() -> dict[str, str]:
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in
+                   Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line)
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "python": platform.python_version(),
+            "system": platform.platform()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=0,
+                        help="also a backlog this large, to see the rate hold (e.g. 10000)")
+    parser.add_argument("--latency", type=int, default=200)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    args = parser.parse_args()
+
+    dovecot = start_dovecot()
+    smtp = SmtpServer()
+    results: dict[str, object] = {"machine": machine()}
+    try:
+        results["throughput"] = throughput(dovecot, smtp, args.messages)
+        if args.large:
+            results["throughput_large"] = throughput(dovecot, smtp, args.large)
+        results["big_attachment"] = big_attachment(dovecot, smtp)
+        if args.latency:
+            results["latency"] = latency(dovecot, args.latency)
+        results["startup"] = startup()
+    finally:
+        smtp.stop()
+        dovecot.stop()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    print(f"machine: {results['machine']}")
+    for section, figures in results.items():
+        if section == "machine":
+            continue
+        print(f"\n{section}")
+        for key, value in figures.items():  # type: ignore[union-attr]
+            shown = f"{value:10.1f}" if isinstance(value, float) else f"{value:>10}"
+            print(f"  {key:<28}{shown}")
+    print(f"\nJSON: {args.output}")
+
+
+if __name__ == "__main__":
+    main()
