@@ -88,7 +88,7 @@ def fields_from_text(text: str, names: dict[str, FormField]) -> dict[str, str]:
 
 def extract_fields(text: str, html: str, rulebook: Rulebook) -> dict[str, str]:
     """Every known field found in the message, HTML table first, then the text."""
-    names = rulebook.all_field_names()
+    names = rulebook.field_names
     found = fields_from_html(html, names) if html else {}
     for key, value in fields_from_text(text, names).items():
         found.setdefault(key, value)

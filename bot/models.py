@@ -99,6 +99,7 @@ class Complaint(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
+    # Loaded with their complaint: the register, reports and templates always show them.
     failures: Mapped[list[Failure]] = relationship(order_by="Failure.id", lazy="selectin")
     actions: Mapped[list[ActionTaken]] = relationship(order_by="ActionTaken.day, ActionTaken.id",
                                                       lazy="selectin")

@@ -6,15 +6,15 @@ acceptance and the bookkeeping is recognisable as the same email.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
-import email.policy
+import email.header
 import email.utils
 import logging
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
@@ -45,6 +45,20 @@ class SendReport:
     refused: int = 0
 
 
+def _header(name: str, value: str) -> bytes:
+    """One header line; non-ASCII values as RFC 2047 encoded words, folded at 76."""
+    if value.isascii():
+        return f"{name}: {value}\r\n".encode("ascii")
+    encoded = email.header.Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}\r\n".encode("ascii")
+
+
+def _part(content_type: str, data: bytes, extra: str = "") -> bytes:
+    body = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    return (f"Content-Type: {content_type}\r\nContent-Transfer-Encoding: base64\r\n{extra}"
+            "\r\n").encode("ascii") + body
+
+
 def compose(
     app: App,
     *,
@@ -58,30 +72,47 @@ def compose(
     answering: InboundMessage | None,
     auto_submitted: str,
     attachments: Sequence[tuple[str, str, bytes]] = (),
-) -> EmailMessage:
-    """Build the MIME message: French text and HTML alternatives with threading headers."""
+) -> bytes:
+    """The email as bytes: French text and HTML alternatives, threading headers, attachments.
+
+    The bot's emails all have this one shape, so they are written directly: the stdlib
+    generator takes 2 ms an email, which was a fifth of the time spent on a message.
+    The tests read every kind back with the stdlib parser.
+    """
     org = app.config.organisation
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = email.utils.formataddr((org.name, org.bot_address))
-    msg["To"] = ", ".join(recipients)
-    msg["Subject"] = subject
-    msg["Date"] = email.utils.format_datetime(now.replace(tzinfo=dt.UTC))
-    msg["Message-ID"] = message_id
+    headers = [
+        ("From", email.utils.formataddr((org.name, org.bot_address))),
+        ("To", ", ".join(recipients)),
+        ("Subject", subject),
+        ("Date", email.utils.format_datetime(now.replace(tzinfo=dt.UTC))),
+        ("Message-ID", message_id),
+    ]
     if answering is not None and answering.message_id:
-        msg["In-Reply-To"] = answering.message_id
         refs = [*answering.references, answering.message_id][-MAX_REFERENCES:]
-        msg["References"] = " ".join(refs)
+        headers += [("In-Reply-To", answering.message_id), ("References", " ".join(refs))]
     # RFC 3834: automatic answers say so, and ask other robots not to answer back.
-    msg["Auto-Submitted"] = auto_submitted
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg[OWN_HEADER] = reference
-    msg["Content-Language"] = "fr"
-    msg.set_content(text, subtype="plain", charset="utf-8")
-    msg.add_alternative(html, subtype="html", charset="utf-8")
-    for filename, content_type, data in attachments:
-        maintype, _, subtype = content_type.partition("/")
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-    return msg
+    headers += [("Auto-Submitted", auto_submitted), ("X-Auto-Response-Suppress", "All"),
+                (OWN_HEADER, reference), ("Content-Language", "fr"), ("MIME-Version", "1.0")]
+    alternative = uuid.uuid4().hex
+    body = b"".join([
+        f"--{alternative}\r\n".encode(),
+        _part('text/plain; charset="utf-8"', text.encode("utf-8")),
+        f"--{alternative}\r\n".encode(),
+        _part('text/html; charset="utf-8"', html.encode("utf-8")),
+        f"--{alternative}--\r\n".encode(),
+    ])
+    content_type = f'multipart/alternative; boundary="{alternative}"'
+    if attachments:
+        mixed = uuid.uuid4().hex
+        parts = [f"--{mixed}\r\nContent-Type: {content_type}\r\n\r\n".encode() + body]
+        for filename, mimetype, data in attachments:
+            disposition = email.utils.encode_rfc2231(filename, "utf-8")
+            parts.append(f"--{mixed}\r\n".encode() + _part(
+                mimetype, data, f"Content-Disposition: attachment; filename*={disposition}\r\n"))
+        body = b"".join(parts) + f"--{mixed}--\r\n".encode()
+        content_type = f'multipart/mixed; boundary="{mixed}"'
+    headers.append(("Content-Type", content_type))
+    return b"".join(_header(name, value) for name, value in headers) + b"\r\n" + body
 
 
 def enqueue(
@@ -128,7 +159,7 @@ def enqueue(
     rendered = app.renderer.render(kind, reference=reference, **context)
     domain = app.config.organisation.bot_address.rpartition("@")[2]
     message_id = f"<{uuid.uuid4().hex}.reclambot@{domain}>"
-    mime = compose(
+    raw = compose(
         app,
         recipients=recipients,
         subject=rendered.subject,
@@ -149,7 +180,7 @@ def enqueue(
         to_address=to_address,
         automatic=automatic,
         subject=rendered.subject,
-        raw=mime.as_bytes(),
+        raw=raw,
         status="pending",
         attempts=0,
         next_attempt_at=now,

@@ -105,20 +105,20 @@ def over_limit(raw: RawMessage, msg: InboundMessage, limits: LimitsConfig) -> st
 
 def _dossier_plan(session: Session, row: Inbound) -> tuple[str | None, list[str]]:
     """Which dossier receives this message, and which earlier dossiers it absorbs."""
+    # Plain column queries: loading the objects (and their relationships) costs more.
     if row.complaint_id is not None:
-        complaint = session.get(Complaint, row.complaint_id)
-        assert complaint is not None
+        number = session.scalar(select(Complaint.number).where(Complaint.id == row.complaint_id))
         earlier = [
-            *session.scalars(select(Contact.reference).where(Contact.complaint_id == complaint.id)),
-            *session.scalars(select(Ticket.reference).where(Ticket.complaint_id == complaint.id)),
+            *session.scalars(select(Contact.reference)
+                             .where(Contact.complaint_id == row.complaint_id)),
+            *session.scalars(select(Ticket.reference)
+                             .where(Ticket.complaint_id == row.complaint_id)),
         ]
-        return complaint.number, earlier
+        return number, earlier
     if row.ticket_id is not None:
-        ticket = session.get(Ticket, row.ticket_id)
-        return (ticket.reference if ticket else None), []
+        return session.scalar(select(Ticket.reference).where(Ticket.id == row.ticket_id)), []
     if row.contact_id is not None:
-        contact = session.get(Contact, row.contact_id)
-        return (contact.reference if contact else None), []
+        return session.scalar(select(Contact.reference).where(Contact.id == row.contact_id)), []
     return None, []
 
 

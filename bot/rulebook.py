@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,11 @@ class Rulebook:
         if not in_force:
             raise RulesError(f"rules/forms.toml: no form version is in force on {day}")
         return max(in_force, key=lambda v: v.valid_from)
+
+    @cached_property
+    def field_names(self) -> dict[str, FormField]:
+        """Folded label or alias -> field, across all versions (newest wins); computed once."""
+        return self.all_field_names()
 
     def all_field_names(self) -> dict[str, FormField]:
         """Folded label or alias -> field, across all versions (newest wins)."""
