@@ -118,7 +118,8 @@ def test_composed_email_is_standard_mime(tmp_path: Path) -> None:
 
     (tmp_path / "config.toml").write_text(DEMO_CONFIG, encoding="utf-8")
     app = build_app(load_config(tmp_path / "config.toml"))
-    raw = compose(app, recipients=["hélène@example.org"], subject="Réclamation « reçue » " * 6,
+    subject = ("Réclamation « reçue » " * 6).strip()
+    raw = compose(app, recipients=["hélène@example.org"], subject=subject,
                   text="Très bien reçu.\n" * 50, html="<p>Très <b>bien</b></p>",
                   message_id="<1@example.fr>", now=dt.datetime(2026, 11, 25, 10, 0),
                   reference="REC-2026-0001", answering=None, auto_submitted="auto-replied",
@@ -126,7 +127,7 @@ def test_composed_email_is_standard_mime(tmp_path: Path) -> None:
     assert all(line.endswith(b"\r") or not line for line in raw.split(b"\n")[:-1])
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     msg = email.message_from_bytes(raw, policy=email.policy.strict)
-    assert msg["Subject"] == ("Réclamation « reçue » " * 6).strip()
+    assert msg["Subject"] == subject
     assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Reclambot"] == "REC-2026-0001"
     assert msg.get_body(("plain",)).get_content() == "Très bien reçu.\n" * 50
     assert msg.get_body(("html",)).get_content() == "<p>Très <b>bien</b></p>"

@@ -22,6 +22,7 @@ from bot.errors import SourceError
 from bot.sources import RawMessage
 
 log = logging.getLogger(__name__)
+IDLE_RECHECK = 5.0  # seconds
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -182,16 +183,21 @@ class ImapSource:
         if self._new_uids(client):
             return
         deadline = time.monotonic() + timeout
-        self._call("IDLE", client.idle)
-        try:
-            # Short checks inside one IDLE session: new mail wakes us at once, and a stop
-            # request is noticed within a second.
-            while not stop.is_set() and time.monotonic() < deadline:
-                if self._call("IDLE", client.idle_check, min(1.0, timeout)):
-                    break
-        finally:
-            if self._client is not None:
-                self._call("IDLE DONE", client.idle_done)
+        while not stop.is_set() and time.monotonic() < deadline:
+            # IDLE in slices: new mail wakes us at once, a stop request is noticed within a
+            # second, and every few seconds we look ourselves, because a server does not
+            # always announce what arrived just before IDLE began.
+            recheck = min(deadline, time.monotonic() + IDLE_RECHECK)
+            self._call("IDLE", client.idle)
+            try:
+                while not stop.is_set() and time.monotonic() < recheck:
+                    if self._call("IDLE", client.idle_check, 1.0):
+                        return
+            finally:
+                if self._client is not None:
+                    self._call("IDLE DONE", client.idle_done)
+            if self._new_uids(client):
+                return
 
     def close(self) -> None:
         client, self._client = self._client, None
