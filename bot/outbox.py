@@ -238,11 +238,13 @@ def _report_refusal(session: Session, app: App, row: Outbox, error: str) -> None
     """Tell the director once that an email was refused (never about her own mail)."""
     if row.to_address in app.config.organisation.director_addresses:
         return
+    reference = dossier_reference(session, row)
+    complaint = session.get(Complaint, row.complaint_id) if row.complaint_id else None
+    tag = app.tokens.tag(complaint.number) if complaint else f"[{reference or 'envoi'}]"
     enqueue(session, app, kind="director_delivery_failure",
             recipients=list(app.config.organisation.director_addresses),
-            context={"row": row, "error": error, "reference_of": dossier_reference(session, row)},
-            reference=dossier_reference(session, row) or "envoi", auto_submitted="auto-generated",
-            complaint=session.get(Complaint, row.complaint_id) if row.complaint_id else None)
+            context={"row": row, "error": error, "reference_of": reference, "tag": tag},
+            reference=reference or "envoi", auto_submitted="auto-generated", complaint=complaint)
 
 
 def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:

@@ -405,3 +405,31 @@ def test_check_reports_one_line_per_problem(env: BotEnv, tmp_path,  # type: igno
     assert "IMAP 127.0.0.1:1" in failed["mailbox"]
     assert "cannot connect to SMTP 127.0.0.1:2" in failed["sending"]
     assert all("secret" not in line for line in out)
+
+
+def test_run_survives_the_smtp_server_going_down(env: BotEnv) -> None:
+    import threading
+
+    from bot.runner import run_forever
+
+    stop = threading.Event()
+    env.smtp.stop()
+    worker = threading.Thread(target=run_forever, args=(env.app, stop), daemon=True)
+    worker.start()
+    try:
+        env.append(samples.form_submission())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not env.complaints():
+            time.sleep(0.1)
+        assert len(env.complaints()) == 1  # handled while nothing could be sent
+        time.sleep(1.5)  # it keeps trying, with a growing pause, and does not die
+        assert worker.is_alive()
+        env.smtp.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(env.smtp.handler.received) < 2:
+            time.sleep(0.1)
+        assert len(env.smtp.handler.received) == 2
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert not worker.is_alive()

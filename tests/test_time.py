@@ -359,3 +359,26 @@ def test_reopened_complaints_are_counted(env: BotEnv) -> None:
         report = build_report(session, env.app, dt.date(2026, 9, 1), dt.date(2026, 10, 1))
     assert report.figures["reopened"] == 1
     assert env.query(Complaint)[0].reopened_count == 1
+
+
+def test_quarantine_is_reported_in_the_digest(env: BotEnv) -> None:
+    env.now = at(dt.date(2026, 9, 16))
+    env.append(b"\r\n")  # not an email at all
+    env.run()
+    [digest] = digests(run_job(env, jobs.remind, dt.date(2026, 9, 17)))
+    assert "quarantaine" in digest.text() and "MessageError" in digest.text()
+    assert digests(run_job(env, jobs.remind, dt.date(2026, 9, 18))) == []  # told once
+
+
+def test_a_failing_job_does_not_stop_the_others(env: BotEnv,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    env.now = at(dt.date(2026, 9, 16))
+    register(env)
+
+    def broken(app, day):  # type: ignore[no-untyped-def]
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(jobs, "followup", broken)
+    results = jobs.run_daily(env.app, dt.date(2026, 9, 28))
+    assert [r.job for r in results] == ["remind", "purge", "monthly_report"]
+    assert results[0].counts["reminders"] == 1
