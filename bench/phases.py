@@ -15,7 +15,12 @@ import time
 from pathlib import Path
 
 
-def _rss_kib() -> int:
+def _status_kib(field: str) -> int:
+    # /proc's VmHWM belongs to this program's memory only: getrusage's ru_maxrss survives
+    # exec on Linux, and would report the parent's peak (the bench holds the corpus).
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
@@ -29,7 +34,7 @@ def main() -> None:
     from bot.sources import make_source
 
     app = build_app(load_config(config_path))
-    baseline = _rss_kib()
+    baseline = _status_kib("VmRSS")
     started = time.perf_counter()
     if phase == "ingest":
         source = make_source(app.config)
@@ -46,7 +51,8 @@ def main() -> None:
                 break
     seconds = time.perf_counter() - started
     print(json.dumps({"phase": phase, "count": done, "seconds": seconds,
-                      "baseline_rss_mib": baseline / 1024, "peak_rss_mib": _rss_kib() / 1024}))
+                      "baseline_rss_mib": baseline / 1024,
+                      "peak_rss_mib": _status_kib("VmHWM") / 1024}))
 
 
 if __name__ == "__main__":

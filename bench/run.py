@@ -84,11 +84,13 @@ def throughput(dovecot, smtp: SmtpServer, count: int) -> dict[str, float]:  # ty
     config, user = _setup(dovecot, smtp.port, f"t{count}")
     messages = [raw for _, raw in corpus(count)]
     _fill(dovecot, user, messages)
+    size = sum(map(len, messages))
+    del messages
     ingest = _phase("ingest", config)
     send = _phase("send", config)
     return {
         "messages": count,
-        "corpus_mib": sum(map(len, messages)) / 2**20,
+        "corpus_mib": size / 2**20,
         "ingest_seconds": ingest["seconds"],
         "ingest_per_second": count / ingest["seconds"],
         "ingest_peak_rss_mib": ingest["peak_rss_mib"],
@@ -107,6 +109,7 @@ def big_attachment(dovecot, smtp: SmtpServer) -> dict[str, float]:  # type: igno
     raw = samples.form_submission(attachments=[("gros.pdf", "application/pdf",
                                                  samples.pdf_bytes(size))])
     _fill(dovecot, user, [raw])
+    del raw
     result = _phase("ingest", config)
     return {"attachment_mib": size / 2**20, "peak_rss_mib": result["peak_rss_mib"],
             "baseline_rss_mib": result["baseline_rss_mib"],

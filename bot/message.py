@@ -71,11 +71,25 @@ class InboundMessage:
         return tuple(dict.fromkeys((*self.in_reply_to, *reversed(self.references))))
 
 
+def _split_head(raw: bytes) -> tuple[bytes, int]:
+    """The header block, and where the body starts (without copying the body)."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(separator)
+        if end >= 0:
+            return raw[:end], end + len(separator)
+    return raw, len(raw)
+
+
+CHUNK = 1 << 20
+
+
 def content_hash(raw: bytes) -> str:
-    """SHA-256 of the message without its trace headers (see :data:`TRACE_HEADERS`)."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
-        head, sep, body = raw.partition(b"\n\n")
+    """SHA-256 of the message without its trace headers (see :data:`TRACE_HEADERS`).
+
+    Line endings are normalised (a Maildir stores LF, IMAP serves CRLF), chunk by chunk so
+    that a large message is never copied whole.
+    """
+    head, start = _split_head(raw)
     digest = hashlib.sha256()
     keep = True
     for line in head.splitlines():
@@ -87,7 +101,14 @@ def content_hash(raw: bytes) -> str:
         keep = name not in TRACE_HEADERS
         if keep:
             digest.update(b"\n" + line.rstrip())
-    digest.update(b"\n\n" + body.replace(b"\r\n", b"\n"))
+    digest.update(b"\n\n")
+    view = memoryview(raw)
+    carry = b""
+    for offset in range(start, len(raw), CHUNK):
+        chunk = carry + bytes(view[offset:offset + CHUNK])
+        carry = b"\r" if chunk.endswith(b"\r") else b""
+        digest.update((chunk[:-1] if carry else chunk).replace(b"\r\n", b"\n"))
+    digest.update(carry)
     return digest.hexdigest()
 
 
@@ -138,7 +159,7 @@ def raw_headers(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
     split into addresses *before* decoding, or an encoded comma or line break in a display
     name would smuggle in another address.
     """
-    head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+    head = _split_head(raw)[0]
     headers: dict[str, list[str]] = {}
     name = None
     value = b""
