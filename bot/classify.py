@@ -339,16 +339,14 @@ def classify(session: Session, msg: InboundMessage, app: App,
         return Decision(Action.ROBOT, (Match("own_message", own),))
     form = from_form(msg, app)
     if not form:
-        bounced = bounce(session, msg, app)
-        if bounced is not None:
-            return bounced
         robots = tuple(
             Match(rule.__name__, reason)
             for rule in ROBOT_RULES
             if (reason := rule(msg, app)) is not None
         )
         if robots:
-            return Decision(Action.ROBOT, robots)
+            # Only a robot's message can be a delivery report worth reading as one.
+            return bounce(session, msg, app) or Decision(Action.ROBOT, robots)
     if over_limit:
         return Decision(Action.TOO_LARGE, (Match("size_limit", over_limit),))
     if form:

@@ -6,8 +6,13 @@ import argparse
 import datetime as dt
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 log = logging.getLogger("bot")
 
@@ -79,7 +84,9 @@ def _day(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (AAAA-MM-JJ): {value!r}") from None
 
 
-def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+@contextmanager
+def _app(args: argparse.Namespace) -> Iterator[App]:
+    """The application for one command, closed when the command is done."""
     from bot.app import build_app
     from bot.config import load_config
 
@@ -90,7 +97,11 @@ def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
         moment = job_moment(day)
         clock = lambda: moment  # noqa: E731 - the whole command runs "on that day"
-    return build_app(load_config(args.config), clock=clock)
+    app = build_app(load_config(args.config), clock=clock)
+    try:
+        yield app
+    finally:
+        app.close()
 
 
 def _job(name: str) -> Callable[[argparse.Namespace], int]:
@@ -101,21 +112,17 @@ def _job(name: str) -> Callable[[argparse.Namespace], int]:
         from bot.purge import purge
         from bot.sinks import make_sink
 
-        app = _app(args)
-        try:
-            with ProcessLock(app):
-                day = jobs.today(app)
-                if name == "daily":
-                    results = jobs.run_daily(app, day)
-                else:
-                    job = {"remind": jobs.remind, "followup": jobs.followup, "purge": purge}[name]
-                    results = [job(app, day)]
-                for result in results:
-                    print(result.line())
-                sent = send_pending(app, make_sink(app.config))
-                print(f"sent {sent.sent} email(s)")
-        finally:
-            app.close()
+        with _app(args) as app, ProcessLock(app):
+            day = jobs.today(app)
+            if name == "daily":
+                results = jobs.run_daily(app, day)
+            else:
+                job = {"remind": jobs.remind, "followup": jobs.followup, "purge": purge}[name]
+                results = [job(app, day)]
+            for result in results:
+                print(result.line())
+            sent = send_pending(app, make_sink(app.config))
+            print(f"sent {sent.sent} email(s)")
         return 0
 
     return command
@@ -125,8 +132,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bot import jobs
     from bot.report import build_report, write_csv
 
-    app = _app(args)
-    try:
+    with _app(args) as app:
         if args.send:
             from bot.outbox import send_pending
             from bot.sinks import make_sink
@@ -156,16 +162,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             write_csv(report, out)
         print(f"{report.figures['received']} complaint(s); written "
               f"{args.output / stem}.html and .csv")
-    finally:
-        app.close()
     return 0
 
 
 def cmd_gdpr(args: argparse.Namespace) -> int:
     from bot import gdpr
 
-    app = _app(args)
-    try:
+    with _app(args) as app:
         address = args.email.strip().lower()
         with app.sessions() as session:
             held = gdpr.find(session, address)
@@ -191,16 +194,13 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
         print(f"erased: {', '.join(erased) or '(messages only)'}")
         if held_back:
             print(f"kept under legal hold (#conserver): {', '.join(held_back)}")
-    finally:
-        app.close()
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.runner import run_forever, run_once
 
-    app = _app(args)
-    try:
+    with _app(args) as app:
         if args.once:
             summary = run_once(app)
             actions = ", ".join(f"{k}: {v}" for k, v in sorted(summary.actions.items()))
@@ -209,36 +209,30 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"refused {summary.sent.refused}")
         else:
             run_forever(app)
-    finally:
-        app.close()
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from bot.export import write_csv
 
-    app = _app(args)
-    try:
-        with app.sessions() as session:
-            if args.format == "csv" and args.output is None:
-                write_csv(session, sys.stdout, app.rulebook)
-                return 0
-            output = args.output or Path(f"registre-reclamations.{args.format}")
-            if args.format == "csv":
-                with output.open("w", encoding="utf-8-sig", newline="") as out:
-                    write_csv(session, out, app.rulebook)
-            elif args.format == "xlsx":
-                from bot.report import register_workbook
+    with _app(args) as app, app.sessions() as session:
+        if args.format == "csv" and args.output is None:
+            write_csv(session, sys.stdout, app.rulebook)
+            return 0
+        output = args.output or Path(f"registre-reclamations.{args.format}")
+        if args.format == "csv":
+            with output.open("w", encoding="utf-8-sig", newline="") as out:
+                write_csv(session, out, app.rulebook)
+        elif args.format == "xlsx":
+            from bot.report import register_workbook
 
-                output.write_bytes(register_workbook(session, app))
-            else:
-                from bot.export import register_pdf
+            output.write_bytes(register_workbook(session, app))
+        else:
+            from bot.export import register_pdf
 
-                output.write_bytes(register_pdf(session, app.rulebook,
-                                                app.config.organisation.name, app.clock()))
-            print(f"register written to {output}", file=sys.stderr)
-    finally:
-        app.close()
+            output.write_bytes(register_pdf(session, app.rulebook,
+                                            app.config.organisation.name, app.clock()))
+        print(f"register written to {output}", file=sys.stderr)
     return 0
 
 
@@ -254,19 +248,15 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
     from bot.models import Outbox
 
-    app = _app(args)
-    try:
-        with app.sessions() as session:
-            rows = session.scalars(
-                select(Outbox).where(Outbox.status != "sent").order_by(Outbox.id)
-            ).all()
-            for row in rows:
-                print(f"{row.id:6} {row.status:8} attempts={row.attempts} "
-                      f"next={row.next_attempt_at:%Y-%m-%d %H:%M} {row.kind}: "
-                      f"{row.last_error[:80]}")
-            print(f"{len(rows)} email(s) not sent")
-    finally:
-        app.close()
+    with _app(args) as app, app.sessions() as session:
+        rows = session.scalars(
+            select(Outbox).where(Outbox.status != "sent").order_by(Outbox.id)
+        ).all()
+        for row in rows:
+            print(f"{row.id:6} {row.status:8} attempts={row.attempts} "
+                  f"next={row.next_attempt_at:%Y-%m-%d %H:%M} {row.kind}: "
+                  f"{row.last_error[:80]}")
+        print(f"{len(rows)} email(s) not sent")
     return 0
 
 

@@ -156,9 +156,9 @@ def _handle_one(session: Session, app: App, raw: RawMessage, row_base: dict[str,
     if original is not None:
         # The same message again (appended twice, fetched again after a UIDVALIDITY
         # change): it follows the original, and is never handled a second time.
-        if original.state == "committed":
-            # The original was handled but never filed, and its UID is gone: this copy
-            # is that very message; it is filed in the original's place.
+        if original.state == "committed" and original.uidvalidity != row_base["uidvalidity"]:
+            # The original was handled but never filed, and its UID is gone with the old
+            # UIDVALIDITY: this copy is that very message; it is filed in its place.
             original.state = "done"
             action, folder = RESUMED, original.folder
             reason = f"inbound #{original.id} again, never filed: filed in its place now"
