@@ -10,6 +10,7 @@ show up in a log line or a ``repr``.
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,13 @@ class ServerConfig:
     username: str
     password: Secret
     timeout: float = 30.0
+    ca_file: Path | None = None  # verify the server against this CA instead of the system's
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """Certificate-verifying TLS settings, or ``None`` for ``security = "none"``."""
+        if self.security == "none":
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
 
 
 @dataclass(frozen=True)
@@ -295,7 +303,12 @@ def _table(raw: dict[str, Any], name: str, base: Path, required: bool) -> _Secti
 def _server(section: _Section, kind: str) -> dict[str, Any]:
     security = section.choice("security", SECURITY_MODES, "ssl" if kind == "imap" else "starttls")
     username = section.string("username", "" if kind == "smtp" else None)
+    ca_file = section.path("ca_file", "") if "ca_file" in section.data else None
+    if ca_file is not None and not ca_file.is_file():
+        raise ConfigError(section.key("ca_file"), f"file {ca_file} not found")
+    section.used.add("ca_file")
     return {
+        "ca_file": ca_file,
         "host": section.string("host"),
         "port": section.integer("port", DEFAULT_PORTS[kind][security], minimum=1),
         "security": security,

@@ -33,7 +33,9 @@ default_login_user = dovenull
 default_internal_user = dovecot
 default_internal_group = dovecot
 first_valid_uid = 1
-ssl = no
+ssl = yes
+ssl_cert = <{root}/tls/cert.pem
+ssl_key = <{root}/tls/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u/Maildir
@@ -57,6 +59,11 @@ service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
     port = {port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 """
@@ -86,8 +93,10 @@ class Dovecot:
     """A running Dovecot; ``stop()`` shuts it down and removes its folder."""
 
     root: Path
-    port: int
+    port: int  # plain text, STARTTLS offered
     conf: Path
+    tls_port: int = 0  # TLS from the start
+    ca_file: Path | None = None  # the self-signed certificate, to trust it
 
     def stop(self) -> None:
         subprocess.run(["doveadm", "-c", str(self.conf), "stop"], check=False,
@@ -100,6 +109,17 @@ class Dovecot:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
+def self_signed_certificate(folder: Path) -> Path:
+    """A certificate for 127.0.0.1 and localhost (``cert.pem``, ``key.pem``), by openssl."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"),
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60)
+    return folder / "cert.pem"
+
+
 def start_dovecot() -> Dovecot:
     """Start Dovecot as root on a free loopback port (needs the dovecot-imapd package)."""
     if shutil.which("dovecot") is None:
@@ -109,18 +129,21 @@ def start_dovecot() -> Dovecot:
     for sub in ("run", "state", "mail"):
         (root / sub).mkdir()
     shutil.chown(root / "mail", "dovecot", "dovecot")
-    port = free_port()
+    port, tls_port = free_port(), free_port()
+    cert = self_signed_certificate(root / "tls")
     conf = root / "dovecot.conf"
-    conf.write_text(DOVECOT_CONF.format(root=root, port=port, password=DOVECOT_PASSWORD))
+    conf.write_text(DOVECOT_CONF.format(root=root, port=port, tls_port=tls_port,
+                                        password=DOVECOT_PASSWORD))
     # The daemon keeps inherited pipes open: its output goes to a file instead.
     with (root / "start.log").open("w") as out:
         result = subprocess.run(["dovecot", "-c", str(conf)], stdout=out, stderr=out,
                                 stdin=subprocess.DEVNULL, timeout=30)
     if result.returncode != 0:
         raise RuntimeError(f"dovecot did not start: {(root / 'start.log').read_text()}")
-    server = Dovecot(root=root, port=port, conf=conf)
+    server = Dovecot(root=root, port=port, conf=conf, tls_port=tls_port, ca_file=cert)
     try:
         wait_for_port(port)
+        wait_for_port(tls_port)
     except RuntimeError:
         server.stop()
         raise

@@ -74,6 +74,8 @@ def test_minimal_config_defaults(tmp_path: Path) -> None:
         (lambda t: t.replace('source = "maildir"', 'source = "imap"')
          + '\n[imap]\nhost = "h"\nport = "993"\nusername = "u"\npassword = "p"\n', "imap.port"),
         (lambda t: t + "\n[paths]\ntemplates = 'nowhere'\n", "paths.templates"),
+        (lambda t: t.replace('sink = "maildir"', 'sink = "smtp"')
+         + '\n[smtp]\nhost = "h"\nca_file = "missing-ca.pem"\n', "smtp.ca_file"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, change, key: str) -> None:  # type: ignore[no-untyped-def]

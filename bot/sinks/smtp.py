@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -11,10 +11,7 @@ from typing import Any
 from bot.config import ServerConfig
 from bot.errors import DeliveryRefused, SinkError
 
-
-def tls_context() -> ssl.SSLContext:
-    """Certificate verification against the system store."""
-    return ssl.create_default_context()
+log = logging.getLogger(__name__)
 
 
 class SmtpConnection:
@@ -66,8 +63,10 @@ class SmtpSink:
             timeout=server.timeout,
             use_tls=server.security == "ssl",
             start_tls=server.security == "starttls",
-            tls_context=tls_context() if server.security != "none" else None,
+            tls_context=server.tls_context(),
         )
+        if server.security == "none":
+            log.warning("SMTP to %s without TLS", server.host)
         try:
             loop.run_until_complete(client.connect())
             if server.username:

@@ -48,8 +48,10 @@ class ImapSource:
         from imapclient import IMAPClient
 
         server = self.server
+        if server.security == "none":
+            log.warning("IMAP to %s without TLS: the password travels in clear", server.host)
         try:
-            context = ssl.create_default_context() if server.security != "none" else None
+            context = server.tls_context()
             client = IMAPClient(
                 server.host,
                 port=server.port,
