@@ -9,6 +9,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
