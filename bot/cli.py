@@ -97,7 +97,12 @@ def _app(args: argparse.Namespace) -> Iterator[App]:
 
         moment = job_moment(day)
         clock = lambda: moment  # noqa: E731 - the whole command runs "on that day"
-    app = build_app(load_config(args.config), clock=clock)
+    config = load_config(args.config)
+    if not args.verbose and args.command != "demo":
+        from bot.logs import configure
+
+        configure(config.logging.format, config.logging.level)
+    app = build_app(config, clock=clock)
     try:
         yield app
     finally:
@@ -285,12 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``reclambot`` console script."""
     args = _parser().parse_args(argv)
     quiet = args.command == "demo"  # the demo prints its own summary
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # mail-parser warns about every part type it does not render (delivery reports...).
-    logging.getLogger("mailparser").setLevel(logging.ERROR)
+    from bot.logs import configure
+
+    configure("text", logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO)
     from bot.errors import ReclambotError
 
     try:

@@ -148,6 +148,14 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    """How the bot writes its log (to standard error)."""
+
+    format: str = "text"
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, loaded once by :func:`load_config`."""
 
@@ -164,6 +172,7 @@ class Config:
     maildir: MaildirConfig | None = None
     mediation: MediationConfig = field(default_factory=MediationConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
@@ -330,7 +339,7 @@ def _sqlite_relative(url: str, base: Path) -> str:
 
 KNOWN_SECTIONS = (
     "organisation", "bot", "imap", "smtp", "folders", "maildir",
-    "database", "storage", "paths", "security", "mediation", "limits",
+    "database", "storage", "paths", "security", "mediation", "limits", "logging",
 )
 
 
@@ -441,6 +450,13 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
             max_attachment_bytes=limits_section.integer("max_attachment_bytes",
                                                         limits.max_attachment_bytes),
         )
+    logging_section = table("logging")
+    logging_config = LoggingConfig()
+    if logging_section is not None:
+        logging_config = LoggingConfig(
+            format=logging_section.choice("format", ("text", "json"), "text"),
+            level=logging_section.choice("level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+        )
     mediation_section = table("mediation")
     mediation = MediationConfig()
     if mediation_section is not None:
@@ -472,6 +488,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         mediation=mediation,
         security=security,
         limits=limits,
+        logging=logging_config,
     )
 
 

@@ -433,3 +433,20 @@ def test_run_survives_the_smtp_server_going_down(env: BotEnv) -> None:
         stop.set()
         worker.join(timeout=30)
     assert not worker.is_alive()
+
+
+def test_json_logs_carry_the_ticket(env: BotEnv) -> None:
+    import json
+
+    with env.config_path.open("a") as out:
+        out.write('\n[logging]\nformat = "json"\n')
+    env.append(samples.form_submission())
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(env.config_path), "run", "--once"],
+        capture_output=True, text=True, env={**os.environ}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    registered = [r for r in records if r["message"].startswith("registered")]
+    assert len(registered) == 1 and registered[0]["ticket"].startswith("REC-")
+    assert {"time", "level", "logger", "ticket", "message"} <= set(records[0])
+    assert all(CLIENT not in r["message"] for r in records)

@@ -1,0 +1,54 @@
+"""Logging: readable lines by default, JSON lines on request (``[logging] format = "json"``).
+
+Every record that concerns a complaint carries its reference (``ticket``), taken from the
+message; the messages themselves never carry personal data at INFO.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+_REFERENCE = re.compile(r"\b(?:REC-\d{4}-\d{4,}|CT-[A-Z0-9]{8}|TK-[A-Z0-9]{8})\b")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(ticket_part)s: %(message)s"
+
+
+class TicketFilter(logging.Filter):
+    """Adds ``record.ticket``: the first complaint, contact or ticket reference in the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = _REFERENCE.search(record.getMessage())
+        record.ticket = found.group(0) if found else ""
+        record.ticket_part = f" [{record.ticket}]" if found else ""
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, ticket, message (and exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "ticket": getattr(record, "ticket", ""),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def configure(fmt: str = "text", level: int | str = logging.INFO) -> None:
+    """(Re)configure the root logger of the ``reclambot`` process."""
+    handler = logging.StreamHandler()
+    handler.addFilter(TicketFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # mail-parser warns about every part type it does not render (delivery reports...).
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
