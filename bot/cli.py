@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("outbox", help="list the emails waiting to be sent or that failed")
     commands.add_parser("check", help="check the configuration, servers, database and templates")
+    commands.add_parser("status", help="last poll, open complaints, outbox, quarantine, errors")
     return parser
 
 
@@ -275,13 +276,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from bot.status import status_lines
+
+    with _app(args) as app:
+        print("\n".join(status_lines(app)))
+    return 0
+
+
 class ReclambotErrorLine(Exception):
     """A command-line mistake reported in one line."""
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
-    "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr,
+    "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr, "status": cmd_status,
     **{name: _job(name) for name in ("remind", "followup", "purge", "daily")},
 }
 

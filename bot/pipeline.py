@@ -34,6 +34,7 @@ from bot.models import Complaint, Contact, Inbound, MailboxState, Ticket
 from bot.outbox import SendReport, send_pending
 from bot.sinks import Sink
 from bot.sources import RawMessage, Source
+from bot.status import record_setting
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +344,7 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None) -> RunSu
             _add_report(summary.sent, send_pending(app, sink))
     if sink is not None:
         _add_report(summary.sent, send_pending(app, sink))
+    record_setting(app, "last_poll", app.clock().isoformat(timespec="seconds"))
     return summary
 
 

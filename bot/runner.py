@@ -20,6 +20,7 @@ from bot.outbox import recover_interrupted, send_pending
 from bot.pipeline import RunSummary, process_mailbox
 from bot.sinks import Sink, make_sink
 from bot.sources import Source, make_source
+from bot.status import record_error
 
 log = logging.getLogger(__name__)
 MAX_PAUSE = 300.0
@@ -110,6 +111,7 @@ def run_forever(app: App, stop: threading.Event | None = None,
                 pause = 1.0
             except TransientError as exc:
                 log.warning("%s; trying again in %.0f s", exc, pause)
+                record_error(app, str(exc))
                 source.close()
                 stop.wait(pause)
                 pause = min(pause * 2, MAX_PAUSE)

@@ -450,3 +450,22 @@ def test_json_logs_carry_the_ticket(env: BotEnv) -> None:
     assert len(registered) == 1 and registered[0]["ticket"].startswith("REC-")
     assert {"time", "level", "logger", "ticket", "message"} <= set(records[0])
     assert all(CLIENT not in r["message"] for r in records)
+
+
+def test_status_shows_poll_complaints_outbox_quarantine_and_errors(
+        env: BotEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+    from bot.status import record_error
+
+    env.append(samples.form_submission())
+    env.append(b"\r\n")
+    env.run()
+    record_error(env.app, "IMAP imap.example.fr:993 (bot): timed out")
+    assert main(["--config", str(env.config_path), "status"]) == 0
+    out = capsys.readouterr().out
+    [complaint] = env.complaints()
+    assert "Dernière relève" in out and "jamais" not in out
+    assert f"{complaint.number}" in out and "réponse avant le" in out
+    assert "sent 2" in out
+    assert "Quarantaine             1" in out
+    assert "timed out" in out
