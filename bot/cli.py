@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("outbox", help="list the emails waiting to be sent or that failed")
     commands.add_parser("check", help="check the configuration, servers, database and templates")
     commands.add_parser("status", help="last poll, open complaints, outbox, quarantine, errors")
+    importer = commands.add_parser(
+        "import", help="load past complaints from an mbox file or a Maildir, sending nothing")
+    source = importer.add_mutually_exclusive_group(required=True)
+    source.add_argument("--mbox", type=Path, help="an mbox file")
+    source.add_argument("--maildir", type=Path, help="a Maildir folder")
     return parser
 
 
@@ -276,6 +281,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select, update
+
+    from bot.lock import ProcessLock
+    from bot.models import Outbox
+    from bot.pipeline import process_mailbox
+    from bot.progress import Progress
+    from bot.sources.archive import ArchiveSource
+
+    path = args.mbox or args.maildir
+    if not path.exists():
+        raise ReclambotErrorLine(f"import: {path} not found")
+    with _app(args) as app, ProcessLock(app):
+        source = ArchiveSource(path)
+        with app.sessions() as session:
+            before = session.scalar(select(func.max(Outbox.id))) or 0
+        with Progress(len(source), "import") as progress:
+            summary = process_mailbox(app, source, sink=None, progress=progress.advance)
+        with app.transaction() as session:
+            # Past mail: what the bot would have answered is kept, never sent.
+            skipped = session.execute(
+                update(Outbox).where(Outbox.id > before, Outbox.status == "pending")
+                .values(status="imported")).rowcount
+        source.close()
+        actions = ", ".join(f"{k}: {v}" for k, v in sorted(summary.actions.items()))
+        print(f"imported {summary.fetched} message(s) ({actions}); {skipped} email(s) not sent")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from bot.status import status_lines
 
@@ -291,6 +325,7 @@ class ReclambotErrorLine(Exception):
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
     "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr, "status": cmd_status,
+    "import": cmd_import,
     **{name: _job(name) for name in ("remind", "followup", "purge", "daily")},
 }
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -309,7 +310,8 @@ def _watermark(session: Session, mailbox: str) -> MailboxState | None:
     return session.get(MailboxState, mailbox)
 
 
-def process_mailbox(app: App, source: Source, sink: Sink | None = None) -> RunSummary:
+def process_mailbox(app: App, source: Source, sink: Sink | None = None,
+                    progress: Callable[[int], None] | None = None) -> RunSummary:
     """Handle everything waiting in ``source``; send the outbox after each batch."""
     summary = RunSummary()
     uidvalidity = source.uidvalidity()
@@ -329,6 +331,8 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None) -> RunSu
         finish_batch(app, source, outcomes)
         for outcome in outcomes:
             summary.add(outcome)
+        if progress is not None:
+            progress(len(batch))
         if source.ordered and batch and all(o.finished for o in outcomes):
             highest = max(int(r.uid) for r in batch)
             with app.transaction() as session:

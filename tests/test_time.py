@@ -382,3 +382,32 @@ def test_a_failing_job_does_not_stop_the_others(env: BotEnv,
     results = jobs.run_daily(env.app, dt.date(2026, 9, 28))
     assert [r.job for r in results] == ["remind", "purge", "monthly_report"]
     assert results[0].counts["reminders"] == 1
+
+
+def test_import_a_past_year_sends_nothing(env: BotEnv, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import mailbox
+
+    from bot.cli import main
+
+    export = tmp_path / "archive.mbox"
+    box = mailbox.mbox(export)
+    march = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
+    box.add(samples.form_submission(date=march))
+    box.add(samples.free_text(sender="Paul <paul@example.org>", date=march))
+    box.add(samples.free_text(subject="Question", date=march))
+    box.flush()
+    box.close()
+    config = ["--config", str(env.config_path)]
+    assert main([*config, "import", "--mbox", str(export)]) == 0
+    out = capsys.readouterr().out
+    assert "imported 3 message(s)" in out and "3 email(s) not sent" in out
+    [complaint] = env.complaints()
+    assert complaint.received_at == dt.datetime(2026, 3, 10, 9, 30)
+    assert complaint.answer_due == dt.date(2026, 3, 24)
+    assert len(env.contacts()) == 1
+    assert {r.status for r in env.outbox()} == {"imported"}
+    send_pending(env.app, make_sink(env.app.config))
+    assert env.smtp.handler.received == []
+    assert main([*config, "import", "--mbox", str(export)]) == 0  # again: nothing new
+    assert "imported 0 message(s)" in capsys.readouterr().out
+    assert len(env.complaints()) == 1
