@@ -261,7 +261,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
     with _app(args) as app, app.sessions() as session:
         rows = session.scalars(
-            select(Outbox).where(Outbox.status != "sent").order_by(Outbox.id)
+            select(Outbox).where(Outbox.status.in_(("pending", "sending", "failed")))
+            .order_by(Outbox.id)
         ).all()
         for row in rows:
             print(f"{row.id:6} {row.status:8} attempts={row.attempts} "
