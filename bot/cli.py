@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("outbox", help="list the emails waiting to be sent or that failed")
     commands.add_parser("check", help="check the configuration, servers, database and templates")
     commands.add_parser("status", help="last poll, open complaints, outbox, quarantine, errors")
+    commands.add_parser("init", help="answer a few questions, get a commented config.toml")
     importer = commands.add_parser(
         "import", help="load past complaints from an mbox file or a Maildir, sending nothing")
     source = importer.add_mutually_exclusive_group(required=True)
@@ -311,6 +312,21 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from bot.config import default_config_path
+    from bot.init import write_config
+    from bot.providers import PROVIDERS
+
+    path = write_config(args.config or default_config_path(), input)
+    print(f"written {path}; set the passwords in the environment variables it names "
+          f"(RECLAMBOT_IMAP_PASSWORD, RECLAMBOT_SMTP_PASSWORD), then: reclambot check")
+    text = path.read_text(encoding="utf-8")
+    for provider in PROVIDERS.values():
+        if provider.note and provider.imap_host and provider.imap_host in text:
+            print(f"note: {provider.name}: {provider.note} (docs/providers.md)")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from bot.status import status_lines
 
@@ -326,7 +342,7 @@ class ReclambotErrorLine(Exception):
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
     "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr, "status": cmd_status,
-    "import": cmd_import,
+    "import": cmd_import, "init": cmd_init,
     **{name: _job(name) for name in ("remind", "followup", "purge", "daily")},
 }
 

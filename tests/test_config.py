@@ -116,3 +116,28 @@ def test_password_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert config.smtp is not None
     assert config.smtp.password.reveal() == "s3cret"
     assert "s3cret" not in repr(config)
+
+
+def test_init_writes_a_commented_working_config(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    answers = iter([
+        "Formations Exemple", "pas-une-adresse", "reclamations@formations.fr",
+        "Claire Durand", "direction@formations.fr", "https://formations.fr/reclamation",
+        "", "ovh",
+    ])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    path = tmp_path / "config.toml"
+    assert main(["--config", str(path), "init"]) == 0
+    assert "reclambot check" in capsys.readouterr().out
+    monkeypatch.setenv("RECLAMBOT_IMAP_PASSWORD", "x")
+    monkeypatch.setenv("RECLAMBOT_SMTP_PASSWORD", "y")
+    config = load_config(path)
+    assert config.organisation.name == "Formations Exemple"
+    assert config.organisation.bot_address == "reclamations@formations.fr"  # asked again
+    assert config.organisation.form_senders == ()
+    assert config.imap is not None and (config.imap.host, config.imap.port) == ("ssl0.ovh.net", 993)
+    assert config.smtp is not None and config.smtp.security == "ssl"
+    assert "# The director of training" in path.read_text()  # the comments stay
+    assert main(["--config", str(path), "init"]) == 2  # never overwrites
+    assert "already exists" in capsys.readouterr().err
