@@ -11,10 +11,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
-from bot.db import create_schema, make_engine, session_factory, utcnow
+from bot.db import make_engine, session_factory, utcnow
 from bot.dossier import Dossiers
 from bot.render import Renderer
 from bot.rulebook import Rulebook, load_rulebook
+from bot.schema import ensure_schema
 from bot.tokens import Tokens, load_tokens
 
 
@@ -49,10 +50,14 @@ class App:
 
 
 def build_app(config: Config, clock: Callable[[], dt.datetime] | None = None) -> App:
-    """Load the rules and templates, open the database and create its schema if needed."""
+    """Load the rules and templates, open the database, create or migrate its schema."""
     rulebook = load_rulebook(config.rules_dir)
     engine = make_engine(config.database_url)
-    create_schema(engine)
+    try:
+        ensure_schema(engine, upgrade=config.database_auto_upgrade)
+    except BaseException:
+        engine.dispose()
+        raise
     factory = session_factory(engine)
     renderer = Renderer(
         config.templates_dir,

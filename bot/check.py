@@ -59,20 +59,24 @@ def _rules(config: Config) -> str:
 
 
 def _database(config: Config) -> str:
-    from sqlalchemy import text
-
-    from bot.db import create_schema, make_engine
+    from bot.db import make_engine
+    from bot.schema import HEAD, ensure_schema, schema_state
 
     engine = make_engine(config.database_url)
+    where = engine.url.render_as_string(hide_password=True)
     try:
-        create_schema(engine)
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        revision = schema_state(engine)
+        if revision is None:
+            ensure_schema(engine)
+            return f"{where}: register created (schema {HEAD})"
     except Exception as exc:  # any driver error: reported, not raised
         raise ReclambotError(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
     finally:
         engine.dispose()
-    return f"{engine.url.render_as_string(hide_password=True)}"
+    if revision != HEAD:
+        raise ReclambotError(f"{where}: schema {revision}, this version needs {HEAD}: "
+                             "run `reclambot upgrade`")
+    return f"{where} (schema {HEAD})"
 
 
 def _dossiers(config: Config) -> str:

@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="check the configuration, servers, database and templates")
     commands.add_parser("status", help="last poll, open complaints, outbox, quarantine, errors")
     commands.add_parser("init", help="answer a few questions, get a commented config.toml")
+    commands.add_parser("upgrade", help="migrate the register's database to this version")
     importer = commands.add_parser(
         "import", help="load past complaints from an mbox file or a Maildir, sending nothing")
     source = importer.add_mutually_exclusive_group(required=True)
@@ -335,6 +336,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from bot.config import load_config
+    from bot.db import make_engine
+    from bot.schema import ensure_schema
+
+    config = load_config(args.config)
+    engine = make_engine(config.database_url)
+    try:
+        state = ensure_schema(engine, upgrade=True)
+    finally:
+        engine.dispose()
+    if state.before is None:
+        print(f"register created at schema {state.after}")
+    elif state.changed:
+        print(f"register migrated from schema {state.before} to {state.after}")
+    else:
+        print(f"register already at schema {state.after}: nothing to do")
+    return 0
+
+
 class ReclambotErrorLine(Exception):
     """A command-line mistake reported in one line."""
 
@@ -342,7 +363,7 @@ class ReclambotErrorLine(Exception):
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
     "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr, "status": cmd_status,
-    "import": cmd_import, "init": cmd_init,
+    "import": cmd_import, "init": cmd_init, "upgrade": cmd_upgrade,
     **{name: _job(name) for name in ("remind", "followup", "purge", "daily")},
 }
 

@@ -174,6 +174,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    database_auto_upgrade: bool = True
 
 
 def default_config_path() -> Path:
@@ -412,6 +413,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
 
     database = table("database")
     url = database.string("url", "sqlite:///reclambot.sqlite3") if database else None
+    auto_upgrade = database.boolean("auto_upgrade", True) if database else True
     storage = table("storage")
     dossiers = storage.path("dossiers", "dossiers") if storage else base / "dossiers"
     paths = table("paths")
@@ -489,6 +491,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         security=security,
         limits=limits,
         logging=logging_config,
+        database_auto_upgrade=auto_upgrade,
     )
 
 

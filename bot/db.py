@@ -1,4 +1,4 @@
-"""Database access: engine set-up, schema creation, transactions and number sequences."""
+"""Database access: engine set-up, transactions and number sequences (schema: ``bot.schema``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import Base, Counter
+from bot.models import Counter
 
 
 def utcnow() -> dt.datetime:
@@ -44,15 +44,6 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
-
-
-def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent, also when two processes start at once)."""
-    try:
-        Base.metadata.create_all(engine)
-    except (ProgrammingError, IntegrityError, OperationalError):
-        # Another process created the same tables between our check and our CREATE.
-        Base.metadata.create_all(engine)
 
 
 def compact(engine: Engine) -> None:

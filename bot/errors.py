@@ -51,3 +51,7 @@ class SinkError(TransientError):
 
 class DeliveryRefused(ReclambotError):
     """The SMTP server refused an email permanently (5xx): never retried."""
+
+
+class SchemaError(ReclambotError):
+    """The register's schema is older or newer than this version of reclambot expects."""

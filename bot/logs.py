@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
+from typing import Any
 
 _REFERENCE = re.compile(r"\b(?:REC-\d{4}-\d{4,}|CT-[A-Z0-9]{8}|TK-[A-Z0-9]{8})\b")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(ticket_part)s: %(message)s"
@@ -40,9 +42,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not when configured."""
+
+    # Embedding code (and test runners) swap sys.stderr; a handler holding the old one
+    # would write to a closed file.
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(fmt: str = "text", level: int | str = logging.INFO) -> None:
     """(Re)configure the root logger of the ``reclambot`` process."""
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.addFilter(TicketFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
@@ -52,3 +68,5 @@ def configure(fmt: str = "text", level: int | str = logging.INFO) -> None:
     root.setLevel(level)
     # mail-parser warns about every part type it does not render (delivery reports...).
     logging.getLogger("mailparser").setLevel(logging.ERROR)
+    # Alembic narrates its set-up at INFO; bot.schema logs the migration itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -47,7 +47,7 @@ class Complaint(Base):
     year: Mapped[int] = mapped_column(Integer)
     sequence: Mapped[int] = mapped_column(Integer)
     # open -> answered -> closed (and back with #rouvrir); requalified: not a complaint after all
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     # Numéro et date de réception du ticket (conforme)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime)
     form_version: Mapped[str] = mapped_column(String(32))
@@ -57,7 +57,7 @@ class Complaint(Base):
     initial_reference: Mapped[str] = mapped_column(String(64), default="")
     # Who complains
     client_name: Mapped[str] = mapped_column(String(300))
-    client_email: Mapped[str] = mapped_column(String(320))
+    client_email: Mapped[str] = mapped_column(String(320), index=True)
     phone: Mapped[str] = mapped_column(String(64), default="")
     organisation: Mapped[str] = mapped_column(String(300), default="")
     category: Mapped[str] = mapped_column(String(32))
@@ -140,7 +140,7 @@ class Contact(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    sender_email: Mapped[str] = mapped_column(String(320))
+    sender_email: Mapped[str] = mapped_column(String(320), index=True)
     sender_name: Mapped[str] = mapped_column(String(300), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str] = mapped_column(String(998), default="")
@@ -177,7 +177,7 @@ class Inbound(Base):
     uid: Mapped[str] = mapped_column(String(200))
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     message_id: Mapped[str] = mapped_column(String(998), default="")
-    sender: Mapped[str] = mapped_column(String(320), default="")
+    sender: Mapped[str] = mapped_column(String(320), default="", index=True)
     subject: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     processed_at: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -187,7 +187,7 @@ class Inbound(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16), default="committed")
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))
-    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
 
@@ -217,7 +217,7 @@ class Outbox(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
 

@@ -213,3 +213,12 @@ def env(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer, monkeypatch: pytest.
     _ = bot_env.app  # the schema exists before any test process starts
     yield bot_env
     bot_env.close()
+
+
+@pytest.fixture()
+def env_unbuilt(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer,
+                monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[BotEnv]:
+    """Like ``env``, but the register is left alone until the test first uses the bot."""
+    bot_env = BotEnv(tmp_path, dovecot, smtp, monkeypatch, database_url)
+    yield bot_env
+    bot_env.close()

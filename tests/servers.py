@@ -69,11 +69,22 @@ service imap-login {{
 """
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports nobody listens on right now."""
+    # All sockets stay bound until every port is chosen, so the kernel never hands out one twice.
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_for_port(port: int, timeout: float = 15.0) -> None:
@@ -129,7 +140,7 @@ def start_dovecot() -> Dovecot:
     for sub in ("run", "state", "mail"):
         (root / sub).mkdir()
     shutil.chown(root / "mail", "dovecot", "dovecot")
-    port, tls_port = free_port(), free_port()
+    port, tls_port = free_ports(2)
     cert = self_signed_certificate(root / "tls")
     conf = root / "dovecot.conf"
     conf.write_text(DOVECOT_CONF.format(root=root, port=port, tls_port=tls_port,

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import create_schema, make_engine, next_in_sequence, session_factory
+from bot.db import make_engine, next_in_sequence, session_factory
 from bot.dossier import Dossiers, safe_filename
 from bot.message import content_hash, parse_message
 from bot.replies import new_text
+from bot.schema import ensure_schema
 from bot.workdays import add_working_days, is_working_day
 
 
@@ -95,7 +96,7 @@ def _allocate(url: str, count: int, queue: multiprocessing.Queue) -> None:  # ty
 
 def test_numbering_is_sequential_under_concurrency(database_url: str) -> None:
     url = database_url  # SQLite, or PostgreSQL with RECLAMBOT_TEST_DATABASE=postgresql
-    create_schema(make_engine(url))
+    ensure_schema(make_engine(url))
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     workers = [multiprocessing.Process(target=_allocate, args=(url, 40, queue)) for _ in range(3)]
     for worker in workers:
