@@ -121,12 +121,7 @@ def latency(dovecot, count: int) -> dict[str, float]:  # type: ignore[no-untyped
     from bot import samples
 
     handler = TimedCapture()
-    smtp = SmtpServer.__new__(SmtpServer)
-    smtp.handler, smtp.controller = handler, None
-    from tests.servers import free_port
-
-    smtp.port = free_port()
-    smtp.start()
+    smtp = SmtpServer(handler)
     config, user = _setup(dovecot, smtp.port, "latency")
     env = {**os.environ, "RECLAMBOT_TEST_IMAP_PASSWORD": DOVECOT_PASSWORD}
     bot = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run"],

@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="last poll, open complaints, outbox, quarantine, errors")
     commands.add_parser("init", help="answer a few questions, get a commented config.toml")
     commands.add_parser("upgrade", help="migrate the register's database to this version")
+    auth = commands.add_parser("auth", help="sign the mailbox in once with OAuth2 (XOAUTH2)")
+    auth.add_argument("provider", choices=("microsoft", "google"))
     importer = commands.add_parser(
         "import", help="load past complaints from an mbox file or a Maildir, sending nothing")
     source = importer.add_mutually_exclusive_group(required=True)
@@ -168,8 +170,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.output.mkdir(parents=True, exist_ok=True)
         last = end - dt.timedelta(days=1)
         stem = f"rapport-reclamations-{start.isoformat()}-{last.isoformat()}"
-        with app.sessions() as session:
-            report = build_report(session, app, start, end)
+        from bot.progress import Progress
+        from bot.report import REPORT_STAGES
+
+        with app.sessions() as session, Progress(REPORT_STAGES, "report") as progress:
+            report = build_report(session, app, start, end, progress.advance)
         (args.output / f"{stem}.html").write_text(report.html, encoding="utf-8")
         with (args.output / f"{stem}.csv").open("w", encoding="utf-8-sig", newline="") as out:
             write_csv(report, out)
@@ -190,7 +195,10 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
             return 0
         if args.gdpr_command == "export":
             output = args.output or Path(f"rgpd-{address.replace('@', '_at_')}.zip")
-            count = gdpr.export(app, address, output)
+            from bot.progress import Progress
+
+            with Progress(1, "gdpr export") as progress:
+                count = gdpr.export(app, address, output, progress.update)
             print(f"{count} file(s) about {address} written to {output}")
             return 0
         references = ", ".join(held.references()) or "(messages only)"
@@ -336,6 +344,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_auth(args: argparse.Namespace) -> int:
+    from bot.config import load_config
+    from bot.errors import ConfigError
+    from bot.oauth2 import sign_in
+
+    config = load_config(args.config)
+    if config.oauth2 is None:
+        raise ConfigError("oauth2", "missing section: set provider, client_id and token_file "
+                                    "(see config.example.toml and docs/providers.md)")
+    if config.oauth2.provider != args.provider:
+        raise ConfigError("oauth2.provider", f"is {config.oauth2.provider!r}, "
+                                             f"not {args.provider!r}")
+    username = next((s.username for s in (config.imap, config.smtp) if s and s.username), "")
+    path = sign_in(config.oauth2, username, print)
+    print(f"signed in{' as ' + username if username else ''}; token saved in {path} "
+          "(readable by you only); set auth = \"oauth2\" in [imap] and [smtp], "
+          "then: reclambot check")
+    return 0
+
+
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from bot.config import load_config
     from bot.db import make_engine
@@ -364,6 +392,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
     "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr, "status": cmd_status,
     "import": cmd_import, "init": cmd_init, "upgrade": cmd_upgrade,
+    "auth": cmd_auth,
     **{name: _job(name) for name in ("remind", "followup", "purge", "daily")},
 }
 

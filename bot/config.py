@@ -65,6 +65,23 @@ class OrganisationConfig:
     contact: str = ""
 
 
+OAUTH2_PROVIDERS = ("microsoft", "google", "custom")
+
+
+@dataclass(frozen=True)
+class OAuth2Config:
+    """OAuth2 for IMAP and SMTP (SASL XOAUTH2): the application and where its token lives."""
+
+    provider: str
+    client_id: str
+    token_file: Path
+    client_secret: Secret = field(default_factory=lambda: Secret(""))
+    tenant: str = "organizations"  # Microsoft: the directory (tenant) id or domain
+    token_url: str = ""  # empty: the provider's own endpoint
+    scopes: tuple[str, ...] = ()  # empty: what IMAP and SMTP need at this provider
+    ca_file: Path | None = None  # verify the token endpoint against this CA
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """An IMAP or SMTP server connection."""
@@ -76,6 +93,8 @@ class ServerConfig:
     password: Secret
     timeout: float = 30.0
     ca_file: Path | None = None  # verify the server against this CA instead of the system's
+    auth: str = "password"  # or "oauth2": an access token instead of the password
+    oauth2: OAuth2Config | None = None
 
     def tls_context(self) -> ssl.SSLContext | None:
         """Certificate-verifying TLS settings, or ``None`` for ``security = "none"``."""
@@ -175,6 +194,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     database_auto_upgrade: bool = True
+    oauth2: OAuth2Config | None = None
 
 
 def default_config_path() -> Path:
@@ -310,9 +330,15 @@ def _table(raw: dict[str, Any], name: str, base: Path, required: bool) -> _Secti
     return _Section(data, name, base)
 
 
-def _server(section: _Section, kind: str) -> dict[str, Any]:
+def _server(section: _Section, kind: str, oauth2: OAuth2Config | None) -> dict[str, Any]:
     security = section.choice("security", SECURITY_MODES, "ssl" if kind == "imap" else "starttls")
     username = section.string("username", "" if kind == "smtp" else None)
+    auth = section.choice("auth", ("password", "oauth2"), "password")
+    if auth == "oauth2":
+        if oauth2 is None:
+            raise ConfigError(section.key("auth"), "oauth2 needs an [oauth2] section")
+        if not username:
+            raise ConfigError(section.key("username"), "required with auth = \"oauth2\"")
     ca_file = section.path("ca_file", "") if "ca_file" in section.data else None
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(section.key("ca_file"), f"file {ca_file} not found")
@@ -323,9 +349,38 @@ def _server(section: _Section, kind: str) -> dict[str, Any]:
         "port": section.integer("port", DEFAULT_PORTS[kind][security], minimum=1),
         "security": security,
         "username": username,
-        "password": section.secret("password", required=bool(username)),
+        "password": section.secret("password", required=bool(username) and auth == "password"),
         "timeout": section.number("timeout", 30.0),
+        "auth": auth,
+        "oauth2": oauth2 if auth == "oauth2" else None,
     }
+
+
+def _oauth2(section: _Section) -> OAuth2Config:
+    provider = section.choice("provider", OAUTH2_PROVIDERS, "microsoft")
+    token_url = section.string("token_url", "")
+    if provider == "custom" and not token_url:
+        raise ConfigError(section.key("token_url"), "required with provider = \"custom\"")
+    if token_url and not token_url.startswith("https://"):
+        raise ConfigError(section.key("token_url"), "must be an https:// URL")
+    ca_file = section.path("ca_file", "") if "ca_file" in section.data else None
+    if ca_file is not None and not ca_file.is_file():
+        raise ConfigError(section.key("ca_file"), f"file {ca_file} not found")
+    section.used.add("ca_file")
+    scopes = section.data.get("scopes", [])
+    section.used.add("scopes")
+    if not isinstance(scopes, list) or not all(isinstance(x, str) and x for x in scopes):
+        raise ConfigError(section.key("scopes"), "must be a list of strings")
+    return OAuth2Config(
+        provider=provider,
+        client_id=section.string("client_id"),
+        client_secret=section.secret("client_secret", required=provider == "google"),
+        tenant=section.string("tenant", "organizations"),
+        token_file=section.path("token_file", "oauth2-token.json"),
+        token_url=token_url,
+        scopes=tuple(scopes),
+        ca_file=ca_file,
+    )
 
 
 def _sqlite_relative(url: str, base: Path) -> str:
@@ -340,7 +395,7 @@ def _sqlite_relative(url: str, base: Path) -> str:
 
 KNOWN_SECTIONS = (
     "organisation", "bot", "imap", "smtp", "folders", "maildir",
-    "database", "storage", "paths", "security", "mediation", "limits", "logging",
+    "database", "storage", "paths", "security", "mediation", "limits", "logging", "oauth2",
 )
 
 
@@ -382,17 +437,21 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
             idle_timeout=bot_section.number("idle_timeout", 300.0),
         )
 
+    oauth2_section = table("oauth2")
+    oauth2 = _oauth2(oauth2_section) if oauth2_section is not None else None
+
     imap = None
     imap_section = table("imap", required=bot.source == "imap")
     if imap_section is not None:
         imap = ImapConfig(
-            **_server(imap_section, "imap"), folder=imap_section.string("folder", "INBOX")
+            **_server(imap_section, "imap", oauth2),
+            folder=imap_section.string("folder", "INBOX"),
         )
 
     smtp = None
     smtp_section = table("smtp", required=bot.sink == "smtp")
     if smtp_section is not None:
-        smtp = ServerConfig(**_server(smtp_section, "smtp"))
+        smtp = ServerConfig(**_server(smtp_section, "smtp", oauth2))
 
     maildir = None
     maildir_section = table("maildir", required="maildir" in (bot.source, bot.sink))
@@ -492,6 +551,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         limits=limits,
         logging=logging_config,
         database_auto_upgrade=auto_upgrade,
+        oauth2=oauth2,
     )
 
 

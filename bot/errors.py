@@ -37,6 +37,10 @@ class LockError(ReclambotError):
     """Another bot process already works on this mailbox and database."""
 
 
+class OAuth2Error(ReclambotError):
+    """No usable OAuth2 token: ``reclambot auth`` must be run (again)."""
+
+
 class TransientError(ReclambotError):
     """A failure that may go away by itself (network, server busy): retried with backoff."""
 
@@ -47,6 +51,10 @@ class SourceError(TransientError):
 
 class SinkError(TransientError):
     """An email could not be handed over to the SMTP server (temporary failure)."""
+
+
+class TokenEndpointError(TransientError):
+    """The OAuth2 token endpoint could not be reached or failed for a while."""
 
 
 class DeliveryRefused(ReclambotError):

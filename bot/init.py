@@ -41,6 +41,25 @@ def _set(text: str, section: str, key: str, value: object) -> str:
     return text[:header.end()] + body + text[end:]
 
 
+def _enable(text: str, section: str, keys: tuple[str, ...]) -> str:
+    """Uncomment the example's ``# [section]`` and its ``# key = ...`` lines for ``keys``."""
+    start = text.find(f"# [{section}]\n")
+    if start < 0:
+        raise ConfigError(section, "section not found in config.example.toml")
+    end = text.find("\n\n", start)
+    block = text[start:end].replace(f"# [{section}]", f"[{section}]", 1)
+    for key in keys:
+        block = re.sub(rf"(?m)^# ({re.escape(key)} = )", r"\1", block, count=1)
+    return text[:start] + block + text[end:]
+
+
+def _comment(text: str, section: str, key: str) -> str:
+    """Comment out ``key = ...`` of ``[section]`` (after ``_set`` has checked it is there)."""
+    marker = "@@reclambot-comment@@"
+    text = _set(text, section, key, marker)
+    return text.replace(f'{key} = "{marker}"', f"# {key} = (not used with auth = \"oauth2\")")
+
+
 def _question(ask: Ask, prompt: str, default: str = "", check: Callable[[str], bool] = bool
               ) -> str:
     while True:
@@ -70,6 +89,17 @@ def write_config(path: Path, ask: Ask) -> Path:
     smtp_host = provider.smtp_host or _question(ask, "Serveur SMTP")
 
     text = _example()
+    if provider.oauth2:
+        client_id = _question(ask, "Identifiant (client ID) de l'application enregistrée "
+                                   "pour reclambot (docs/providers.md)")
+        tenant = _question(ask, "Annuaire (tenant) Microsoft", bot_address.split("@")[-1])
+        text = _enable(text, "oauth2", ("provider", "client_id", "tenant", "token_file"))
+        for section, key, value in (("oauth2", "provider", provider.oauth2),
+                                    ("oauth2", "client_id", client_id),
+                                    ("oauth2", "tenant", tenant),
+                                    ("imap", "auth", "oauth2"), ("smtp", "auth", "oauth2")):
+            text = _set(text, section, key, value)
+        text = _comment(_comment(text, "imap", "password_env"), "smtp", "password_env")
     for section, key, value in (
         ("organisation", "name", name),
         ("organisation", "bot_address", bot_address),

@@ -17,7 +17,12 @@ class Progress:
         self.shown = self.stream.isatty()
 
     def advance(self, count: int = 1) -> None:
-        self.done += count
+        """``count`` more units done."""
+        self.update(self.done + count, self.total)
+
+    def update(self, done: int, total: int) -> None:
+        """``done`` units of ``total`` (which may grow once the work is known)."""
+        self.done, self.total = done, max(total, 1)
         if self.shown:
             width = 30
             filled = int(width * min(self.done, self.total) / self.total)

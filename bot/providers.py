@@ -20,12 +20,14 @@ class Provider:
     smtp_port: int
     smtp_security: str
     note: str = ""
+    oauth2: str = ""  # the [oauth2] provider its mailboxes need, if passwords are refused
 
 
 PROVIDERS: dict[str, Provider] = {
     "microsoft365": Provider("Microsoft 365", "outlook.office365.com", 993, "ssl",
                              "smtp.office365.com", 587, "starttls",
-                             "password login is being withdrawn: OAuth2 is needed"),
+                             "passwords are refused: sign in once with `reclambot auth "
+                             "microsoft`", oauth2="microsoft"),
     "google": Provider("Google Workspace / Gmail", "imap.gmail.com", 993, "ssl",
                        "smtp.gmail.com", 465, "ssl", "use an app password (2-step verification)"),
     "ovh": Provider("OVHcloud (MX Plan, Email Pro)", "ssl0.ovh.net", 993, "ssl",

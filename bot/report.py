@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -76,8 +77,13 @@ def _in_period(complaint: Complaint, start: dt.date, end: dt.date) -> bool:
     return start <= received_day(complaint) < end
 
 
-def compute(session: Session, start: dt.date, end: dt.date) -> Report:
-    """The indicators of complaints received in [start, end)."""
+#: The stages of :func:`build_report`, for a progress bar.
+REPORT_STAGES = 3
+
+
+def compute(session: Session, start: dt.date, end: dt.date,
+            step: Callable[[], None] | None = None) -> Report:
+    """The indicators of complaints received in [start, end); ``step`` after each stage."""
     everything = session.scalars(select(Complaint).order_by(Complaint.id)).all()
     period = [c for c in everything if _in_period(c, start, end)]
     requalified = [c for c in period if c.status == "requalified"]
@@ -134,7 +140,11 @@ def compute(session: Session, start: dt.date, end: dt.date) -> Report:
                      if c.status != "requalified" and year_ago <= received_day(c) < end)
     report.recurring = sorted(((k, n) for k, n in recent.items() if n >= 2),
                               key=lambda kv: (-kv[1], kv[0]))
+    if step:
+        step()
     report.charts = _charts(everything, answered, outcomes, end)
+    if step:
+        step()
     return report
 
 
@@ -189,11 +199,14 @@ def _charts(everything: list[Complaint], answered: list[Complaint], outcomes: Co
     return charts
 
 
-def build_report(session: Session, app: App, start: dt.date, end: dt.date) -> Report:
-    """Figures, charts and the HTML page of the period [start, end)."""
-    report = compute(session, start, end)
+def build_report(session: Session, app: App, start: dt.date, end: dt.date,
+                 step: Callable[[], None] | None = None) -> Report:
+    """Figures, charts and the HTML page of the period [start, end); ``step`` per stage."""
+    report = compute(session, start, end, step)
     report.html = app.renderer.env.get_template("report/report.html").render(
         report=report, generated=app.clock())
+    if step:
+        step()
     return report
 
 

@@ -7,6 +7,7 @@ its own empty mailbox, so each test simply uses a fresh user name.
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import os
@@ -16,9 +17,11 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 DOVECOT_PASSWORD = "secret"
 
@@ -37,15 +40,11 @@ ssl = yes
 ssl_cert = <{root}/tls/cert.pem
 ssl_key = <{root}/tls/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 mail_location = maildir:{root}/mail/%u/Maildir
-passdb {{
+{passdbs}userdb {{
   driver = static
-  args = password={password}
-}}
-userdb {{
-  driver = static
-  args = uid=dovecot gid=dovecot home={root}/mail/%u
+  args = uid=dovecot gid=dovecot home={root}/mail/%u allow_all_users=yes
 }}
 namespace inbox {{
   inbox = yes
@@ -66,6 +65,32 @@ service imap-login {{
     ssl = yes
   }}
 }}
+"""
+
+PASSWORD_PASSDB = """\
+passdb {{
+  driver = static
+  args = password={password}
+  mechanisms = plain login
+}}
+"""
+
+# Dovecot asks the test's introspection endpoint whether an XOAUTH2 token is valid and whose.
+OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+
+OAUTH2_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 
@@ -131,8 +156,12 @@ def self_signed_certificate(folder: Path) -> Path:
     return folder / "cert.pem"
 
 
-def start_dovecot() -> Dovecot:
-    """Start Dovecot as root on a free loopback port (needs the dovecot-imapd package)."""
+def start_dovecot(introspection_url: str = "") -> Dovecot:
+    """Start Dovecot as root on a free loopback port (needs the dovecot-imapd package).
+
+    Every user logs in with ``DOVECOT_PASSWORD``; with ``introspection_url``, also with an
+    OAuth2 token (SASL XOAUTH2/OAUTHBEARER) that this endpoint says is theirs.
+    """
     if shutil.which("dovecot") is None:
         raise RuntimeError("dovecot is not installed (apt-get install dovecot-imapd)")
     root = Path(tempfile.mkdtemp(prefix="reclambot-dovecot-"))
@@ -143,8 +172,14 @@ def start_dovecot() -> Dovecot:
     port, tls_port = free_ports(2)
     cert = self_signed_certificate(root / "tls")
     conf = root / "dovecot.conf"
+    passdbs = PASSWORD_PASSDB.format(password=DOVECOT_PASSWORD)
+    mechanisms = "plain login"
+    if introspection_url:
+        passdbs += OAUTH2_PASSDB.format(root=root)
+        mechanisms += " xoauth2 oauthbearer"
+        (root / "dovecot-oauth2.conf.ext").write_text(OAUTH2_CONF.format(url=introspection_url))
     conf.write_text(DOVECOT_CONF.format(root=root, port=port, tls_port=tls_port,
-                                        password=DOVECOT_PASSWORD))
+                                        passdbs=passdbs, mechanisms=mechanisms))
     # The daemon keeps inherited pipes open: its output goes to a file instead.
     with (root / "start.log").open("w") as out:
         result = subprocess.run(["dovecot", "-c", str(conf)], stdout=out, stderr=out,
@@ -213,11 +248,35 @@ class SmtpCapture:
         return [c for c in self.received if address in c.recipients]
 
 
+@dataclass
+class XOAuth2SmtpCapture(SmtpCapture):
+    """Keeps every email, but only from clients that logged in with a valid XOAUTH2 token."""
+
+    user_of: Callable[[str], str | None] = lambda _token: None  # the introspection
+    logins: list[str] = field(default_factory=list)
+
+    async def auth_XOAUTH2(self, server, args):  # type: ignore[no-untyped-def]
+        from aiosmtpd.smtp import AuthResult
+
+        blob = args[1] if len(args) > 1 else await server.challenge_auth("")
+        if not isinstance(blob, str | bytes):
+            return AuthResult(success=False, handled=False)
+        text = base64.b64decode(blob).decode("utf-8", "replace")
+        fields = dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
+        user = fields.get("user", "")
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        if user and self.user_of(token) == user:
+            self.logins.append(user)
+            return AuthResult(success=True, auth_data=user)
+        return AuthResult(success=False, handled=False)
+
+
 class SmtpServer:
     """An aiosmtpd controller on a free loopback port."""
 
-    def __init__(self) -> None:
-        self.handler = SmtpCapture()
+    def __init__(self, handler: SmtpCapture | None = None, **options: Any) -> None:
+        self.handler = handler or SmtpCapture()
+        self.options = options
         self.port = free_port()
         self.controller = None
         self.start()
@@ -227,7 +286,7 @@ class SmtpServer:
         from aiosmtpd.controller import Controller
 
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     decode_data=False)
+                                     decode_data=False, **self.options)
         self.controller.start()
 
     def stop(self) -> None:

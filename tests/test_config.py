@@ -76,6 +76,16 @@ def test_minimal_config_defaults(tmp_path: Path) -> None:
         (lambda t: t + "\n[paths]\ntemplates = 'nowhere'\n", "paths.templates"),
         (lambda t: t.replace('sink = "maildir"', 'sink = "smtp"')
          + '\n[smtp]\nhost = "h"\nca_file = "missing-ca.pem"\n', "smtp.ca_file"),
+        (lambda t: t.replace('source = "maildir"', 'source = "imap"')
+         + '\n[imap]\nhost = "h"\nusername = "u"\nauth = "oauth2"\n', "imap.auth"),
+        (lambda t: t.replace('source = "maildir"', 'source = "imap"')
+         + '\n[imap]\nhost = "h"\nusername = "u"\nauth = "token"\n', "imap.auth"),
+        (lambda t: t + '\n[oauth2]\nprovider = "custom"\nclient_id = "c"\n', "oauth2.token_url"),
+        (lambda t: t + '\n[oauth2]\nprovider = "google"\nclient_id = "c"\n',
+         "oauth2.client_secret"),
+        (lambda t: t + '\n[oauth2]\nclient_id = "c"\ntoken_url = "http://idp.example/t"\n',
+         "oauth2.token_url"),
+        (lambda t: t + '\n[oauth2]\nprovider = "yahoo"\nclient_id = "c"\n', "oauth2.provider"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, change, key: str) -> None:  # type: ignore[no-untyped-def]
@@ -83,6 +93,17 @@ def test_errors_name_the_key(tmp_path: Path, change, key: str) -> None:  # type:
         load_config(write(tmp_path, change(MINIMAL)))
     assert caught.value.key == key
     assert str(caught.value).startswith(f"config: {key}: ")
+
+
+def test_oauth2_replaces_the_password(tmp_path: Path) -> None:
+    text = MINIMAL.replace('source = "maildir"', 'source = "imap"') + (
+        '\n[imap]\nhost = "outlook.office365.com"\nusername = "u@example.fr"\n'
+        'auth = "oauth2"\n\n[oauth2]\nclient_id = "app"\ntenant = "example.fr"\n')
+    config = load_config(write(tmp_path, text))
+    assert config.imap is not None and config.imap.auth == "oauth2"
+    assert config.imap.oauth2 == config.oauth2 and not config.imap.password
+    assert config.oauth2 is not None and config.oauth2.provider == "microsoft"
+    assert config.oauth2.token_file == tmp_path / "oauth2-token.json"
 
 
 def test_cli_reports_config_error_in_one_line(tmp_path: Path,
@@ -141,3 +162,24 @@ def test_init_writes_a_commented_working_config(tmp_path: Path,
     assert "# The director of training" in path.read_text()  # the comments stay
     assert main(["--config", str(path), "init"]) == 2  # never overwrites
     assert "already exists" in capsys.readouterr().err
+
+
+def test_init_for_microsoft_365_sets_up_oauth2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    answers = iter([
+        "Formations Exemple", "reclamations@formations.fr", "Claire Durand",
+        "direction@formations.fr", "https://formations.fr/reclamation", "", "microsoft365",
+        "11111111-2222-3333-4444-555555555555", "",
+    ])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    monkeypatch.delenv("RECLAMBOT_IMAP_PASSWORD", raising=False)
+    path = tmp_path / "config.toml"
+    assert main(["--config", str(path), "init"]) == 0
+    assert "reclambot auth microsoft" in capsys.readouterr().out
+    config = load_config(path)  # no password needed anywhere
+    assert config.imap is not None and config.imap.auth == "oauth2"
+    assert config.smtp is not None and config.smtp.auth == "oauth2"
+    assert config.oauth2 is not None
+    assert (config.oauth2.provider, config.oauth2.client_id, config.oauth2.tenant) == (
+        "microsoft", "11111111-2222-3333-4444-555555555555", "formations.fr")
+    assert config.oauth2.token_file == tmp_path / "oauth2-token.json"

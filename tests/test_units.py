@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import multiprocessing
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from bot.db import make_engine, next_in_sequence, session_factory
 from bot.dossier import Dossiers, safe_filename
 from bot.message import content_hash, parse_message
+from bot.progress import Progress
 from bot.replies import new_text
 from bot.schema import ensure_schema
 from bot.workdays import add_working_days, is_working_day
@@ -137,3 +139,20 @@ def test_composed_email_is_standard_mime(tmp_path: Path) -> None:
     assert attachment.get_content() == b"\x00\x01"
     assert not msg.defects
     app.close()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_in_a_terminal_and_silent_in_a_pipe() -> None:
+    terminal, pipe = _Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        with Progress(4, "report", stream) as progress:
+            progress.advance()
+            progress.update(3, 6)  # the total may grow once the work is known
+    shown = terminal.getvalue()
+    assert "\rreport [#######" in shown and shown.endswith("3/6\n")
+    assert "1/4" in shown
+    assert pipe.getvalue() == ""

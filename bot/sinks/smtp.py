@@ -51,6 +51,22 @@ class SmtpSink:
     def __init__(self, server: ServerConfig) -> None:
         self.server = server
 
+    async def _login(self, client: Any) -> None:
+        import aiosmtplib
+
+        server = self.server
+        if server.oauth2 is None:
+            await client.login(server.username, server.password.reveal())
+            return
+        from bot.oauth2 import AccessTokens
+
+        tokens = AccessTokens(server.oauth2)
+        try:
+            await client.auth_xoauth2(server.username, tokens.get())
+        except aiosmtplib.SMTPAuthenticationError:
+            # Revoked or expired early: one new token, then the refusal stands.
+            await client.auth_xoauth2(server.username, tokens.get(renew=True))
+
     @contextmanager
     def connect(self) -> Iterator[SmtpConnection]:
         import aiosmtplib
@@ -70,7 +86,7 @@ class SmtpSink:
         try:
             loop.run_until_complete(client.connect())
             if server.username:
-                loop.run_until_complete(client.login(server.username, server.password.reveal()))
+                loop.run_until_complete(self._login(client))
         except aiosmtplib.SMTPAuthenticationError as exc:
             loop.close()
             raise SinkError(

@@ -50,6 +50,7 @@ class ImapSource:
         server = self.server
         if server.security == "none":
             log.warning("IMAP to %s without TLS: the password travels in clear", server.host)
+        client = None
         try:
             context = server.tls_context()
             client = IMAPClient(
@@ -62,14 +63,35 @@ class ImapSource:
             client.normalise_times = False  # aware datetimes, not the machine's local time
             if server.security == "starttls":
                 client.starttls(context)
-            client.login(server.username, server.password.reveal())
+            self._login(client)
             selected = client.select_folder(server.folder)
-        except _errors() as exc:
-            raise SourceError(
-                f"IMAP {server.host}:{server.port} ({server.username}): {exc}"
-            ) from exc
+        except BaseException as exc:
+            if client is not None:
+                with contextlib.suppress(Exception):  # failed half-way: just let it go
+                    client.shutdown()
+            if isinstance(exc, _errors()):
+                raise SourceError(
+                    f"IMAP {server.host}:{server.port} ({server.username}): {exc}"
+                ) from exc
+            raise
         self._uidvalidity = str(selected.get(b"UIDVALIDITY", ""))
         return client
+
+    def _login(self, client: Any) -> None:
+        server = self.server
+        if server.oauth2 is None:
+            client.login(server.username, server.password.reveal())
+            return
+        from imapclient.exceptions import LoginError
+
+        from bot.oauth2 import AccessTokens
+
+        tokens = AccessTokens(server.oauth2)
+        try:
+            client.oauth2_login(server.username, tokens.get())
+        except LoginError:
+            # Revoked or expired early: one new token, then the refusal stands.
+            client.oauth2_login(server.username, tokens.get(renew=True))
 
     @property
     def client(self) -> Any:
