@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.errors import MessageError
+from bot.largeparts import lift, restore
 
 # Headers added in transit: two deliveries of one message differ only there, so they are
 # left out of the content hash that detects duplicates.
@@ -276,8 +277,9 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) ->
 
     if not raw.strip():
         raise MessageError("empty message")
+    skeleton, lifted = lift(raw)
     try:
-        parsed = mailparser.parse_from_bytes(raw)
+        parsed = mailparser.parse_from_bytes(skeleton)
     except Exception as exc:  # mail-parser raises many types on broken input
         raise MessageError(f"unparsable message: {type(exc).__name__}: {exc}") from exc
     message = parsed.message
@@ -310,7 +312,7 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) ->
         Attachment(
             filename=decode_header_value(item.get("filename") or ""),
             content_type=str(item.get("mail_content_type") or "application/octet-stream"),
-            data=_attachment_bytes(item),
+            data=restore(_attachment_bytes(item), raw, lifted),
         )
         for item in parsed.attachments
     )

@@ -11,6 +11,7 @@ import pytest
 
 from bot.db import make_engine, next_in_sequence, session_factory
 from bot.dossier import Dossiers, safe_filename
+from bot.largeparts import LARGE_PART
 from bot.message import content_hash, parse_message
 from bot.progress import Progress
 from bot.replies import new_text
@@ -156,3 +157,34 @@ def test_progress_is_a_bar_in_a_terminal_and_silent_in_a_pipe() -> None:
     assert "\rreport [#######" in shown and shown.endswith("3/6\n")
     assert "1/4" in shown
     assert pipe.getvalue() == ""
+
+
+def test_large_parts_are_lifted_and_restored_exactly() -> None:
+    from bot import samples
+    from bot.largeparts import lift
+
+    big = samples.pdf_bytes(LARGE_PART + 4096)
+    small = b"petite piece jointe"
+    raw = samples.form_submission(as_html=True, attachments=[
+        ("grand.pdf", "application/pdf", big), ("petit.txt", "text/plain", small),
+        ("deuxième grand.bin", "application/octet-stream", big[::-1])])
+    skeleton, lifted = lift(raw)
+    assert len(lifted) == 2 and len(skeleton) < len(raw) // 10
+    message = parse_message(raw)
+    assert [(a.filename, a.data) for a in message.attachments] == [
+        ("grand.pdf", big), ("petit.txt", small), ("deuxième grand.bin", big[::-1])]
+    assert "Nouvelle soumission du formulaire" in message.text
+    assert message.content_hash == content_hash(raw)  # of the message as received
+
+
+def test_lifting_leaves_other_encodings_and_small_messages_alone() -> None:
+    from bot.largeparts import lift
+
+    body = b"ligne de texte quoted-printable=3D\r\n" * 40000
+    raw = (b'From: a@example.fr\r\nSubject: gros texte\r\nMIME-Version: 1.0\r\n'
+           b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+           b'--b1\r\nContent-Type: text/plain; charset=utf-8\r\n'
+           b'Content-Transfer-Encoding: quoted-printable\r\n\r\n' + body + b'--b1--\r\n')
+    assert lift(raw) == (raw, [])
+    small = raw[:2000]
+    assert lift(small)[0] is small
