@@ -163,6 +163,12 @@ def test_missing_token_file_says_to_sign_in(oauth_env: BotEnv,
     assert main(["--config", str(oauth_env.config_path), "run", "--once"]) == 2
     err = capsys.readouterr().err
     assert "no OAuth2 token in" in err and "reclambot auth" in err
+    from bot.errors import OAuth2Error
+    from bot.sinks import make_sink
+
+    with pytest.raises(OAuth2Error, match="no OAuth2 token"), \
+            make_sink(oauth_env.config).connect():
+        pass
 
 
 def test_concurrent_users_of_the_file_refresh_once(oauth_env: BotEnv,

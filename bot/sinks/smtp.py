@@ -95,11 +95,28 @@ class SmtpSink:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             loop.close()
             raise SinkError(f"cannot connect to SMTP {server.host}:{server.port}: {exc}") from exc
+        except BaseException:  # e.g. no OAuth2 token: nothing is sent, the connection goes
+            _shut(loop, client, say_goodbye=False)
+            raise
         try:
             yield SmtpConnection(loop, client)
         finally:
-            try:
-                loop.run_until_complete(client.quit())
-            except Exception:  # the server may already have gone: nothing left to tell it
-                client.close()
-            loop.close()
+            _shut(loop, client, say_goodbye=True)
+
+
+def _shut(loop: asyncio.AbstractEventLoop, client: Any, say_goodbye: bool) -> None:
+    """QUIT if asked, then close the connection for good, and the private loop."""
+    transport = client.transport
+    try:
+        if say_goodbye:
+            loop.run_until_complete(client.quit())
+    except Exception:  # the server may already have gone: nothing left to tell it
+        pass
+    client.close()
+    if transport is not None:
+        # A TLS transport would wait for the server's close_notify over later loop turns
+        # that never come once the loop is closed, leaving the socket open: after QUIT
+        # nothing more is said, so cut it, and let the loop run once to release it.
+        transport.abort()
+        loop.run_until_complete(asyncio.sleep(0))
+    loop.close()

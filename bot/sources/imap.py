@@ -22,7 +22,9 @@ from bot.errors import SourceError
 from bot.sources import RawMessage
 
 log = logging.getLogger(__name__)
-IDLE_RECHECK = 5.0  # seconds
+# Seconds between our own looks while idling: short just after entering IDLE, when mail
+# that arrived as IDLE began may go unannounced, then every few seconds.
+IDLE_RECHECKS = (0.25, 0.5, 1.0, 2.0, 5.0)
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -207,15 +209,16 @@ class ImapSource:
         if self._new_uids(client):
             return
         deadline = time.monotonic() + timeout
+        slices = iter(IDLE_RECHECKS)
         while not stop.is_set() and time.monotonic() < deadline:
             # IDLE in slices: new mail wakes us at once, a stop request is noticed within a
-            # second, and every few seconds we look ourselves, because a server does not
-            # always announce what arrived just before IDLE began.
-            recheck = min(deadline, time.monotonic() + IDLE_RECHECK)
+            # second, and now and then we look ourselves, because a server does not always
+            # announce what arrived just before IDLE began.
+            recheck = min(deadline, time.monotonic() + next(slices, IDLE_RECHECKS[-1]))
             self._call("IDLE", client.idle)
             try:
-                while not stop.is_set() and time.monotonic() < recheck:
-                    if self._call("IDLE", client.idle_check, 1.0):
+                while not stop.is_set() and (left := recheck - time.monotonic()) > 0:
+                    if self._call("IDLE", client.idle_check, min(1.0, left)):
                         return
             finally:
                 if self._client is not None:
