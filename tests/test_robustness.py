@@ -469,3 +469,22 @@ def test_status_shows_poll_complaints_outbox_quarantine_and_errors(
     assert "sent 2" in out
     assert "Quarantaine             1" in out
     assert "timed out" in out
+
+
+def test_large_message_is_fetched_in_pieces_byte_for_byte(
+        env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.sources.imap import ImapSource
+
+    # The real thresholds are megabytes: scaled down, the same code runs in a blink.
+    monkeypatch.setattr(ImapSource, "PIECEWISE_ABOVE", 50_000)
+    monkeypatch.setattr(ImapSource, "PIECE", 16_384)
+    pdf = samples.pdf_bytes(120_000)
+    raw = samples.form_submission(attachments=[("rapport.pdf", "application/pdf", pdf)])
+    env.append(raw)
+    env.run()
+    [complaint] = env.complaints()
+    folder = env.app.dossiers.folder(complaint.number)
+    [stored] = list((folder / "messages").glob("*.eml"))
+    assert stored.read_bytes().replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
+    [attachment] = list((folder / "pieces-jointes").glob("*rapport.pdf"))
+    assert attachment.read_bytes() == pdf

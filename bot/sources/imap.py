@@ -37,6 +37,9 @@ class ImapSource:
     """One IMAP folder (``[imap] folder``) on one account."""
 
     ordered = True
+    #: Messages larger than this (bytes) are fetched in pieces of ``PIECE`` bytes.
+    PIECEWISE_ABOVE = 8 << 20
+    PIECE = 4 << 20
 
     def __init__(self, server: ImapConfig) -> None:
         self.server = server
@@ -131,10 +134,15 @@ class ImapSource:
             sizes = self._call("FETCH", client.fetch, chunk, ["RFC822.SIZE"])
             big = [u for u in chunk if sizes.get(u, {}).get(b"RFC822.SIZE", 0) > max_bytes]
             small = [u for u in chunk if u not in big]
+            large = [u for u in small
+                     if sizes.get(u, {}).get(b"RFC822.SIZE", 0) > self.PIECEWISE_ABOVE]
+            whole = [u for u in small if u not in large]
             response = {}
-            if small:
+            if whole:
                 response.update(self._call(
-                    "FETCH", client.fetch, small, ["BODY.PEEK[]", "INTERNALDATE"]))
+                    "FETCH", client.fetch, whole, ["BODY.PEEK[]", "INTERNALDATE"]))
+            for uid in large:
+                response[uid] = self._fetch_in_pieces(client, uid)
             if big:
                 # Never download an oversized message: its header is enough to answer.
                 response.update(self._call(
@@ -153,6 +161,27 @@ class ImapSource:
                     size=sizes.get(uid, {}).get(b"RFC822.SIZE", len(body)),
                     headers_only=uid in big))
             yield batch
+
+    def _fetch_in_pieces(self, client: Any, uid: int) -> dict[bytes, Any]:
+        """A large message in partial fetches: one FETCH of it whole costs three copies."""
+        pieces: list[bytes] = []
+        offset = 0
+        moment = None
+        while True:
+            items = [f"BODY.PEEK[]<{offset}.{self.PIECE}>"]
+            if not offset:
+                items.append("INTERNALDATE")
+            data = self._call("FETCH", client.fetch, [uid], items).get(uid)
+            if data is None:
+                return {}  # expunged meanwhile
+            moment = data.get(b"INTERNALDATE", moment)
+            piece = data.get(f"BODY[]<{offset}>".encode()) or b""
+            if piece:
+                pieces.append(piece)
+                offset += len(piece)
+            if len(piece) < self.PIECE:
+                break
+        return {b"BODY[]": b"".join(pieces), b"INTERNALDATE": moment}
 
     def present(self, uids: list[str]) -> set[str]:
         if not uids:
