@@ -111,11 +111,27 @@ def _sink(config: Config) -> str:
     return "Maildir outbox is writable"
 
 
+def _oauth2(config: Config) -> str:
+    import time
+
+    from bot.oauth2 import AccessTokens
+
+    if config.oauth2 is None:
+        return "not used (password login)"
+    tokens = AccessTokens(config.oauth2)
+    tokens.get()
+    saved = tokens.file.load()
+    until = time.strftime("%H:%M", time.localtime(float(saved.get("expires_at") or 0)))
+    return (f"signed in as {saved.get('username') or '?'} ({config.oauth2.provider}); "
+            f"access token valid until {until}")
+
+
 CHECKS: tuple[tuple[str, Callable[[Config], str]], ...] = (
     ("rules", _rules),
     ("templates", _templates),
     ("database", _database),
     ("dossiers", _dossiers),
+    ("oauth2", _oauth2),
     ("mailbox", _source),
     ("sending", _sink),
 )

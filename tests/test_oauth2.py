@@ -90,7 +90,8 @@ token_file = "secrets/oauth2-token.json"
     monkeypatch.setenv("RECLAMBOT_TEST_OAUTH2_SECRET", CLIENT_SECRET)
     # What `reclambot auth google` leaves: a refresh token, no valid access token yet.
     TokenFile(tmp_path / "secrets" / "oauth2-token.json").save(
-        {"provider": "google", "refresh_token": oauth.issue_refresh_token(env.user)})
+        {"provider": "google", "username": env.user,
+         "refresh_token": oauth.issue_refresh_token(env.user)})
     yield env
     env.close()
 
@@ -224,6 +225,16 @@ def test_microsoft_device_code_sign_in_saves_a_private_token_file(
     saved = json.loads(path.read_text())
     assert (saved["refresh_token"], saved["username"]) == ("rt-1", "reclamations@example.fr")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_check_renews_the_token_and_logs_in(oauth_env: BotEnv, oauth: OAuthServer,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(oauth_env.config_path), "check"]) == 0
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["oauth2"].startswith("OK")
+    assert f"signed in as {oauth_env.user} (google)" in lines["oauth2"]
+    assert lines["mailbox"].startswith("OK") and lines["sending"].startswith("OK")
+    assert oauth_env.user in lines["mailbox"]
 
 
 def test_auth_command_checks_the_provider(oauth_env: BotEnv,

@@ -385,8 +385,9 @@ def test_check_reports_one_line_per_problem(env: BotEnv, tmp_path,  # type: igno
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in out] == [
         ["OK", "config"], ["OK", "rules"], ["OK", "templates"], ["OK", "database"],
-        ["OK", "dossiers"], ["OK", "mailbox"], ["OK", "sending"]]
-    assert "will create Réclamations/Traitées" in out[5]
+        ["OK", "dossiers"], ["OK", "oauth2"], ["OK", "mailbox"], ["OK", "sending"]]
+    assert "not used (password login)" in out[5]
+    assert "will create Réclamations/Traitées" in out[6]
 
     import shutil
 
