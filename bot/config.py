@@ -289,6 +289,16 @@ class _Section:
         value = Path(self.string(key, default)).expanduser()
         return value if value.is_absolute() else (self.base / value)
 
+    def existing_file(self, key: str) -> Path | None:
+        """An optional path that, when given, must name an existing file."""
+        self.used.add(key)
+        if key not in self.data:
+            return None
+        path = self.path(key)
+        if not path.is_file():
+            raise ConfigError(self.key(key), f"file {path} not found")
+        return path
+
     def secret(self, key: str, required: bool) -> Secret:
         """``key`` itself, or ``key_env`` naming an environment variable that holds it."""
         env_key = f"{key}_env"
@@ -339,10 +349,7 @@ def _server(section: _Section, kind: str, oauth2: OAuth2Config | None) -> dict[s
             raise ConfigError(section.key("auth"), "oauth2 needs an [oauth2] section")
         if not username:
             raise ConfigError(section.key("username"), "required with auth = \"oauth2\"")
-    ca_file = section.path("ca_file", "") if "ca_file" in section.data else None
-    if ca_file is not None and not ca_file.is_file():
-        raise ConfigError(section.key("ca_file"), f"file {ca_file} not found")
-    section.used.add("ca_file")
+    ca_file = section.existing_file("ca_file")
     return {
         "ca_file": ca_file,
         "host": section.string("host"),
@@ -363,10 +370,7 @@ def _oauth2(section: _Section) -> OAuth2Config:
         raise ConfigError(section.key("token_url"), "required with provider = \"custom\"")
     if token_url and not token_url.startswith("https://"):
         raise ConfigError(section.key("token_url"), "must be an https:// URL")
-    ca_file = section.path("ca_file", "") if "ca_file" in section.data else None
-    if ca_file is not None and not ca_file.is_file():
-        raise ConfigError(section.key("ca_file"), f"file {ca_file} not found")
-    section.used.add("ca_file")
+    ca_file = section.existing_file("ca_file")
     scopes = section.data.get("scopes", [])
     section.used.add("scopes")
     if not isinstance(scopes, list) or not all(isinstance(x, str) and x for x in scopes):

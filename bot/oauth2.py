@@ -134,10 +134,8 @@ class AccessTokens:
             return str(data["access_token"])
         with self.file.locked():
             current = self.file.load()
-            # Another process may have refreshed while we waited for the lock.
+            # Another process may have renewed it while we waited for the lock.
             if self._fresh(current) and current.get("access_token") != data.get("access_token"):
-                return str(current["access_token"])
-            if not renew and self._fresh(current):
                 return str(current["access_token"])
             refreshed = self._refresh(current)
             self.file.save(refreshed)

@@ -94,7 +94,7 @@ def ensure_schema(engine: Engine, upgrade: bool = True) -> SchemaState:
                 "run `reclambot upgrade` (or set [database] auto_upgrade = true)"
             )
         if not inspect(conn).has_table("alembic_version"):
-            run_alembic(conn, "stamp", FIRST)
+            _stamp(conn, FIRST)  # a 0.1.0 register: its tables are the first revision
         run_alembic(conn, "upgrade", HEAD)
         log.info("register schema migrated from revision %s to %s", before, HEAD)
         return SchemaState(before, HEAD)
@@ -138,7 +138,7 @@ def alembic_config(conn: Connection | None = None) -> Any:
 
 
 def run_alembic(conn: Connection, command_name: str, revision: str) -> None:
-    """Run Alembic's ``upgrade`` or ``stamp`` to ``revision`` inside the caller's transaction."""
+    """Run an Alembic command (``upgrade``) to ``revision`` inside the caller's transaction."""
     from alembic import command
 
     getattr(command, command_name)(alembic_config(conn), revision)
