@@ -241,3 +241,48 @@ def test_auth_command_checks_the_provider(oauth_env: BotEnv,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(oauth_env.config_path), "auth", "microsoft"]) == 2
     assert "config: oauth2.provider: is 'google', not 'microsoft'" in capsys.readouterr().err
+
+
+class FakeGoogleFlow:
+    """google_auth_oauthlib's InstalledAppFlow as far as the loopback sign-in uses it."""
+
+    seen: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def from_client_config(cls, config: dict[str, Any], scopes: list[str]) -> FakeGoogleFlow:
+        cls.seen.update(config=config, scopes=scopes)
+        return cls()
+
+    def run_local_server(self, **options: Any) -> Any:
+        import datetime as dt
+        from types import SimpleNamespace
+
+        FakeGoogleFlow.seen["options"] = options
+        expiry = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=3599)
+        return SimpleNamespace(refresh_token="g-rt", token="g-at", expiry=expiry)
+
+
+def test_google_loopback_sign_in_saves_a_private_token_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import google_auth_oauthlib.flow
+
+    monkeypatch.setattr(google_auth_oauthlib.flow, "InstalledAppFlow", FakeGoogleFlow)
+    config = OAuth2Config(provider="google", client_id="desktop-id", token_file=tmp_path / "t.json",
+                          client_secret=Secret("desktop-secret"))
+    said: list[str] = []
+    path = sign_in(config, "reclamations@example.fr", said.append)
+    installed = FakeGoogleFlow.seen["config"]["installed"]
+    assert (installed["client_id"], installed["client_secret"]) == ("desktop-id", "desktop-secret")
+    assert installed["token_uri"] == "https://oauth2.googleapis.com/token"
+    assert FakeGoogleFlow.seen["scopes"] == ["https://mail.google.com/"]
+    # A refresh token is only given with offline access; the browser is the operator's.
+    options = FakeGoogleFlow.seen["options"]
+    assert options["access_type"] == "offline" and options["open_browser"] is False
+    assert options["login_hint"] == "reclamations@example.fr"
+    assert said and "ssh -L" in said[0]
+    saved = json.loads(path.read_text())
+    assert (saved["refresh_token"], saved["access_token"]) == ("g-rt", "g-at")
+    assert 3500 < saved["expires_at"] - time.time() < 3600  # expiry read as UTC
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
