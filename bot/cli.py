@@ -324,15 +324,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from bot.config import default_config_path
     from bot.init import write_config
-    from bot.providers import PROVIDERS
 
-    path = write_config(args.config or default_config_path(), input)
-    print(f"written {path}; set the passwords in the environment variables it names "
-          f"(RECLAMBOT_IMAP_PASSWORD, RECLAMBOT_SMTP_PASSWORD), then: reclambot check")
-    text = path.read_text(encoding="utf-8")
-    for provider in PROVIDERS.values():
-        if provider.note and provider.imap_host and provider.imap_host in text:
-            print(f"note: {provider.name}: {provider.note} (docs/providers.md)")
+    path, provider = write_config(args.config or default_config_path(), input)
+    if provider.oauth2:
+        print(f"written {path}; sign the mailbox in once: reclambot auth {provider.oauth2}, "
+              "then: reclambot check (docs/providers.md)")
+    else:
+        print(f"written {path}; set the passwords in the environment variables it names "
+              f"(RECLAMBOT_IMAP_PASSWORD, RECLAMBOT_SMTP_PASSWORD), then: reclambot check")
+    if provider.note:
+        print(f"note: {provider.name}: {provider.note} (docs/providers.md)")
     return 0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.config import package_data_dir
 from bot.errors import ConfigError
-from bot.providers import PROVIDERS
+from bot.providers import PROVIDERS, Provider
 
 Ask = Callable[[str], str]
 
@@ -68,8 +68,8 @@ def _question(ask: Ask, prompt: str, default: str = "", check: Callable[[str], b
             return answer
 
 
-def write_config(path: Path, ask: Ask) -> Path:
-    """Ask the questions and write ``path``; refuse to overwrite an existing file."""
+def write_config(path: Path, ask: Ask) -> tuple[Path, Provider]:
+    """Ask the questions and write ``path`` (never over an existing file); the mail provider."""
     if path.exists():
         raise ConfigError("", f"{path} already exists: remove it or choose another --config")
     email = lambda a: bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a))  # noqa: E731
@@ -119,4 +119,4 @@ def write_config(path: Path, ask: Ask) -> Path:
     ):
         text = _set(text, section, key, value)
     path.write_text(text, encoding="utf-8")
-    return path
+    return path, provider

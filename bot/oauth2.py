@@ -74,21 +74,22 @@ def scopes(config: OAuth2Config) -> tuple[str, ...]:
 class TokenFile:
     """The JSON file holding the refresh token (and the current access token), mode 0600."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, provider: str = "") -> None:
         self.path = path
+        self.command = f"reclambot auth {provider}".strip()
 
     def load(self) -> dict[str, Any]:
         """The saved tokens; an :class:`OAuth2Error` when there are none yet."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise OAuth2Error(f"no OAuth2 token in {self.path}: run `reclambot auth` "
+            raise OAuth2Error(f"no OAuth2 token in {self.path}: run `{self.command}` "
                               "once to sign in the mailbox") from None
         except (OSError, ValueError) as exc:
             raise OAuth2Error(f"OAuth2 token file {self.path} is unreadable: {exc}") from exc
         if not isinstance(data, dict) or not data.get("refresh_token"):
             raise OAuth2Error(f"OAuth2 token file {self.path} holds no refresh token: "
-                              "run `reclambot auth` again")
+                              f"run `{self.command}` again")
         if self.path.stat().st_mode & 0o077:
             log.warning("OAuth2 token file %s is readable by others: chmod 600 it", self.path)
         return data
@@ -124,7 +125,7 @@ class AccessTokens:
 
     def __init__(self, config: OAuth2Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
-        self.file = TokenFile(config.token_file)
+        self.file = TokenFile(config.token_file, config.provider)
         self.clock = clock
 
     def get(self, *, renew: bool = False) -> str:

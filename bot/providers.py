@@ -26,8 +26,8 @@ class Provider:
 PROVIDERS: dict[str, Provider] = {
     "microsoft365": Provider("Microsoft 365", "outlook.office365.com", 993, "ssl",
                              "smtp.office365.com", 587, "starttls",
-                             "passwords are refused: sign in once with `reclambot auth "
-                             "microsoft`", oauth2="microsoft"),
+                             "passwords are refused: an app must be registered for OAuth2",
+                             oauth2="microsoft"),
     "google": Provider("Google Workspace / Gmail", "imap.gmail.com", 993, "ssl",
                        "smtp.gmail.com", 465, "ssl", "use an app password (2-step verification)"),
     "ovh": Provider("OVHcloud (MX Plan, Email Pro)", "ssl0.ovh.net", 993, "ssl",
