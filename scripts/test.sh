@@ -18,7 +18,7 @@ fi
 # The packaged services are not needed: the tests start their own servers on free ports.
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-python3 -m ruff check bot tests
+python3 -m ruff check bot tests bench
 
 databases="${RECLAMBOT_TEST_DATABASE:-sqlite postgresql}"
 for database in $databases; do
