@@ -22,7 +22,8 @@ from dataclasses import dataclass
 LARGE_PART = 1 << 20
 
 _BOUNDARY_PARAM = re.compile(rb'(?i)\bboundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))')
-_DELIMITER = re.compile(rb"(?m)^--([^\r\n]{1,200}?)(?:--)?[ \t]*\r?$")
+#: A MIME delimiter line (RFC 2046 boundary characters); group 1 is the boundary.
+DELIMITER_LINE = re.compile(rb"^--([0-9A-Za-z'()+_,./:=?-]{1,70}?)(?:--)?[ \t]*\r?$", re.M)
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _MARKER = b"reclambot:lifted:"
 
@@ -49,7 +50,7 @@ def lift(raw: bytes, threshold: int = LARGE_PART) -> tuple[bytes, list[Lifted]]:
     boundaries = {a or b for a, b in _BOUNDARY_PARAM.findall(raw)}
     if not boundaries:
         return raw, []
-    delimiters = [m for m in _DELIMITER.finditer(raw) if m.group(1) in boundaries]
+    delimiters = [m for m in DELIMITER_LINE.finditer(raw) if m.group(1) in boundaries]
     pieces: list[bytes] = []
     lifted: list[Lifted] = []
     done = 0

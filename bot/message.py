@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.errors import MessageError
-from bot.largeparts import lift, restore
+from bot.largeparts import DELIMITER_LINE, lift, restore
 
 # Headers added in transit: two deliveries of one message differ only there, so they are
 # left out of the content hash that detects duplicates.
@@ -246,7 +246,6 @@ def _attachment_bytes(item: Mapping[str, object]) -> bytes:
     return str(payload).encode("utf-8", "surrogateescape")
 
 
-_BOUNDARY_LINE = re.compile(rb"^--([0-9A-Za-z'()+_,./:=?-]{1,70}?)(?:--)?[ \t]*\r?$", re.M)
 
 
 def salvage_text(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) -> str:
@@ -257,7 +256,7 @@ def salvage_text(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) -> 
     """
     body = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[1] if b"\n\n" in raw.replace(
         b"\r\n", b"\n") else b""
-    found = _BOUNDARY_LINE.search(body)
+    found = DELIMITER_LINE.search(body)
     if found is not None:
         boundary = found.group(1).decode("ascii")
         rebuilt = (f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
