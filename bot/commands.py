@@ -173,7 +173,7 @@ class Context:
 
     def event(self, kind: str, detail: dict[str, object]) -> None:
         self.session.add(Event(
-            at=self.now, kind=kind, origin=self.row.message_id or f"inbound:{self.row.id}",
+            at=self.now, kind=kind, origin=self.row.origin(),
             detail=detail, complaint_id=self.complaint.id if self.complaint else None,
         ))
 

@@ -47,7 +47,7 @@ def _event(session: Session, row: Inbound, kind: str, detail: dict[str, object] 
     session.add(Event(
         at=row.processed_at,
         kind=kind,
-        origin=row.message_id or f"inbound:{row.id}",
+        origin=row.origin(),
         detail=detail or {},
         complaint_id=complaint.id if complaint else None,
         contact_id=contact.id if contact else None,
@@ -79,15 +79,18 @@ def _form_link(app: App, reference: str) -> str:
 def _find_contact(session: Session, values: dict[str, str], email: str) -> Contact | None:
     """The initial contact a submission follows: by its reference, else by the same address."""
     reference = values.get("reference", "")
-    if reference:
-        contact = session.scalar(select(Contact).where(Contact.reference == reference))
-        if contact is not None:
-            return contact
-    return session.scalar(
-        select(Contact)
-        .where(Contact.sender_email == email, Contact.status == "open")
-        .order_by(Contact.received_at.desc())
-    )
+    # Contacts are flushed when created: what is pending here (the message's own row) can
+    # wait for the message's single flush.
+    with session.no_autoflush:
+        if reference:
+            contact = session.scalar(select(Contact).where(Contact.reference == reference))
+            if contact is not None:
+                return contact
+        return session.scalar(
+            select(Contact)
+            .where(Contact.sender_email == email, Contact.status == "open")
+            .order_by(Contact.received_at.desc())
+        )
 
 
 def register(session: Session, app: App, msg: InboundMessage, row: Inbound,

@@ -147,14 +147,17 @@ def enqueue(
     to_address = recipients[0].lower() if recipients else ""
     if automatic and to_address not in app.config.organisation.director_addresses:
         limit = app.rulebook.auto_replies_per_address_per_day
-        recent = session.scalar(
+        # Rows of this message are flushed with it, once: count those still pending here,
+        # and the rest on the connection, which does not flush.
+        recent = session.connection().execute(
             select(func.count(Outbox.id)).where(
                 Outbox.to_address == to_address,
                 Outbox.automatic.is_(True),
                 Outbox.created_at > now - dt.timedelta(days=1),
             )
-        )
-        if recent is not None and recent >= limit:
+        ).scalar_one() + sum(1 for obj in session.new if isinstance(obj, Outbox)
+                             and obj.automatic and obj.to_address == to_address)
+        if recent >= limit:
             log.warning("automatic %s not sent: %d automatic emails to this address in 24 h",
                         kind, recent)
             session.add(Event(at=now, kind="auto_reply_limited", origin="",
@@ -197,7 +200,6 @@ def enqueue(
         ticket_id=ticket.id if ticket else None,
     )
     session.add(row)
-    session.flush()
     return row
 
 

@@ -105,23 +105,48 @@ def over_limit(raw: RawMessage, msg: InboundMessage, limits: LimitsConfig) -> st
     return None
 
 
-def _dossier_plan(session: Session, row: Inbound) -> tuple[str | None, list[str]]:
-    """Which dossier receives this message, and which earlier dossiers it absorbs."""
-    # Plain column queries: loading the objects (and their relationships) costs more.
-    if row.complaint_id is not None:
-        number = session.scalar(select(Complaint.number).where(Complaint.id == row.complaint_id))
-        earlier = [
-            *session.scalars(select(Contact.reference)
-                             .where(Contact.complaint_id == row.complaint_id)),
-            *session.scalars(select(Ticket.reference)
-                             .where(Ticket.complaint_id == row.complaint_id)),
-        ]
-        return number, earlier
-    if row.ticket_id is not None:
-        return session.scalar(select(Ticket.reference).where(Ticket.id == row.ticket_id)), []
-    if row.contact_id is not None:
-        return session.scalar(select(Contact.reference).where(Contact.id == row.contact_id)), []
-    return None, []
+def _dossier_plans(session: Session, rows: list[Inbound]
+                   ) -> dict[int, tuple[str | None, list[str]]]:
+    """Which dossier receives each message, and which earlier dossiers it absorbs.
+
+    Three queries for the whole batch: one per row cost a tenth of the time of a message.
+    """
+    complaint_ids = {r.complaint_id for r in rows if r.complaint_id is not None}
+    ticket_ids = {r.ticket_id for r in rows if r.ticket_id is not None and r.complaint_id is None}
+    contact_ids = {r.contact_id for r in rows
+                   if r.contact_id is not None and r.complaint_id is None and r.ticket_id is None}
+    numbers: dict[int, str] = {}
+    earlier: dict[int, list[str]] = defaultdict(list)
+    if complaint_ids:
+        numbers = dict(session.execute(select(Complaint.id, Complaint.number)
+                                       .where(Complaint.id.in_(complaint_ids))).all())
+        for model in (Contact, Ticket):
+            for complaint_id, reference in session.execute(
+                select(model.complaint_id, model.reference)
+                .where(model.complaint_id.in_(complaint_ids))
+                .order_by(model.id)
+            ):
+                earlier[complaint_id].append(reference)
+    references: dict[tuple[str, int], str] = {}
+    for model, ids in ((Ticket, ticket_ids), (Contact, contact_ids)):
+        if ids:
+            for row_id, reference in session.execute(
+                select(model.id, model.reference).where(model.id.in_(ids))
+            ):
+                references[(model.__tablename__, row_id)] = reference
+    plans: dict[int, tuple[str | None, list[str]]] = {}
+    for row in rows:
+        if row.action == DUPLICATE:
+            plans[row.id] = (None, [])
+        elif row.complaint_id is not None:
+            plans[row.id] = (numbers.get(row.complaint_id), earlier[row.complaint_id])
+        elif row.ticket_id is not None:
+            plans[row.id] = (references.get(("tickets", row.ticket_id)), [])
+        elif row.contact_id is not None:
+            plans[row.id] = (references.get(("contacts", row.contact_id)), [])
+        else:
+            plans[row.id] = (None, [])
+    return plans
 
 
 def _quarantine(session: Session, app: App, raw: RawMessage, row_base: dict[str, object],
@@ -139,9 +164,8 @@ def _quarantine(session: Session, app: App, raw: RawMessage, row_base: dict[str,
     return row
 
 
-def _handle_one(session: Session, app: App, raw: RawMessage, row_base: dict[str, object]
-                ) -> tuple[Inbound, InboundMessage]:
-    msg = parse_message(raw.data, app.rulebook.undeclared_charsets)
+def _handle_one(session: Session, app: App, raw: RawMessage, msg: InboundMessage,
+                row_base: dict[str, object], originals: dict[str, Inbound]) -> Inbound:
     base = {
         **row_base,
         "content_hash": msg.content_hash,
@@ -149,12 +173,7 @@ def _handle_one(session: Session, app: App, raw: RawMessage, row_base: dict[str,
         "sender": msg.from_address[:320],
         "subject": msg.subject,
     }
-    original = session.scalar(
-        select(Inbound)
-        .where(Inbound.content_hash == msg.content_hash, Inbound.duplicate_of.is_(None),
-               Inbound.action != QUARANTINE)
-        .order_by(Inbound.id)
-    )
+    original = originals.get(msg.content_hash)
     if original is not None:
         # The same message again (appended twice, fetched again after a UIDVALIDITY
         # change): it follows the original, and is never handled a second time.
@@ -179,8 +198,7 @@ def _handle_one(session: Session, app: App, raw: RawMessage, row_base: dict[str,
             ticket_id=original.ticket_id,
         )
         session.add(row)
-        session.flush()
-        return row, msg
+        return row
     decision = classify(session, msg, app, over_limit(raw, msg, app.config.limits))
     row = Inbound(
         **base,
@@ -189,29 +207,62 @@ def _handle_one(session: Session, app: App, raw: RawMessage, row_base: dict[str,
         folder=_folder_name(app, FOLDER_OF[decision.action]),
     )
     session.add(row)
-    session.flush()
     handle(session, app, msg, decision, row)
-    return row, msg
+    return row
+
+
+def _parse_all(app: App, batch: list[RawMessage]) -> list[InboundMessage | Exception]:
+    """Parse every message of the batch; a failure is kept, to quarantine that message."""
+    parsed: list[InboundMessage | Exception] = []
+    for raw in batch:
+        try:
+            parsed.append(parse_message(raw.data, app.rulebook.undeclared_charsets))
+        except Exception as exc:  # any failure of one message must not stop the batch
+            parsed.append(exc)
+    return parsed
+
+
+def _originals(session: Session, hashes: set[str]) -> dict[str, Inbound]:
+    """The first handled message with each of these contents, if any: later copies follow it."""
+    found: dict[str, Inbound] = {}
+    if hashes:
+        for row in session.scalars(
+            select(Inbound)
+            .where(Inbound.content_hash.in_(hashes), Inbound.duplicate_of.is_(None),
+                   Inbound.action != QUARANTINE)
+            .order_by(Inbound.id)
+        ):
+            found.setdefault(row.content_hash, row)
+    return found
 
 
 def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMessage]
                  ) -> list[Outcome]:
-    """Classify and handle a batch in one transaction; return what is left to do after it."""
-    outcomes: list[Outcome] = []
+    """Classify and handle a batch in one transaction; return what is left to do after it.
+
+    What every message needs from the database (is it known, is it a copy) is asked once
+    for the whole batch; each message is then handled in its own SAVEPOINT.
+    """
+    done: list[tuple[RawMessage, Inbound, InboundMessage | None]] = []
     with app.transaction() as session:
+        existing = {
+            row.uid: row for row in session.scalars(
+                select(Inbound).where(Inbound.mailbox == source.mailbox,
+                                      Inbound.uidvalidity == uidvalidity,
+                                      Inbound.uid.in_([raw.uid for raw in batch])))
+        }
+        parsed = _parse_all(app, [raw for raw in batch if raw.uid not in existing])
+        originals = _originals(session, {m.content_hash for m in parsed
+                                         if isinstance(m, InboundMessage)})
+        fresh = iter(parsed)
         for raw in batch:
-            key = (source.mailbox, uidvalidity, raw.uid)
-            existing = session.scalar(
-                select(Inbound).where(
-                    Inbound.mailbox == key[0], Inbound.uidvalidity == key[1], Inbound.uid == key[2]
-                )
-            )
-            if existing is not None:
-                if existing.state == "done":
+            known = existing.get(raw.uid)
+            if known is not None:
+                if known.state == "done":
                     continue  # left in the inbox on purpose, already decided
                 # Committed by an earlier run that stopped before filing it: finish now.
-                message = None if existing.action == QUARANTINE else _reparse(app, raw)
-                outcomes.append(_outcome(session, raw.uid, existing, message))
+                message = None if known.action == QUARANTINE else _reparse(app, raw)
+                done.append((raw, known, message))
                 continue
             now = app.clock()
             row_base: dict[str, object] = {
@@ -222,9 +273,14 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
                 "processed_at": now,
                 "state": "committed",
             }
+            msg = next(fresh)
             try:
+                if isinstance(msg, Exception):
+                    raise msg
                 with session.begin_nested():
-                    row, msg = _handle_one(session, app, raw, row_base)
+                    row = _handle_one(session, app, raw, msg, row_base, originals)
+                if row.duplicate_of is None:
+                    originals.setdefault(msg.content_hash, row)
             except (OperationalError, InterfaceError):
                 raise  # the database itself failed: the whole batch is tried again later
             except Exception as exc:  # any failure of one message must not stop the batch
@@ -233,8 +289,9 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
                 with session.begin_nested():
                     row = _quarantine(session, app, raw, row_base, reason)
                 msg = None
-            outcomes.append(_outcome(session, raw.uid, row, msg))
-    return outcomes
+            done.append((raw, row, msg))
+        plans = _dossier_plans(session, [row for _, row, _ in done])
+    return [_outcome(raw.uid, row, msg, plans[row.id]) for raw, row, msg in done]
 
 
 def _reparse(app: App, raw: RawMessage) -> InboundMessage | None:
@@ -244,8 +301,9 @@ def _reparse(app: App, raw: RawMessage) -> InboundMessage | None:
         return None
 
 
-def _outcome(session: Session, uid: str, row: Inbound, msg: InboundMessage | None) -> Outcome:
-    dossier, absorb = _dossier_plan(session, row) if row.action != DUPLICATE else (None, [])
+def _outcome(uid: str, row: Inbound, msg: InboundMessage | None,
+             plan: tuple[str | None, list[str]]) -> Outcome:
+    dossier, absorb = plan
     return Outcome(uid=uid, row_id=row.id, action=row.action, folder=row.folder, message=msg,
                    received_at=row.received_at or row.processed_at, dossier=dossier,
                    absorb=absorb)
