@@ -26,7 +26,6 @@ from bot.models import ActionTaken, Complaint, Event, Failure, Inbound
 from bot.outbox import enqueue
 from bot.render import local
 from bot.text import fold
-from bot.workdays import add_working_days
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -352,7 +351,7 @@ def cmd_extend(ctx: Context, command: Command) -> None:
     reason = "\n".join(p for p in (rest.strip(), command.body) if p)
     if not reason:
         raise CommandError(command, "motif de la prolongation manquant")
-    new_due = add_working_days(complaint.answer_due, int(first))
+    new_due = ctx.app.rulebook.calendar.add_working_days(complaint.answer_due, int(first))
     months = ctx.app.rulebook.time.max_answer_months
     limit = add_months(local(complaint.received_at).date(), months)
     if new_due > limit:

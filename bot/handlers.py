@@ -25,7 +25,6 @@ from bot.outbox import enqueue
 from bot.render import local
 from bot.replies import new_text
 from bot.text import fold
-from bot.workdays import add_working_days
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -141,9 +140,9 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
         expected_solution=values.get("expected_solution", ""),
         documents_location=app.dossiers.relative(number),
         acknowledged_at=row.processed_at,
-        acknowledge_due=add_working_days(day, rules.acknowledge_working_days),
-        answer_due=add_working_days(day, rules.answer_working_days),
-        answer_due_initial=add_working_days(day, rules.answer_working_days),
+        acknowledge_due=rules.calendar.add_working_days(day, rules.acknowledge_working_days),
+        answer_due=rules.calendar.add_working_days(day, rules.answer_working_days),
+        answer_due_initial=rules.calendar.add_working_days(day, rules.answer_working_days),
         object_category=rules.object_category(values.get("object", "")),
         created_at=row.processed_at,
         updated_at=row.processed_at,

@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.deadlines import first_working_day, next_deadline
+from bot.deadlines import next_deadline
 from bot.models import Complaint, Contact, Event, Inbound, JobRun, Ticket
 from bot.outbox import enqueue
 from bot.render import PARIS, local
-from bot.workdays import add_working_days
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -89,7 +88,7 @@ def remind(app: App, day: dt.date) -> JobResult:
     rules = app.rulebook
 
     def work(session: Session, now: dt.datetime) -> dict[str, int]:
-        horizon = add_working_days(day, rules.time.remind_before_working_days)
+        horizon = rules.calendar.add_working_days(day, rules.time.remind_before_working_days)
         soon: list[tuple[Complaint, str, dt.date]] = []
         late: list[tuple[Complaint, str, dt.date]] = []
         open_ = session.scalars(
@@ -204,7 +203,7 @@ def previous_month(day: dt.date) -> tuple[dt.date, dt.date]:
 def monthly_report(app: App, day: dt.date, force: bool = False) -> JobResult:
     """On the first working day of a month, email last month's report and the register."""
     if not force and (not app.rulebook.time.monthly_report
-                      or day != first_working_day(day.year, day.month)):
+                      or day != app.rulebook.calendar.first_working_day(day.year, day.month)):
         return JobResult("monthly_report", day, counts={"not the first working day": 1})
     from bot.report import build_report, register_workbook
 

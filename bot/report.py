@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.deadlines import received_day, working_days_between
+from bot.deadlines import received_day
 from bot.export import REGISTER_COLUMNS, cell, column_value
 from bot.models import Complaint, Ticket
 from bot.render import local
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.workdays import Calendar
 
 
 @dataclass
@@ -81,7 +82,7 @@ def _in_period(complaint: Complaint, start: dt.date, end: dt.date) -> bool:
 REPORT_STAGES = 3
 
 
-def compute(session: Session, start: dt.date, end: dt.date,
+def compute(session: Session, calendar: Calendar, start: dt.date, end: dt.date,
             step: Callable[[], None] | None = None) -> Report:
     """The indicators of complaints received in [start, end); ``step`` after each stage."""
     everything = session.scalars(select(Complaint).order_by(Complaint.id)).all()
@@ -90,10 +91,10 @@ def compute(session: Session, start: dt.date, end: dt.date,
     conforming = [c for c in period if c.status != "requalified"]
     tickets = session.scalars(select(Ticket)).all()
     incomplete = [t for t in tickets if start <= local(t.received_at).date() < end]
-    to_ack = [working_days_between(received_day(c), local(c.acknowledged_at).date())
+    to_ack = [calendar.working_days_between(received_day(c), local(c.acknowledged_at).date())
               for c in conforming if c.acknowledged_at]
     answered = [c for c in conforming if c.response_date]
-    to_answer = [working_days_between(received_day(c), c.response_date)  # type: ignore[arg-type]
+    to_answer = [calendar.working_days_between(received_day(c), c.response_date)  # type: ignore[arg-type]
                  for c in answered]
     in_time = [c for c in answered if c.answer_due_initial and
                c.response_date <= c.answer_due_initial]  # type: ignore[operator]
@@ -142,14 +143,14 @@ def compute(session: Session, start: dt.date, end: dt.date,
                               key=lambda kv: (-kv[1], kv[0]))
     if step:
         step()
-    report.charts = _charts(everything, answered, outcomes, end)
+    report.charts = _charts(calendar, everything, answered, outcomes, end)
     if step:
         step()
     return report
 
 
-def _charts(everything: list[Complaint], answered: list[Complaint], outcomes: Counter[str],
-            end: dt.date) -> dict[str, str]:
+def _charts(calendar: Calendar, everything: list[Complaint], answered: list[Complaint],
+            outcomes: Counter[str], end: dt.date) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,9 +179,9 @@ def _charts(everything: list[Complaint], answered: list[Complaint], outcomes: Co
 
     fig, ax = plt.subplots(figsize=(8, 3))
     labels = [c.number[-7:] for c in answered]
-    delays = [working_days_between(received_day(c), c.response_date)  # type: ignore[arg-type]
+    delays = [calendar.working_days_between(received_day(c), c.response_date)  # type: ignore[arg-type]
               for c in answered]
-    limits = [working_days_between(received_day(c), c.answer_due_initial)  # type: ignore[arg-type]
+    limits = [calendar.working_days_between(received_day(c), c.answer_due_initial)  # type: ignore[arg-type]
               if c.answer_due_initial else 0 for c in answered]
     ax.bar(labels, delays, color=["#c0392b" if d > lim else "#27ae60"
                                   for d, lim in zip(delays, limits, strict=True)])
@@ -202,7 +203,7 @@ def _charts(everything: list[Complaint], answered: list[Complaint], outcomes: Co
 def build_report(session: Session, app: App, start: dt.date, end: dt.date,
                  step: Callable[[], None] | None = None) -> Report:
     """Figures, charts and the HTML page of the period [start, end); ``step`` per stage."""
-    report = compute(session, start, end, step)
+    report = compute(session, app.rulebook.calendar, start, end, step)
     report.html = app.renderer.env.get_template("report/report.html").render(
         report=report, generated=app.clock())
     if step:
@@ -257,7 +258,8 @@ def register_workbook(session: Session, app: App, report: Report | None = None) 
           [16, 12, 60, 50])
     if report is None:
         today = local(app.clock()).date()
-        report = compute(session, today.replace(month=1, day=1), today + dt.timedelta(days=1))
+        report = compute(session, app.rulebook.calendar, today.replace(month=1, day=1),
+                         today + dt.timedelta(days=1))
     sheet("Indicateurs", ["Rubrique", "Indicateur", "Valeur"],
           [list(r) for r in report.rows()], [28, 44, 14])
     buffer = io.BytesIO()

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.errors import RulesError
 from bot.text import fold
+from bot.workdays import FRANCE, Calendar
 
 FIELD_TYPES = ("text", "email", "phone", "date", "choice", "consent", "reference")
 
@@ -110,6 +111,7 @@ class Rulebook:
     auto_replies_per_address_per_day: int = 10
     time: TimeRules = TimeRules()
     categories: tuple[Category, ...] = ()
+    calendar: Calendar = FRANCE
 
     def object_category(self, text: str) -> str:
         """The category of a complaint's object (``rules/categories.toml``)."""
@@ -171,6 +173,20 @@ def _strings(data: dict[str, Any], dotted: str, where: Path) -> tuple[str, ...]:
     if not all(isinstance(v, str) for v in values):
         raise RulesError(f"{where}: {dotted} must be a list of strings")
     return tuple(values)
+
+
+def _calendar(data: dict[str, Any], where: Path) -> Calendar:
+    fixed = []
+    for text in _strings(data, "calendar.fixed_holidays", where):
+        try:
+            day = dt.datetime.strptime(f"2000-{text}", "%Y-%m-%d").date()  # 2000: 29 Feb exists
+        except ValueError:
+            raise RulesError(f"{where}: calendar.fixed_holidays: {text!r} is not MM-DD") from None
+        fixed.append((day.month, day.day))
+    offsets = _get(data, "calendar.easter_holidays", where, list)
+    if not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets):
+        raise RulesError(f"{where}: calendar.easter_holidays must be a list of whole numbers")
+    return Calendar(fixed=tuple(fixed), easter_offsets=tuple(offsets))
 
 
 def _form_versions(path: Path) -> tuple[FormVersion, ...]:
@@ -260,6 +276,7 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
             monthly_report=_get(procedure, "report.monthly", p, bool),
         ),
         categories=_categories(rules_dir / "categories.toml"),
+        calendar=_calendar(procedure, p),
         robots=RobotRules(
             auto_submitted_human_values=tuple(
                 v.lower() for v in _strings(robots, "auto_submitted_human_values", robots_path)

@@ -9,23 +9,55 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import package_data_dir
 from bot.db import make_engine, next_in_sequence, session_factory
 from bot.dossier import Dossiers, safe_filename
+from bot.errors import RulesError
 from bot.largeparts import LARGE_PART
 from bot.message import content_hash, parse_message
 from bot.progress import Progress
 from bot.replies import new_text
+from bot.rulebook import load_rulebook
 from bot.schema import ensure_schema
-from bot.workdays import add_working_days, is_working_day
+from bot.workdays import FRANCE
 
 
 def test_christmas_eve_ticket_skips_holidays_and_weekends() -> None:
+    calendar = load_rulebook(package_data_dir("rules")).calendar
     thursday = dt.date(2026, 12, 24)
-    assert not is_working_day(dt.date(2026, 12, 25))  # Christmas Day
-    assert not is_working_day(dt.date(2027, 1, 1))
-    assert add_working_days(thursday, 2) == dt.date(2026, 12, 29)
-    assert add_working_days(thursday, 10) == dt.date(2027, 1, 11)
-    assert add_working_days(dt.date(2026, 5, 13), 1) == dt.date(2026, 5, 15)  # Ascension
+    assert not calendar.is_working_day(dt.date(2026, 12, 25))  # Christmas Day
+    assert not calendar.is_working_day(dt.date(2027, 1, 1))
+    assert calendar.add_working_days(thursday, 2) == dt.date(2026, 12, 29)
+    assert calendar.add_working_days(thursday, 10) == dt.date(2027, 1, 11)
+    assert calendar.add_working_days(dt.date(2026, 5, 13), 1) == dt.date(2026, 5, 15)  # Ascension
+    assert calendar.working_days_between(thursday, dt.date(2026, 12, 29)) == 2
+    assert calendar.first_working_day(2027, 5) == dt.date(2027, 5, 3)  # 1 May is a Saturday
+
+
+def test_shipped_calendar_is_the_holidays_librarys_france() -> None:
+    # The bot no longer imports `holidays` (11 MiB for 11 dates); the rules file must still
+    # say what it said, every year from 2008 (from 2005 to 2007 Whit Monday was not a public
+    # holiday: the "journée de solidarité" law of 2008 restored it) to 2100.
+    holidays = pytest.importorskip("holidays")
+    calendar = load_rulebook(package_data_dir("rules")).calendar
+    assert calendar == FRANCE
+    for year in range(2008, 2101):
+        expected = frozenset(holidays.country_holidays("FR", years=year).keys())
+        assert calendar.holidays(year) == expected, year
+
+
+def test_calendar_rules_name_the_bad_entry(tmp_path: Path) -> None:
+    source = package_data_dir("rules")
+    for name in ("robots.toml", "categories.toml", "forms.toml"):
+        (tmp_path / name).write_text((source / name).read_text())
+    text = (source / "procedure.toml").read_text()
+    (tmp_path / "procedure.toml").write_text(text.replace('"07-14"', '"14-07"'))
+    with pytest.raises(RulesError, match=r"calendar.fixed_holidays: '14-07' is not MM-DD"):
+        load_rulebook(tmp_path)
+    (tmp_path / "procedure.toml").write_text(
+        text.replace("easter_holidays = [1, 39, 50]", 'easter_holidays = [1, "39"]'))
+    with pytest.raises(RulesError, match=r"calendar\.easter_holidays must be"):
+        load_rulebook(tmp_path)
 
 
 @pytest.mark.parametrize(
