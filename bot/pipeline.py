@@ -404,6 +404,8 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
                     state.last_uid = max(state.last_uid, highest)
         if sink is not None:
             _add_report(summary.sent, send_pending(app, sink))
+        # The loop variables would keep this batch alive while the next one downloads.
+        del batch, outcomes
     if sink is not None:
         _add_report(summary.sent, send_pending(app, sink))
     record_setting(app, "last_poll", app.clock().isoformat(timespec="seconds"))

@@ -130,37 +130,41 @@ class ImapSource:
         )
         self._highest = max([after_uid, *uids])
         for start in range(0, len(uids), batch_size):
-            chunk = uids[start : start + batch_size]
-            sizes = self._call("FETCH", client.fetch, chunk, ["RFC822.SIZE"])
-            big = [u for u in chunk if sizes.get(u, {}).get(b"RFC822.SIZE", 0) > max_bytes]
-            small = [u for u in chunk if u not in big]
-            large = [u for u in small
-                     if sizes.get(u, {}).get(b"RFC822.SIZE", 0) > self.PIECEWISE_ABOVE]
-            whole = [u for u in small if u not in large]
-            response = {}
-            if whole:
-                response.update(self._call(
-                    "FETCH", client.fetch, whole, ["BODY.PEEK[]", "INTERNALDATE"]))
-            for uid in large:
-                response[uid] = self._fetch_in_pieces(client, uid)
-            if big:
-                # Never download an oversized message: its header is enough to answer.
-                response.update(self._call(
-                    "FETCH", client.fetch, big, ["BODY.PEEK[HEADER]", "INTERNALDATE"]))
-            batch = []
-            for uid in chunk:
-                data = response.get(uid)
-                body = (data or {}).get(b"BODY[]", (data or {}).get(b"BODY[HEADER]"))
-                if body is None:
-                    continue  # expunged meanwhile
-                moment = data.get(b"INTERNALDATE")
-                if isinstance(moment, dt.datetime) and moment.tzinfo is not None:
-                    moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-                batch.append(RawMessage(
-                    uid=str(uid), data=body, internal_date=moment,
-                    size=sizes.get(uid, {}).get(b"RFC822.SIZE", len(body)),
-                    headers_only=uid in big))
-            yield batch
+            # Built in a method of its own, so that no local here still holds the previous
+            # batch while the next one downloads: one batch in memory, not two.
+            yield self._fetch_batch(client, uids[start : start + batch_size], max_bytes)
+
+    def _fetch_batch(self, client: Any, chunk: list[int], max_bytes: int) -> list[RawMessage]:
+        sizes = self._call("FETCH", client.fetch, chunk, ["RFC822.SIZE"])
+        big = [u for u in chunk if sizes.get(u, {}).get(b"RFC822.SIZE", 0) > max_bytes]
+        small = [u for u in chunk if u not in big]
+        large = [u for u in small
+                 if sizes.get(u, {}).get(b"RFC822.SIZE", 0) > self.PIECEWISE_ABOVE]
+        whole = [u for u in small if u not in large]
+        response = {}
+        if whole:
+            response.update(self._call(
+                "FETCH", client.fetch, whole, ["BODY.PEEK[]", "INTERNALDATE"]))
+        for uid in large:
+            response[uid] = self._fetch_in_pieces(client, uid)
+        if big:
+            # Never download an oversized message: its header is enough to answer.
+            response.update(self._call(
+                "FETCH", client.fetch, big, ["BODY.PEEK[HEADER]", "INTERNALDATE"]))
+        batch = []
+        for uid in chunk:
+            data = response.get(uid)
+            body = (data or {}).get(b"BODY[]", (data or {}).get(b"BODY[HEADER]"))
+            if body is None:
+                continue  # expunged meanwhile
+            moment = data.get(b"INTERNALDATE")
+            if isinstance(moment, dt.datetime) and moment.tzinfo is not None:
+                moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+            batch.append(RawMessage(
+                uid=str(uid), data=body, internal_date=moment,
+                size=sizes.get(uid, {}).get(b"RFC822.SIZE", len(body)),
+                headers_only=uid in big))
+        return batch
 
     def _fetch_in_pieces(self, client: Any, uid: int) -> dict[bytes, Any]:
         """A large message in partial fetches: one FETCH of it whole costs three copies."""
