@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.db import next_in_sequence
+from bot.db import append_row, next_in_sequence
 from bot.deadlines import next_deadline
 from bot.errors import ReclambotError
 from bot.models import ActionTaken, Complaint, Event, Failure, Inbound
@@ -171,10 +171,8 @@ class Context:
         return local(self.now).date()
 
     def event(self, kind: str, detail: dict[str, object]) -> None:
-        self.session.add(Event(
-            at=self.now, kind=kind, origin=self.row.origin(),
-            detail=detail, complaint_id=self.complaint.id if self.complaint else None,
-        ))
+        append_row(self.session, Event, at=self.now, kind=kind, origin=self.row.origin(),
+                   detail=detail, complaint_id=self.complaint.id if self.complaint else None)
 
     def open_complaint(self, command: Command) -> Complaint:
         complaint = self.any_complaint(command)

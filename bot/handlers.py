@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot import commands
 from bot.classify import Action, Decision
-from bot.db import next_in_sequence
+from bot.db import append_row, next_in_sequence
 from bot.form import Validation, extract_fields, validate
 from bot.models import Complaint, Contact, Event, Inbound, Outbox, Ticket
 from bot.outbox import enqueue
@@ -43,7 +43,8 @@ def new_reference(prefix: str) -> str:
 def _event(session: Session, row: Inbound, kind: str, detail: dict[str, object] | None = None,
            *, complaint: Complaint | None = None, contact: Contact | None = None,
            ticket: Ticket | None = None) -> None:
-    session.add(Event(
+    append_row(
+        session, Event,
         at=row.processed_at,
         kind=kind,
         origin=row.origin(),
@@ -51,7 +52,7 @@ def _event(session: Session, row: Inbound, kind: str, detail: dict[str, object] 
         complaint_id=complaint.id if complaint else None,
         contact_id=contact.id if contact else None,
         ticket_id=ticket.id if ticket else None,
-    ))
+    )
 
 
 def director_context(app: App, complaint: Complaint) -> dict[str, object]:

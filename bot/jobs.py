@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.db import append_row
 from bot.deadlines import next_deadline
 from bot.models import Complaint, Contact, Event, Inbound, JobRun, Ticket
 from bot.outbox import enqueue
@@ -68,10 +69,10 @@ def _once(app: App, name: str, day: dt.date,
 def _event(session: Session, now: dt.datetime, kind: str, detail: dict[str, object], *,
            complaint: Complaint | None = None, ticket: Ticket | None = None,
            contact: Contact | None = None) -> None:
-    session.add(Event(at=now, kind=kind, origin="scheduler", detail=detail,
-                      complaint_id=complaint.id if complaint else None,
-                      ticket_id=ticket.id if ticket else None,
-                      contact_id=contact.id if contact else None))
+    append_row(session, Event, at=now, kind=kind, origin="scheduler", detail=detail,
+               complaint_id=complaint.id if complaint else None,
+               ticket_id=ticket.id if ticket else None,
+               contact_id=contact.id if contact else None)
 
 
 def _already(session: Session, kind: str, complaint: Complaint, key: str) -> bool:

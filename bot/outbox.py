@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.db import append_row
 from bot.errors import DeliveryRefused, TransientError
 from bot.models import Complaint, Contact, Event, Outbox, Ticket
 
@@ -136,35 +137,35 @@ def enqueue(
     contact: Contact | None = None,
     ticket: Ticket | None = None,
     attachments: Sequence[tuple[str, str, bytes]] = (),
-) -> Outbox | None:
+) -> str | None:
     """Render ``kind`` and add it to the outbox inside the caller's transaction.
 
-    An automatic answer (``auto-replied``) to an address that already got the rules' daily
-    maximum is not queued (``None``): the last defence against a robot no rule recognised.
+    Returns the email's Message-ID. An automatic answer (``auto-replied``) to an address
+    that already got the rules' daily maximum is not queued (``None``): the last defence
+    against a robot no rule recognised.
     """
     now = app.clock()
     automatic = auto_submitted == "auto-replied"
     to_address = recipients[0].lower() if recipients else ""
     if automatic and to_address not in app.config.organisation.director_addresses:
         limit = app.rulebook.auto_replies_per_address_per_day
-        # Rows of this message are flushed with it, once: count those still pending here,
-        # and the rest on the connection, which does not flush.
+        # On the connection: outbox rows are written there at once (append_row), and the
+        # session's autoflush would only flush this message's other rows early.
         recent = session.connection().execute(
             select(func.count(Outbox.id)).where(
                 Outbox.to_address == to_address,
                 Outbox.automatic.is_(True),
                 Outbox.created_at > now - dt.timedelta(days=1),
             )
-        ).scalar_one() + sum(1 for obj in session.new if isinstance(obj, Outbox)
-                             and obj.automatic and obj.to_address == to_address)
+        ).scalar_one()
         if recent >= limit:
             log.warning("automatic %s not sent: %d automatic emails to this address in 24 h",
                         kind, recent)
-            session.add(Event(at=now, kind="auto_reply_limited", origin="",
-                              detail={"kind": kind, "limit": limit},
-                              complaint_id=complaint.id if complaint else None,
-                              contact_id=contact.id if contact else None,
-                              ticket_id=ticket.id if ticket else None))
+            append_row(session, Event, at=now, kind="auto_reply_limited", origin="",
+                       detail={"kind": kind, "limit": limit},
+                       complaint_id=complaint.id if complaint else None,
+                       contact_id=contact.id if contact else None,
+                       ticket_id=ticket.id if ticket else None)
             return None
     rendered = app.renderer.render(kind, reference=reference, **context)
     domain = app.config.organisation.bot_address.rpartition("@")[2]
@@ -182,7 +183,8 @@ def enqueue(
         auto_submitted=auto_submitted,
         attachments=attachments,
     )
-    row = Outbox(
+    append_row(
+        session, Outbox,
         message_id=message_id,
         kind=kind,
         envelope_from=app.config.organisation.bot_address,
@@ -199,8 +201,7 @@ def enqueue(
         contact_id=contact.id if contact else None,
         ticket_id=ticket.id if ticket else None,
     )
-    session.add(row)
-    return row
+    return message_id
 
 
 def dossier_reference(session: Session, row: Outbox) -> str | None:
