@@ -152,6 +152,33 @@ def decode_header_value(value: object, candidates: tuple[str, ...] = DEFAULT_CHA
     return " ".join(text.replace("\x00", "").split())
 
 
+def _header_fields(raw: bytes) -> list[tuple[str, bytes]]:
+    """(lower-case name, raw value) of each header field, unfolded; garbage lines skipped."""
+    head = _split_head(raw)[0]
+    fields: list[tuple[str, bytes]] = []
+    name = None
+    value = b""
+    for line in re.split(rb"\r?\n", head):
+        if line[:1] in (b" ", b"\t") and name is not None:
+            value += b" " + line.strip()
+            continue
+        if name is not None:
+            fields.append((name, value))
+        key, sep, rest = line.partition(b":")
+        if not sep or not key.strip() or b" " in key.strip():
+            name = None  # not a header line (mbox "From " line, garbage): skipped
+            continue
+        name = key.strip().decode("ascii", "replace").lower()
+        value = rest.strip()
+    if name is not None:
+        fields.append((name, value))
+    return fields
+
+
+def _undecoded(value: bytes, candidates: tuple[str, ...]) -> str:
+    return " ".join(decode_bytes(value, None, candidates).split())
+
+
 def raw_headers(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
                 encoded_words: bool = True) -> dict[str, list[str]]:
     """The header block, read from the bytes themselves (8-bit values decoded properly).
@@ -160,29 +187,11 @@ def raw_headers(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
     split into addresses *before* decoding, or an encoded comma or line break in a display
     name would smuggle in another address.
     """
-    head = _split_head(raw)[0]
     headers: dict[str, list[str]] = {}
-    name = None
-    value = b""
-
-    def close() -> None:
-        if name is not None:
-            text = (decode_header_value(value, candidates) if encoded_words
-                    else " ".join(decode_bytes(value, None, candidates).split()))
-            headers.setdefault(name, []).append(text)
-
-    for line in re.split(rb"\r?\n", head):
-        if line[:1] in (b" ", b"\t") and name is not None:
-            value += b" " + line.strip()
-            continue
-        close()
-        key, sep, rest = line.partition(b":")
-        if not sep or not key.strip() or b" " in key.strip():
-            name = None  # not a header line (mbox "From " line, garbage): skipped
-            continue
-        name = key.strip().decode("ascii", "replace").lower()
-        value = rest.strip()
-    close()
+    for name, value in _header_fields(raw):
+        text = (decode_header_value(value, candidates) if encoded_words
+                else _undecoded(value, candidates))
+        headers.setdefault(name, []).append(text)
     return headers
 
 
@@ -285,18 +294,24 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) ->
     if message is None:
         raise MessageError("unparsable message: no headers")
 
-    headers = raw_headers(raw, candidates)
-    undecoded = raw_headers(raw, candidates, encoded_words=False)
+    fields = _header_fields(raw)
+    headers: dict[str, list[str]] = {}
+    for name, value in fields:
+        headers.setdefault(name, []).append(decode_header_value(value, candidates))
+    # Address headers are split into addresses before their words are decoded: see
+    # raw_headers. Only the first of each counts.
+    undecoded = {name: _undecoded(value, candidates)
+                 for name, value in reversed(fields) if name in ("from", "reply-to")}
 
     def first(name: str) -> str:
         values = headers.get(name)
         return values[0] if values else ""
 
-    senders = _addresses((undecoded.get("from") or [""])[0])
+    senders = _addresses(undecoded.get("from", ""))
     if not headers:
         raise MessageError("no header at all: not an email")
     from_name, from_address = senders[0] if senders else ("", "")
-    reply_tos = _addresses((undecoded.get("reply-to") or [""])[0])
+    reply_tos = _addresses(undecoded.get("reply-to", ""))
     plain, htmls = parsed.text_plain, parsed.text_html
     if "CharsetDecodeDefect" in parsed.defects_categories:
         # mail-parser fell back on replacement characters: decode those parts properly.

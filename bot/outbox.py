@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import email.charset
-import email.header
 import email.utils
 import logging
 import re
@@ -47,18 +45,30 @@ class SendReport:
     refused: int = 0
 
 
-# UTF-8's default header encoding is "shortest", which sizes Q and B encodings for every
-# prefix of the value (quadratic, a fifth of a millisecond a header); B alone is linear.
-_UTF8_B = email.charset.Charset("utf-8")
-_UTF8_B.header_encoding = email.charset.BASE64
+# An encoded word carries at most this many bytes of text, so that it stays within a
+# 76-character line even after "Subject: " (RFC 2047, section 2).
+_WORD_BYTES = 36
 
 
 def _header(name: str, value: str) -> bytes:
-    """One header line; non-ASCII values as RFC 2047 encoded words, folded at 76."""
+    """One header line; non-ASCII values as RFC 2047 B-encoded words, one per folded line.
+
+    Written here rather than with ``email.header.Header``, which took a fifth of the time
+    of composing an email for a subject with an accent.
+    """
     if value.isascii():
         return f"{name}: {value}\r\n".encode("ascii")
-    encoded = email.header.Header(value, _UTF8_B, header_name=name).encode(linesep="\r\n")
-    return f"{name}: {encoded}\r\n".encode("ascii")
+    words: list[bytes] = []
+    chunk = b""
+    for char in value:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > _WORD_BYTES:
+            words.append(chunk)
+            chunk = b""
+        chunk += encoded
+    words.append(chunk)
+    folded = "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words)
+    return f"{name}: {folded}\r\n".encode("ascii")
 
 
 def _part(content_type: str, data: bytes, extra: str = "") -> bytes:

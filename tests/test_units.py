@@ -220,3 +220,20 @@ def test_lifting_leaves_other_encodings_and_small_messages_alone() -> None:
     assert lift(raw) == (raw, [])
     small = raw[:2000]
     assert lift(small)[0] is small
+
+
+@pytest.mark.parametrize("subject", [
+    "Réclamation REC-2026-0001 : accusé de réception",
+    "Votre réclamation « formation bureautique » a bien été enregistrée — merci 🙂" * 3,
+    "é" * 40,
+])
+def test_encoded_subjects_read_back_and_fold(subject: str) -> None:
+    import email
+    import email.policy
+
+    from bot.outbox import _header
+
+    line = _header("Subject", subject)
+    assert all(len(part) <= 76 for part in line.split(b"\r\n"))
+    parsed = email.message_from_bytes(line + b"\r\n", policy=email.policy.default)
+    assert parsed["Subject"] == subject
