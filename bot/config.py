@@ -126,6 +126,7 @@ class BotConfig:
     source: str = "imap"
     sink: str = "smtp"
     batch_size: int = 100
+    parse_workers: int = 0
     poll_interval: float = 60.0
     idle_timeout: float = 300.0
 
@@ -437,6 +438,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
             source=bot_section.choice("source", ("imap", "maildir"), "imap"),
             sink=bot_section.choice("sink", ("smtp", "maildir"), "smtp"),
             batch_size=bot_section.integer("batch_size", 100),
+            parse_workers=bot_section.integer("parse_workers", 0, minimum=0),
             poll_interval=bot_section.number("poll_interval", 60.0),
             idle_timeout=bot_section.number("idle_timeout", 300.0),
         )

@@ -33,6 +33,7 @@ from bot.handlers import handle
 from bot.message import InboundMessage, content_hash, parse_message
 from bot.models import Complaint, Contact, Inbound, MailboxState, Ticket
 from bot.outbox import SendReport, send_pending
+from bot.parsing import BatchParser
 from bot.sinks import Sink
 from bot.sources import RawMessage, Source
 from bot.status import record_setting
@@ -211,17 +212,6 @@ def _handle_one(session: Session, app: App, raw: RawMessage, msg: InboundMessage
     return row
 
 
-def _parse_all(app: App, batch: list[RawMessage]) -> list[InboundMessage | Exception]:
-    """Parse every message of the batch; a failure is kept, to quarantine that message."""
-    parsed: list[InboundMessage | Exception] = []
-    for raw in batch:
-        try:
-            parsed.append(parse_message(raw.data, app.rulebook.undeclared_charsets))
-        except Exception as exc:  # any failure of one message must not stop the batch
-            parsed.append(exc)
-    return parsed
-
-
 def _originals(session: Session, hashes: set[str]) -> dict[str, Inbound]:
     """The first handled message with each of these contents, if any: later copies follow it."""
     found: dict[str, Inbound] = {}
@@ -236,13 +226,15 @@ def _originals(session: Session, hashes: set[str]) -> dict[str, Inbound]:
     return found
 
 
-def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMessage]
-                 ) -> list[Outcome]:
+def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMessage],
+                 parser: BatchParser | None = None) -> list[Outcome]:
     """Classify and handle a batch in one transaction; return what is left to do after it.
 
     What every message needs from the database (is it known, is it a copy) is asked once
-    for the whole batch; each message is then handled in its own SAVEPOINT.
+    for the whole batch; each message is then handled in its own SAVEPOINT, while
+    ``parser`` may still be parsing the next ones.
     """
+    parser = parser or BatchParser(app.rulebook.undeclared_charsets, workers=0)
     done: list[tuple[RawMessage, Inbound, InboundMessage | None]] = []
     with app.transaction() as session:
         existing = {
@@ -251,10 +243,9 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
                                       Inbound.uidvalidity == uidvalidity,
                                       Inbound.uid.in_([raw.uid for raw in batch])))
         }
-        parsed = _parse_all(app, [raw for raw in batch if raw.uid not in existing])
-        originals = _originals(session, {m.content_hash for m in parsed
-                                         if isinstance(m, InboundMessage)})
-        fresh = iter(parsed)
+        new = [raw for raw in batch if raw.uid not in existing]
+        fresh = parser.parse([raw.data for raw in new])
+        originals = _originals(session, {content_hash(raw.data) for raw in new})
         for raw in batch:
             known = existing.get(raw.uid)
             if known is not None:
@@ -383,9 +374,23 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
             elif state is not None:
                 log.warning("UIDVALIDITY of %s changed: every message is checked again",
                             source.mailbox)
+    parser = BatchParser(app.rulebook.undeclared_charsets, app.config.bot.parse_workers)
+    try:
+        _process(app, source, uidvalidity, after, parser, summary, sink, progress)
+    finally:
+        parser.close()
+    if sink is not None:
+        _add_report(summary.sent, send_pending(app, sink))
+    record_setting(app, "last_poll", app.clock().isoformat(timespec="seconds"))
+    return summary
+
+
+def _process(app: App, source: Source, uidvalidity: str, after: int, parser: BatchParser,
+             summary: RunSummary, sink: Sink | None,
+             progress: Callable[[int], None] | None) -> None:
     for batch in source.fetch(after, app.config.bot.batch_size,
                               app.config.limits.max_message_bytes):
-        outcomes = handle_batch(app, source, uidvalidity, batch)
+        outcomes = handle_batch(app, source, uidvalidity, batch, parser)
         finish_batch(app, source, outcomes)
         for outcome in outcomes:
             summary.add(outcome)
@@ -406,10 +411,6 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
             _add_report(summary.sent, send_pending(app, sink))
         # The loop variables would keep this batch alive while the next one downloads.
         del batch, outcomes
-    if sink is not None:
-        _add_report(summary.sent, send_pending(app, sink))
-    record_setting(app, "last_poll", app.clock().isoformat(timespec="seconds"))
-    return summary
 
 
 def _add_report(total: SendReport, part: SendReport) -> None:

@@ -496,3 +496,44 @@ def test_reply_to_form_link_with_text_or_with_the_form(env: BotEnv) -> None:
     env.run()
     [complaint] = env.complaints()
     assert complaint.initial_reference == contact.reference
+
+
+# --- Parsing in a worker process -------------------------------------------------------------
+
+
+def test_backlog_parsed_by_a_worker_is_handled_exactly_as_here(
+        tmp_path: Path, dovecot, smtp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from bench.corpus import corpus
+    from bot.parsing import BACKLOG, BatchParser
+
+    started = []
+    executor = BatchParser._executor
+    monkeypatch.setattr(BatchParser, "_executor",
+                        lambda self: started.append(self.workers) or executor(self))
+    messages = [raw for _, raw in corpus(BACKLOG + 8)]
+    seen = []
+    for workers in (0, 1):
+        directory = tmp_path / f"workers{workers}"
+        directory.mkdir()
+        bot_env = BotEnv(directory, dovecot, smtp, monkeypatch,
+                         f"sqlite:///{directory / 'register.sqlite3'}")
+        text = bot_env.config_path.read_text()
+        bot_env.config_path.write_text(text.replace(
+            "batch_size = 5\n", f"batch_size = {BACKLOG + 8}\nparse_workers = {workers}\n"))
+        try:
+            for raw in messages:
+                bot_env.append(raw)
+            assert bot_env.run().fetched == len(messages)
+            seen.append((
+                [(r.action, [m["rule"] for m in r.rules], r.subject) for r in bot_env.inbound()],
+                [(c.number, c.client_email, c.description) for c in bot_env.complaints()],
+                # Tags hold a random reference or a key of this register's own secret.
+                sorted((o.kind, o.to_address, re.sub(r"\[[^]]*\]", "[…]", o.subject))
+                       for o in bot_env.outbox()),
+                sorted(p.name for p in (directory / "dossiers").rglob("*.pdf")),
+            ))
+        finally:
+            bot_env.close()
+    assert started == [1]  # the second run, and only it, parsed in a worker
+    assert seen[0] == seen[1]
+    assert len(seen[1][1]) > 10 and len(seen[1][3]) > 2  # registered, attachments filed

@@ -237,3 +237,50 @@ def test_encoded_subjects_read_back_and_fold(subject: str) -> None:
     assert all(len(part) <= 76 for part in line.split(b"\r\n"))
     parsed = email.message_from_bytes(line + b"\r\n", policy=email.policy.default)
     assert parsed["Subject"] == subject
+
+
+def _corpus(count: int) -> list[bytes]:
+    from bench.corpus import corpus
+
+    return [raw for _, raw in corpus(count)] + [b"", b"\r\n\r\n", b"Subject: x\r\n\r\nbody"]
+
+
+def test_parse_worker_gives_what_parsing_here_gives() -> None:
+    from bot.parsing import BatchParser
+
+    datas = _corpus(40)
+    here = list(BatchParser(("utf_8", "cp1252"), workers=0).parse(datas))
+    parser = BatchParser(("utf_8", "cp1252"), workers=1, threshold=1)
+    try:
+        there = list(parser.parse(datas))
+        assert parser._pool is not None  # the worker did the parsing
+    finally:
+        parser.close()
+    assert [m for m in there if not isinstance(m, Exception)] == \
+        [m for m in here if not isinstance(m, Exception)]
+    assert [repr(e) for e in there if isinstance(e, Exception)] == \
+        [repr(e) for e in here if isinstance(e, Exception)] != []
+
+
+def test_parse_worker_killed_mid_batch_loses_nothing() -> None:
+    import os
+    import signal
+
+    from bot.parsing import BatchParser
+
+    datas = _corpus(200)  # far more than the worker parses before it is killed
+    parser = BatchParser(("utf_8", "cp1252"), workers=1, threshold=1)
+    try:
+        results = parser.parse(datas)
+        first = next(results)
+        for pid in list(parser._pool._processes):  # type: ignore[union-attr]
+            os.kill(pid, signal.SIGKILL)
+        rest = list(results)
+        assert parser._pool is None  # dropped; the next large batch starts a new worker
+        again = list(parser.parse(datas[:5]))
+    finally:
+        parser.close()
+    here = list(BatchParser(("utf_8", "cp1252"), workers=0).parse(datas))
+    assert len([first, *rest]) == len(datas)
+    assert [repr(m) for m in [first, *rest]] == [repr(m) for m in here]
+    assert [repr(m) for m in again] == [repr(m) for m in here[:5]]
