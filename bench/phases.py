@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,32 @@ def _status_kib(field: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+class TotalRss(threading.Thread):
+    """Samples the RSS of this process plus its children (parse workers) every 20 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_kib = 0
+        self.done = threading.Event()
+
+    @staticmethod
+    def _rss_kib(pid: str) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass  # ended between the listing and the read
+        return 0
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            children = [pid for task in Path("/proc/self/task").iterdir()
+                        for pid in (task / "children").read_text().split()]
+            total = self._rss_kib("self") + sum(self._rss_kib(pid) for pid in children)
+            self.peak_kib = max(self.peak_kib, total)
+
+
 def main() -> None:
     phase, config_path = sys.argv[1], Path(sys.argv[2])
     from bot.app import build_app
@@ -35,6 +62,8 @@ def main() -> None:
 
     app = build_app(load_config(config_path))
     baseline = _status_kib("VmRSS")
+    sampler = TotalRss()
+    sampler.start()
     started = time.perf_counter()
     if phase == "ingest":
         source = make_source(app.config)
@@ -50,9 +79,14 @@ def main() -> None:
             if not report.sent:
                 break
     seconds = time.perf_counter() - started
+    sampler.done.set()
+    sampler.join()
+    peak = _status_kib("VmHWM")
     print(json.dumps({"phase": phase, "count": done, "seconds": seconds,
                       "baseline_rss_mib": baseline / 1024,
-                      "peak_rss_mib": _status_kib("VmHWM") / 1024}))
+                      "peak_rss_mib": peak / 1024,
+                      # The workers' memory counts too; the sampler can miss the very top.
+                      "peak_total_rss_mib": max(peak, sampler.peak_kib) / 1024}))
 
 
 if __name__ == "__main__":

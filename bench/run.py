@@ -53,14 +53,15 @@ def _imap(dovecot, user: str):  # type: ignore[no-untyped-def]
     return client
 
 
-def _setup(dovecot, smtp_port: int, name: str) -> tuple[Path, str]:  # type: ignore[no-untyped-def]
+def _setup(dovecot, smtp_port: int, name: str, workers: int = 0  # type: ignore[no-untyped-def]
+           ) -> tuple[Path, str]:
     directory = Path(tempfile.mkdtemp(prefix=f"reclambot-bench-{name}-"))
     user = f"bench-{name}-{os.getpid()}"
     config = write_config(directory, imap_port=dovecot.port, imap_user=user,
                           smtp_port=smtp_port,
                           database_url=f"sqlite:///{directory / 'register.sqlite3'}")
     # The tests' tiny batches make crashes land mid-run; the bench runs the default (100).
-    text = config.read_text().replace("batch_size = 5\n", "")
+    text = config.read_text().replace("batch_size = 5\n", f"parse_workers = {workers}\n")
     config.write_text(text)
     return config, user
 
@@ -81,8 +82,9 @@ def _fill(dovecot, user: str, messages: list[bytes]) -> None:  # type: ignore[no
         client.logout()
 
 
-def throughput(dovecot, smtp: SmtpServer, count: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    config, user = _setup(dovecot, smtp.port, f"t{count}")
+def throughput(dovecot, smtp: SmtpServer, count: int,  # type: ignore[no-untyped-def]
+               workers: int = 0) -> dict[str, float]:
+    config, user = _setup(dovecot, smtp.port, f"t{count}w{workers}", workers)
     messages = [raw for _, raw in corpus(count)]
     _fill(dovecot, user, messages)
     size = sum(map(len, messages))
@@ -91,10 +93,12 @@ def throughput(dovecot, smtp: SmtpServer, count: int) -> dict[str, float]:  # ty
     send = _phase("send", config)
     return {
         "messages": count,
+        "parse_workers": workers,
         "corpus_mib": size / 2**20,
         "ingest_seconds": ingest["seconds"],
         "ingest_per_second": count / ingest["seconds"],
         "ingest_peak_rss_mib": ingest["peak_rss_mib"],
+        "ingest_peak_total_rss_mib": ingest["peak_total_rss_mib"],
         "ingest_baseline_rss_mib": ingest["baseline_rss_mib"],
         "sent": send["count"],
         "send_per_second": send["count"] / send["seconds"] if send["seconds"] else 0.0,
@@ -186,8 +190,11 @@ def main() -> None:
     results: dict[str, object] = {"machine": machine()}
     try:
         results["throughput"] = throughput(dovecot, smtp, args.messages)
+        results["throughput_worker"] = throughput(dovecot, smtp, args.messages, workers=1)
         if args.large:
             results["throughput_large"] = throughput(dovecot, smtp, args.large)
+            results["throughput_large_worker"] = throughput(dovecot, smtp, args.large,
+                                                            workers=1)
         results["big_attachment"] = big_attachment(dovecot, smtp)
         if args.latency:
             results["latency"] = latency(dovecot, args.latency)

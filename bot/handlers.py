@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot import commands
@@ -76,6 +76,14 @@ def _form_link(app: App, reference: str) -> str:
 # --- The register ---------------------------------------------------------------------------
 
 
+# Built once: building a statement costs about as much as running it on SQLite.
+_CONTACT_BY_REFERENCE = select(Contact).where(Contact.reference == bindparam("reference"))
+_OPEN_CONTACT_BY_ADDRESS = (select(Contact)
+                            .where(Contact.sender_email == bindparam("address"),
+                                   Contact.status == "open")
+                            .order_by(Contact.received_at.desc()))
+
+
 def _find_contact(session: Session, values: dict[str, str], email: str) -> Contact | None:
     """The initial contact a submission follows: by its reference, else by the same address."""
     reference = values.get("reference", "")
@@ -83,14 +91,10 @@ def _find_contact(session: Session, values: dict[str, str], email: str) -> Conta
     # wait for the message's single flush.
     with session.no_autoflush:
         if reference:
-            contact = session.scalar(select(Contact).where(Contact.reference == reference))
+            contact = session.scalar(_CONTACT_BY_REFERENCE, {"reference": reference})
             if contact is not None:
                 return contact
-        return session.scalar(
-            select(Contact)
-            .where(Contact.sender_email == email, Contact.status == "open")
-            .order_by(Contact.received_at.desc())
-        )
+        return session.scalar(_OPEN_CONTACT_BY_ADDRESS, {"address": email})
 
 
 def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
