@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -218,23 +218,35 @@ def enqueue(
     return message_id
 
 
-def dossier_reference(session: Session, row: Outbox) -> str | None:
-    """The dossier an email belongs to: its complaint's, once the contact or ticket entered it."""
+_TICKET_LINKS = select(Ticket.reference, Ticket.complaint_id).where(Ticket.id == bindparam("id"))
+_CONTACT_LINKS = select(Contact.reference, Contact.complaint_id).where(
+    Contact.id == bindparam("id"))
+_COMPLAINT_NUMBER = select(Complaint.number).where(Complaint.id == bindparam("id"))
+
+
+class _Links(Protocol):
+    complaint_id: int | None
+    ticket_id: int | None
+    contact_id: int | None
+
+
+def dossier_reference(session: Session, row: _Links) -> str | None:
+    """The dossier an email belongs to: its complaint's, once the contact or ticket entered it.
+
+    Plain column queries: loading a complaint also loads its failures and actions.
+    """
+    connection = session.connection()
     complaint_id = row.complaint_id
-    if complaint_id is None and row.ticket_id is not None:
-        ticket = session.get(Ticket, row.ticket_id)
-        if ticket is not None and ticket.complaint_id is None:
-            return ticket.reference
-        complaint_id = ticket.complaint_id if ticket else None
-    if complaint_id is None and row.contact_id is not None:
-        contact = session.get(Contact, row.contact_id)
-        if contact is not None and contact.complaint_id is None:
-            return contact.reference
-        complaint_id = contact.complaint_id if contact else None
+    for statement, linked in ((_TICKET_LINKS, row.ticket_id), (_CONTACT_LINKS, row.contact_id)):
+        if complaint_id is None and linked is not None:
+            found = connection.execute(statement, {"id": linked}).first()
+            if found is not None and found.complaint_id is None:
+                return str(found.reference)
+            complaint_id = found.complaint_id if found is not None else None
     if complaint_id is None:
         return None
-    complaint = session.get(Complaint, complaint_id)
-    return complaint.number if complaint else None
+    number = connection.execute(_COMPLAINT_NUMBER, {"id": complaint_id}).scalar()
+    return str(number) if number is not None else None
 
 
 def _smtp_code(error: str) -> str:
@@ -271,6 +283,37 @@ def _report_refusal(session: Session, app: App, row: Outbox, error: str) -> None
             reference=reference or "envoi", auto_submitted="auto-generated", complaint=complaint)
 
 
+_CLAIM = select(Outbox.kind, Outbox.envelope_from, Outbox.recipients, Outbox.raw,
+                Outbox.complaint_id, Outbox.ticket_id, Outbox.contact_id
+                ).where(Outbox.id == bindparam("row_id"))
+# Only a row still pending is taken: two senders never both send it.
+_SENDING = (update(Outbox).where(Outbox.id == bindparam("row_id"), Outbox.status == "pending")
+            .values(status="sending", attempts=Outbox.attempts + 1))
+_SENT = (update(Outbox).where(Outbox.id == bindparam("row_id"))
+         .values(status="sent", sent_at=bindparam("sent_at")))
+
+
+def _not_sent(session: Session, app: App, row_id: int, outcome: str, error: str,
+              now: dt.datetime, report: SendReport) -> None:
+    """Book a deferral (retried later, with backoff) or a refusal (told to the director)."""
+    row = session.get(Outbox, row_id)
+    assert row is not None
+    row.last_error = error
+    if outcome == "deferred":
+        row.status = "pending"
+        delay = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS)) - 1]
+        row.next_attempt_at = now + dt.timedelta(seconds=delay)
+        report.deferred += 1
+        # The server's text may quote the recipient: it stays in the row.
+        log.warning("outbox %s (%s) deferred, attempt %s: %s", row.id, row.kind,
+                    row.attempts, _smtp_code(error))
+        return
+    row.status = "failed"
+    report.refused += 1
+    log.error("outbox %s (%s) refused permanently: %s", row.id, row.kind, _smtp_code(error))
+    _report_refusal(session, app, row, error)
+
+
 def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
     """Send every due email over one sink connection; bookkeeping committed per email.
 
@@ -290,49 +333,31 @@ def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
         return report
     with sink.connect() as connection:
         for row_id in due:
+            which = {"row_id": row_id}
             with app.transaction() as session:
-                row = session.get(Outbox, row_id)
-                if row is None or row.status != "pending":
+                # Columns and a plain UPDATE: an ORM load of the row cost more than sending it.
+                claimed = session.connection().execute(_CLAIM, which).first()
+                if claimed is None or not session.connection().execute(_SENDING,
+                                                                       which).rowcount:
                     continue  # another pass sent it meanwhile
-                row.status = "sending"
-                row.attempts += 1
-                envelope = (row.envelope_from, list(row.recipients), row.raw)
             outcome = "sent"
             error = ""
             try:
-                connection.send(*envelope)
+                connection.send(claimed.envelope_from, list(claimed.recipients), claimed.raw)
             except TransientError as exc:
                 outcome, error = "deferred", str(exc)[:2000]
             except DeliveryRefused as exc:
                 outcome, error = "failed", str(exc)[:2000]
             with app.transaction() as session:
-                row = session.get(Outbox, row_id)
-                assert row is not None
                 if outcome == "sent":
-                    row.status = "sent"
-                    row.sent_at = app.clock()
+                    sent_at = app.clock()
+                    session.connection().execute(_SENT, {**which, "sent_at": sent_at})
                     report.sent += 1
-                    reference = dossier_reference(session, row)
-                elif outcome == "deferred":
-                    row.status = "pending"
-                    delay = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS)) - 1]
-                    row.next_attempt_at = now + dt.timedelta(seconds=delay)
-                    row.last_error = error
-                    report.deferred += 1
-                    # The server's text may quote the recipient: it stays in the row.
-                    log.warning("outbox %s (%s) deferred, attempt %s: %s", row.id, row.kind,
-                                row.attempts, _smtp_code(error))
-                    continue
+                    reference = dossier_reference(session, claimed)
                 else:
-                    row.status = "failed"
-                    row.last_error = error
-                    report.refused += 1
-                    log.error("outbox %s (%s) refused permanently: %s", row.id, row.kind,
-                              _smtp_code(error))
-                    _report_refusal(session, app, row, error)
+                    _not_sent(session, app, row_id, outcome, error, now, report)
                     continue
-                sent_at, kind, raw = row.sent_at, row.kind, row.raw
             if reference is not None:
-                app.dossiers.store_sent(reference, sent_at, kind, row_id, raw)
-            log.info("sent %s (%s) for %s", kind, row_id, reference or "-")
+                app.dossiers.store_sent(reference, sent_at, claimed.kind, row_id, claimed.raw)
+            log.info("sent %s (%s) for %s", claimed.kind, row_id, reference or "-")
     return report

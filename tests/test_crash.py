@@ -48,7 +48,7 @@ def backlog(rng: random.Random, count: int) -> list[tuple[str, bytes]]:
 
 def test_sigkill_at_random_points_changes_nothing(env: BotEnv) -> None:
     rng = random.Random(SEED)
-    messages = backlog(rng, 240)
+    messages = backlog(rng, 400)  # enough that most runs are killed while still at work
     client = env.imap()
     try:
         for _, raw in messages:
@@ -61,7 +61,7 @@ def test_sigkill_at_random_points_changes_nothing(env: BotEnv) -> None:
     kills = 0
     for _ in range(10):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.3, 2.0))
+        time.sleep(rng.uniform(0.3, 1.5))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
