@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -226,15 +226,60 @@ def _originals(session: Session, hashes: set[str]) -> dict[str, Inbound]:
     return found
 
 
+class _HandlingFailed(Exception):
+    """A handler failed in a batch handled without SAVEPOINTs: handle it again with them."""
+
+    def __init__(self, uid: str) -> None:
+        super().__init__(uid)
+        self.uid = uid
+
+
+class _Replay:
+    """Parse results of a batch, kept so that handling it a second time parses nothing."""
+
+    def __init__(self, results: Iterator[InboundMessage | Exception]) -> None:
+        self._results = results
+        self._seen: list[InboundMessage | Exception] = []
+
+    def again(self) -> Iterator[InboundMessage | Exception]:
+        yield from list(self._seen)
+        for result in self._results:
+            self._seen.append(result)
+            yield result
+
+
 def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMessage],
                  parser: BatchParser | None = None) -> list[Outcome]:
     """Classify and handle a batch in one transaction; return what is left to do after it.
 
     What every message needs from the database (is it known, is it a copy) is asked once
-    for the whole batch; each message is then handled in its own SAVEPOINT, while
-    ``parser`` may still be parsing the next ones.
+    for the whole batch, while ``parser`` may still be parsing its messages. Handlers
+    seldom fail, so the batch is first handled without a SAVEPOINT per message (they cost
+    a tenth of the time); if one fails, that attempt is rolled back whole and the batch is
+    handled again with a SAVEPOINT per message, so that the failing one goes to quarantine
+    alone. Nothing leaves the transaction before its commit, so the first attempt leaves
+    no trace.
     """
     parser = parser or BatchParser(app.rulebook.undeclared_charsets, workers=0)
+    replay: _Replay | None = None
+
+    def parse(new: list[RawMessage]) -> Iterator[InboundMessage | Exception]:
+        nonlocal replay
+        if replay is None:
+            replay = _Replay(parser.parse([raw.data for raw in new]))
+        return replay.again()
+
+    try:
+        return _handle_batch(app, source, uidvalidity, batch, parse, savepoints=False)
+    except _HandlingFailed as failed:
+        log.warning("uid %s failed: its batch is handled again, each message on its own",
+                    failed.uid)
+        return _handle_batch(app, source, uidvalidity, batch, parse, savepoints=True)
+
+
+def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMessage],
+                  parse: Callable[[list[RawMessage]], Iterator[InboundMessage | Exception]],
+                  savepoints: bool) -> list[Outcome]:
     done: list[tuple[RawMessage, Inbound, InboundMessage | None]] = []
     with app.transaction() as session:
         existing = {
@@ -244,7 +289,7 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
                                       Inbound.uid.in_([raw.uid for raw in batch])))
         }
         new = [raw for raw in batch if raw.uid not in existing]
-        fresh = parser.parse([raw.data for raw in new])
+        fresh = parse(new)
         originals = _originals(session, {content_hash(raw.data) for raw in new})
         for raw in batch:
             known = existing.get(raw.uid)
@@ -265,16 +310,27 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
                 "state": "committed",
             }
             msg = next(fresh)
+            if isinstance(msg, Exception):
+                # Unparsable: nothing was written for it, so no SAVEPOINT is needed.
+                row = _quarantine(session, app, raw, row_base,
+                                  f"{type(msg).__name__}: {msg}"[:2000])
+                log.warning("uid %s quarantined: %s", raw.uid, type(msg).__name__)
+                done.append((raw, row, None))
+                continue
             try:
-                if isinstance(msg, Exception):
-                    raise msg
-                with session.begin_nested():
+                if savepoints:
+                    with session.begin_nested():
+                        row = _handle_one(session, app, raw, msg, row_base, originals)
+                else:
                     row = _handle_one(session, app, raw, msg, row_base, originals)
+                    session.flush()  # a failure to write it is this message's failure
                 if row.duplicate_of is None:
                     originals.setdefault(msg.content_hash, row)
             except (OperationalError, InterfaceError):
                 raise  # the database itself failed: the whole batch is tried again later
             except Exception as exc:  # any failure of one message must not stop the batch
+                if not savepoints:
+                    raise _HandlingFailed(raw.uid) from exc
                 reason = f"{type(exc).__name__}: {exc}"[:2000]
                 log.warning("uid %s quarantined: %s", raw.uid, type(exc).__name__)
                 with session.begin_nested():
