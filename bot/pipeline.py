@@ -1,8 +1,8 @@
 """The pipeline, top to bottom: source → parse → classify → handle → outbox → sink.
 
-One batch of messages is one database transaction, each message in its own SAVEPOINT so
-that a message that fails goes to quarantine alone while the batch goes on. Only after
-the commit does the bot touch the world: dossier files are written, messages are moved
+One batch of messages is one database transaction; a message that fails goes to
+quarantine alone while the batch goes on (see :func:`handle_batch`). Only after the
+commit does the bot touch the world: dossier files are written, messages are moved
 to their folders, the watermark advances, and the outbox is sent. A crash anywhere
 leaves a state from which the next run finishes the work without doing anything twice:
 
