@@ -187,8 +187,13 @@ def raw_headers(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
     split into addresses *before* decoding, or an encoded comma or line break in a display
     name would smuggle in another address.
     """
+    return _by_name(_header_fields(raw), candidates, encoded_words)
+
+
+def _by_name(fields: list[tuple[str, bytes]], candidates: tuple[str, ...],
+             encoded_words: bool = True) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
-    for name, value in _header_fields(raw):
+    for name, value in fields:
         text = (decode_header_value(value, candidates) if encoded_words
                 else _undecoded(value, candidates))
         headers.setdefault(name, []).append(text)
@@ -295,9 +300,7 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) ->
         raise MessageError("unparsable message: no headers")
 
     fields = _header_fields(raw)
-    headers: dict[str, list[str]] = {}
-    for name, value in fields:
-        headers.setdefault(name, []).append(decode_header_value(value, candidates))
+    headers = _by_name(fields, candidates)
     # Address headers are split into addresses before their words are decoded: see
     # raw_headers. Only the first of each counts.
     undecoded = {name: _undecoded(value, candidates)
