@@ -4,8 +4,10 @@ Parsing is a quarter of the work on a message and needs nothing but its bytes, s
 backlog is parsed by a worker process (``[bot] parse_workers``) while this process
 classifies, handles and commits the messages already parsed: two cores at work instead
 of one. Results come back in the batch's order. A batch too small to be worth the trip
-(one new message while idling) is parsed here, and so is everything if the worker dies:
-the pool only ever makes parsing faster, never different.
+(one new message while idling) is parsed here, and so is a batch that arrives while the
+worker is still starting (a fresh interpreter takes a few hundred milliseconds to import
+the parser), and everything if the worker dies: the pool only ever makes parsing faster,
+never different.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import dataclasses
 import logging
 import multiprocessing
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from bot.message import InboundMessage, parse_message
@@ -35,6 +37,10 @@ def _parse(data: bytes, candidates: tuple[str, ...]) -> InboundMessage | Excepti
         return exc
 
 
+def _warm_up() -> None:
+    """Run once in a new worker: it is ready when this returns."""
+
+
 def _parse_remote(job: tuple[bytes, tuple[str, ...]]) -> InboundMessage | Exception:
     result = _parse(*job)
     # The bytes are already in the parent: sending them back would double the traffic.
@@ -50,6 +56,7 @@ class BatchParser:
         self.workers = workers
         self.threshold = threshold
         self._pool: ProcessPoolExecutor | None = None
+        self._ready: Future[None] | None = None
 
     def parse(self, datas: list[bytes]) -> Iterator[InboundMessage | Exception]:
         """Each message parsed, or the exception that stopped it, in the order given.
@@ -58,13 +65,15 @@ class BatchParser:
         """
         if self.workers > 0 and len(datas) >= self.threshold:
             try:
-                jobs = ((data, self.candidates) for data in datas)
-                results = self._executor().map(_parse_remote, jobs, chunksize=CHUNK)
+                if self.start().done():
+                    assert self._pool is not None
+                    jobs = ((data, self.candidates) for data in datas)
+                    results = self._pool.map(_parse_remote, jobs, chunksize=CHUNK)
+                    return self._collect(datas, results)
+                # Still starting: waiting for it would cost more than parsing here.
             except Exception as exc:  # cannot start a process here: parse here
                 log.warning("no parse worker (%s): parsing here", exc)
                 self.workers = 0
-            else:
-                return self._collect(datas, results)
         return (_parse(data, self.candidates) for data in datas)
 
     def _collect(self, datas: list[bytes], results: Iterator[InboundMessage | Exception]
@@ -81,17 +90,19 @@ class BatchParser:
         for data in datas[done:]:
             yield _parse(data, self.candidates)
 
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
+    def start(self) -> Future[None]:
+        """Start the workers if they are not running; done once they can take work."""
+        if self._pool is None or self._ready is None:
             # A fresh interpreter that imports only the parser: a forked copy of this
             # process ends up as large as it (the allocator writes into shared pages),
             # and forking a process that may have threads is unsafe.
             context: Any = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
-        return self._pool
+            self._ready = self._pool.submit(_warm_up)
+        return self._ready
 
     def close(self) -> None:
         """Stop the workers (they are started again on the next large batch)."""
-        pool, self._pool = self._pool, None
+        pool, self._pool, self._ready = self._pool, None, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -507,9 +507,16 @@ def test_backlog_parsed_by_a_worker_is_handled_exactly_as_here(
     from bot.parsing import BACKLOG, BatchParser
 
     started = []
-    executor = BatchParser._executor
-    monkeypatch.setattr(BatchParser, "_executor",
-                        lambda self: started.append(self.workers) or executor(self))
+    start = BatchParser.start
+
+    def start_and_wait(self: BatchParser):  # type: ignore[no-untyped-def]
+        # Else the single batch is parsed here while the worker starts.
+        started.append(self.workers)
+        ready = start(self)
+        ready.result()
+        return ready
+
+    monkeypatch.setattr(BatchParser, "start", start_and_wait)
     messages = [raw for _, raw in corpus(BACKLOG + 8)]
     seen = []
     for workers in (0, 1):

@@ -252,6 +252,7 @@ def test_parse_worker_gives_what_parsing_here_gives() -> None:
     here = list(BatchParser(("utf_8", "cp1252"), workers=0).parse(datas))
     parser = BatchParser(("utf_8", "cp1252"), workers=1, threshold=1)
     try:
+        parser.start().result()  # else the first batch is parsed here, while it starts
         there = list(parser.parse(datas))
         assert parser._pool is not None  # the worker did the parsing
     finally:
@@ -271,12 +272,14 @@ def test_parse_worker_killed_mid_batch_loses_nothing() -> None:
     datas = _corpus(200)  # far more than the worker parses before it is killed
     parser = BatchParser(("utf_8", "cp1252"), workers=1, threshold=1)
     try:
+        parser.start().result()
         results = parser.parse(datas)
         first = next(results)
         for pid in list(parser._pool._processes):  # type: ignore[union-attr]
             os.kill(pid, signal.SIGKILL)
         rest = list(results)
         assert parser._pool is None  # dropped; the next large batch starts a new worker
+        parser.start().result()
         again = list(parser.parse(datas[:5]))
     finally:
         parser.close()
