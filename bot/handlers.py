@@ -152,9 +152,8 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
         created_at=row.processed_at,
         updated_at=row.processed_at,
     )
-    session.add(complaint)
+    row.complaint = complaint  # written with the row, in the order the link needs
     session.flush()
-    row.complaint_id = complaint.id
     if contact is not None:
         contact.status = "converted"
         contact.complaint_id = complaint.id
@@ -175,11 +174,13 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
     return complaint
 
 
+def _problems(validation: Validation) -> list[dict[str, str]]:
+    return [{"key": p.key, "field": p.field, "message": p.message} for p in validation.problems]
+
+
 def _request_information(session: Session, app: App, msg: InboundMessage, row: Inbound,
                          ticket: Ticket, validation: Validation) -> None:
-    ticket.problems = [
-        {"key": p.key, "field": p.field, "message": p.message} for p in validation.problems
-    ]
+    ticket.problems = _problems(validation)
     ticket.updated_at = row.processed_at
     row.ticket_id = ticket.id
     _event(session, row, "incomplete", {"problems": ticket.problems}, ticket=ticket)
@@ -219,12 +220,12 @@ def _submit(session: Session, app: App, msg: InboundMessage, row: Inbound,
             received_at=row.received_at or row.processed_at,
             complainant_email=email,
             fields=dict(values),
-            problems=[],
+            problems=_problems(validation),
             status="incomplete",
             contact_id=contact.id if contact else None,
             updated_at=row.processed_at,
         )
-        session.add(ticket)
+        row.ticket = ticket
         session.flush()
     _request_information(session, app, msg, row, ticket, validation)
 
@@ -324,9 +325,8 @@ def handle_new_contact(session: Session, app: App, msg: InboundMessage, decision
         message_id=msg.message_id,
         status="open",
     )
-    session.add(contact)
+    row.contact = contact
     session.flush()
-    row.contact_id = contact.id
     _event(session, row, "initial_contact", {"reference": contact.reference}, contact=contact)
     day = local(contact.received_at).date()
     enqueue(session, app, kind="form_link", recipients=[contact.sender_email],

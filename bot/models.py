@@ -190,6 +190,11 @@ class Inbound(Base):
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # Set on a row not yet written, these let one flush write the new complaint (contact,
+    # ticket) first and then the row with its link, instead of the row and then an UPDATE.
+    complaint: Mapped[Complaint | None] = relationship(lazy="raise")
+    contact: Mapped[Contact | None] = relationship(lazy="raise")
+    ticket: Mapped[Ticket | None] = relationship(lazy="raise")
 
     __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid"),)
 

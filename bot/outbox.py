@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from bot.db import append_row
+from bot.db import append_row, held_rows
 from bot.errors import DeliveryRefused, TransientError
 from bot.models import Complaint, Contact, Event, Outbox, Ticket
 
@@ -167,11 +167,12 @@ def enqueue(
     to_address = recipients[0].lower() if recipients else ""
     if automatic and to_address not in app.config.organisation.director_addresses:
         limit = app.rulebook.auto_replies_per_address_per_day
-        # On the connection: outbox rows are written there at once (append_row), and the
-        # session's autoflush would only flush this message's other rows early.
+        # Rows written (on the connection: an ORM query would flush this message's other
+        # rows early, and write the ones a batch holds back), plus those held back.
         recent = session.connection().execute(
             _RECENT_AUTOMATIC, {"address": to_address, "since": now - dt.timedelta(days=1)}
-        ).scalar_one()
+        ).scalar_one() + sum(1 for held in held_rows(session, Outbox)
+                             if held["automatic"] and held["to_address"] == to_address)
         if recent >= limit:
             log.warning("automatic %s not sent: %d automatic emails to this address in 24 h",
                         kind, recent)

@@ -404,6 +404,34 @@ def test_failing_message_is_quarantined_and_batch_goes_on(
     assert len(env.contacts()) == 1 and env.contacts()[0].sender_email == "b@example.org"
 
 
+def test_row_refused_at_the_end_of_a_batch_quarantines_only_its_message(
+        env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.handlers
+    from bot.db import append_row
+    from bot.models import Event
+
+    original = bot.handlers.HANDLERS[bot.handlers.Action.NEW_CONTACT]
+
+    def unwritable(session, app, msg, decision, row):  # type: ignore[no-untyped-def]
+        original(session, app, msg, decision, row)
+        if "boom" in msg.subject:
+            # Held with the batch's other rows, it fails only when they are written.
+            append_row(session, Event, at=row.processed_at, kind="x", origin="",
+                       detail={"not json": object()}, complaint_id=None, contact_id=None,
+                       ticket_id=None)
+
+    monkeypatch.setitem(bot.handlers.HANDLERS, bot.handlers.Action.NEW_CONTACT, unwritable)
+    env.append(samples.free_text(subject="Réclamation ok", sender="a@example.org"))
+    env.append(samples.free_text(subject="Réclamation boom"))
+    env.append(samples.free_text(subject="Réclamation ok", sender="b@example.org"))
+    env.run()
+    assert [r.action for r in env.inbound()] == ["new_contact", "quarantine", "new_contact"]
+    assert "TypeError" in env.inbound()[1].error
+    assert [c.sender_email for c in env.contacts()] == ["a@example.org", "b@example.org"]
+    assert sorted(o.to_address for o in env.outbox()) == ["a@example.org", "b@example.org"]
+    assert env.query(Event, Event.kind == "x") == []
+
+
 # --- Register export -------------------------------------------------------------------------
 
 

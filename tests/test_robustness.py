@@ -112,7 +112,12 @@ def test_delivery_report_content_type_is_a_robot(env: BotEnv) -> None:
     assert env.smtp.handler.received == []
 
 
-def test_per_address_limit_stops_an_unknown_robot(env: BotEnv) -> None:
+@pytest.mark.parametrize("batch_size", [5, 50])
+def test_per_address_limit_stops_an_unknown_robot(env: BotEnv, batch_size: int) -> None:
+    # With 50, the twelve messages are one batch, whose emails are written only at its end.
+    text = env.config_path.read_text()
+    env.config_path.write_text(text.replace("batch_size = 5\n", f"batch_size = {batch_size}\n"))
+    env.restart()
     for i in range(12):
         env.append(samples.free_text(sender="Robot poli <robot@example.com>",
                                      subject=f"Réclamation n°{i}"))
