@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, create_engine, event, insert, select, update
+from sqlalchemy import Engine, bindparam, create_engine, event, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
@@ -102,7 +102,7 @@ class RowBuffer:
         for model, values in rows.items():
             # One executemany per run of rows that give the same columns.
             for _, run in itertools.groupby(values, key=lambda v: tuple(v)):
-                connection.execute(insert(model), list(run))
+                connection.execute(insert(model), [_with_ids(session, v) for v in run])
 
 
 def hold_rows(session: Session) -> RowBuffer:
@@ -136,19 +136,31 @@ def _write_before_orm_statement(state: ORMExecuteState) -> None:
         buffer.write(state.session)
 
 
+def _with_ids(session: Session, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with each ORM object (a foreign key's target) replaced by its id."""
+    if not any(isinstance(value, Base) for value in values.values()):
+        return values
+    if any(isinstance(value, Base) and inspect(value).identity is None
+           for value in values.values()):
+        session.flush()  # a complaint (contact, ticket) created by this message: its id now
+    return {key: inspect(value).identity[0] if isinstance(value, Base) else value
+            for key, value in values.items()}
+
+
 def append_row(session: Session, model: type[Base], **values: Any) -> None:
     """Insert one row of an append-only table (events, outgoing emails).
 
     A plain INSERT on the session's connection, inside its current SAVEPOINT and rolled
     back with it, costs a fraction of the ORM's unit of work for an object that the
     transaction never changes again. It is sent at once, or held with the others of a
-    batch if the session holds rows (:func:`hold_rows`).
+    batch if the session holds rows (:func:`hold_rows`). A foreign key may be given as
+    the object it points to, even one not written yet: its id is taken when the row is.
     """
     buffer: RowBuffer | None = session.info.get(_BUFFER)
     if buffer is not None:
         buffer.add(model, values)
     else:
-        session.connection().execute(insert(model), values)
+        session.connection().execute(insert(model), _with_ids(session, values))
 
 
 # Built once: building a statement costs about as much as running it on SQLite.

@@ -49,9 +49,9 @@ def _event(session: Session, row: Inbound, kind: str, detail: dict[str, object] 
         kind=kind,
         origin=row.origin(),
         detail=detail or {},
-        complaint_id=complaint.id if complaint else None,
-        contact_id=contact.id if contact else None,
-        ticket_id=ticket.id if ticket else None,
+        complaint_id=complaint,
+        contact_id=contact,
+        ticket_id=ticket,
     )
 
 
@@ -87,8 +87,8 @@ _OPEN_CONTACT_BY_ADDRESS = (select(Contact)
 def _find_contact(session: Session, values: dict[str, str], email: str) -> Contact | None:
     """The initial contact a submission follows: by its reference, else by the same address."""
     reference = values.get("reference", "")
-    # Contacts are flushed when created: what is pending here (the message's own row) can
-    # wait for the message's single flush.
+    # Earlier messages are flushed (once each): what is pending is this message's own rows,
+    # which can wait for its flush.
     with session.no_autoflush:
         if reference:
             contact = session.scalar(_CONTACT_BY_REFERENCE, {"reference": reference})
@@ -152,14 +152,14 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
         created_at=row.processed_at,
         updated_at=row.processed_at,
     )
-    row.complaint = complaint  # written with the row, in the order the link needs
-    session.flush()
+    # Written with the message's row at its flush, in the order the links need.
+    row.complaint = complaint
     if contact is not None:
         contact.status = "converted"
-        contact.complaint_id = complaint.id
+        contact.complaint = complaint
     if ticket is not None:
         ticket.status = "completed"
-        ticket.complaint_id = complaint.id
+        ticket.complaint = complaint
         ticket.updated_at = row.processed_at
     _event(session, row, "registered", {"number": number, "form_version": complaint.form_version},
            complaint=complaint)
@@ -182,7 +182,7 @@ def _request_information(session: Session, app: App, msg: InboundMessage, row: I
                          ticket: Ticket, validation: Validation) -> None:
     ticket.problems = _problems(validation)
     ticket.updated_at = row.processed_at
-    row.ticket_id = ticket.id
+    row.ticket = ticket
     _event(session, row, "incomplete", {"problems": ticket.problems}, ticket=ticket)
     if ticket.complainant_email:
         enqueue(session, app, kind="information_request", recipients=[ticket.complainant_email],
@@ -226,7 +226,6 @@ def _submit(session: Session, app: App, msg: InboundMessage, row: Inbound,
             updated_at=row.processed_at,
         )
         row.ticket = ticket
-        session.flush()
     _request_information(session, app, msg, row, ticket, validation)
 
 
@@ -326,7 +325,6 @@ def handle_new_contact(session: Session, app: App, msg: InboundMessage, decision
         status="open",
     )
     row.contact = contact
-    session.flush()
     _event(session, row, "initial_contact", {"reference": contact.reference}, contact=contact)
     day = local(contact.received_at).date()
     enqueue(session, app, kind="form_link", recipients=[contact.sender_email],

@@ -146,6 +146,8 @@ class Contact(Base):
     message_id: Mapped[str] = mapped_column(String(998), default="")
     status: Mapped[str] = mapped_column(String(16), default="open")
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    # To link a complaint not written yet (see Inbound.complaint).
+    complaint: Mapped[Complaint | None] = relationship(lazy="raise")
 
 
 class Ticket(Base):
@@ -164,6 +166,7 @@ class Ticket(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    complaint: Mapped[Complaint | None] = relationship(lazy="raise")  # see Inbound.complaint
 
 
 class Inbound(Base):
@@ -190,8 +193,9 @@ class Inbound(Base):
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
-    # Set on a row not yet written, these let one flush write the new complaint (contact,
-    # ticket) first and then the row with its link, instead of the row and then an UPDATE.
+    # Set to an object not written yet, these let the message's single flush write the new
+    # complaint (contact, ticket) first and then this row with its link: no flush in the
+    # middle of a handler just to learn an id, and no UPDATE of this row afterwards.
     complaint: Mapped[Complaint | None] = relationship(lazy="raise")
     contact: Mapped[Contact | None] = relationship(lazy="raise")
     ticket: Mapped[Ticket | None] = relationship(lazy="raise")

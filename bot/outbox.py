@@ -178,9 +178,7 @@ def enqueue(
                         kind, recent)
             append_row(session, Event, at=now, kind="auto_reply_limited", origin="",
                        detail={"kind": kind, "limit": limit},
-                       complaint_id=complaint.id if complaint else None,
-                       contact_id=contact.id if contact else None,
-                       ticket_id=ticket.id if ticket else None)
+                       complaint_id=complaint, contact_id=contact, ticket_id=ticket)
             return None
     rendered = app.renderer.render(kind, reference=reference, **context)
     domain = app.config.organisation.bot_address.rpartition("@")[2]
@@ -212,9 +210,9 @@ def enqueue(
         attempts=0,
         next_attempt_at=now,
         created_at=now,
-        complaint_id=complaint.id if complaint else None,
-        contact_id=contact.id if contact else None,
-        ticket_id=ticket.id if ticket else None,
+        complaint_id=complaint,
+        contact_id=contact,
+        ticket_id=ticket,
     )
     return message_id
 
