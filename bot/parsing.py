@@ -30,9 +30,10 @@ CHUNK = 4
 BACKLOG = 32
 
 
-def _parse(data: bytes, candidates: tuple[str, ...]) -> InboundMessage | Exception:
+def _parse(data: bytes, candidates: tuple[str, ...], known_hash: str | None = None
+           ) -> InboundMessage | Exception:
     try:
-        return parse_message(data, candidates)
+        return parse_message(data, candidates, known_hash)
     except Exception as exc:  # kept: the message goes to quarantine with this reason
         return exc
 
@@ -41,7 +42,7 @@ def _warm_up() -> None:
     """Run once in a new worker: it is ready when this returns."""
 
 
-def _parse_remote(job: tuple[bytes, tuple[str, ...]]) -> InboundMessage | Exception:
+def _parse_remote(job: tuple[bytes, tuple[str, ...], str | None]) -> InboundMessage | Exception:
     result = _parse(*job)
     # The bytes are already in the parent: sending them back would double the traffic.
     return dataclasses.replace(result, raw=b"") if isinstance(result, InboundMessage) else result
@@ -58,37 +59,42 @@ class BatchParser:
         self._pool: ProcessPoolExecutor | None = None
         self._ready: Future[None] | None = None
 
-    def parse(self, datas: list[bytes]) -> Iterator[InboundMessage | Exception]:
+    def parse(self, datas: list[bytes], hashes: list[str] | None = None
+              ) -> Iterator[InboundMessage | Exception]:
         """Each message parsed, or the exception that stopped it, in the order given.
 
+        ``hashes``, if given, are the messages' content hashes, not to be computed again.
         The work is handed to the worker at once, before the first result is asked for.
         """
+        jobs = list(zip(datas, hashes or [None] * len(datas), strict=True))
         if self.workers > 0 and len(datas) >= self.threshold:
             try:
                 if self.start().done():
                     assert self._pool is not None
-                    jobs = ((data, self.candidates) for data in datas)
-                    results = self._pool.map(_parse_remote, jobs, chunksize=CHUNK)
-                    return self._collect(datas, results)
+                    results = self._pool.map(
+                        _parse_remote, ((data, self.candidates, known) for data, known in jobs),
+                        chunksize=CHUNK)
+                    return self._collect(jobs, results)
                 # Still starting: waiting for it would cost more than parsing here.
             except Exception as exc:  # cannot start a process here: parse here
                 log.warning("no parse worker (%s): parsing here", exc)
                 self.workers = 0
-        return (_parse(data, self.candidates) for data in datas)
+        return (_parse(data, self.candidates, known) for data, known in jobs)
 
-    def _collect(self, datas: list[bytes], results: Iterator[InboundMessage | Exception]
+    def _collect(self, jobs: list[tuple[bytes, str | None]],
+                 results: Iterator[InboundMessage | Exception]
                  ) -> Iterator[InboundMessage | Exception]:
         done = 0
         try:
-            for data, result in zip(datas, results, strict=False):
+            for (data, _), result in zip(jobs, results, strict=False):
                 done += 1
                 yield (dataclasses.replace(result, raw=data)
                        if isinstance(result, InboundMessage) else result)
         except Exception as exc:  # a dead or broken worker: parse the rest here
             log.warning("parse worker failed (%s): parsing here", type(exc).__name__)
             self.close()
-        for data in datas[done:]:
-            yield _parse(data, self.candidates)
+        for data, known in jobs[done:]:
+            yield _parse(data, self.candidates, known)
 
     def start(self) -> Future[None]:
         """Start the workers if they are not running; done once they can take work."""

@@ -265,10 +265,10 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
     parser = parser or BatchParser(app.rulebook.undeclared_charsets, workers=0)
     replay: _Replay | None = None
 
-    def parse(new: list[RawMessage]) -> Iterator[InboundMessage | Exception]:
+    def parse(new: list[RawMessage], hashes: list[str]) -> Iterator[InboundMessage | Exception]:
         nonlocal replay
         if replay is None:
-            replay = _Replay(parser.parse([raw.data for raw in new]))
+            replay = _Replay(parser.parse([raw.data for raw in new], hashes))
         return replay.again()
 
     try:
@@ -280,7 +280,8 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
 
 
 def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMessage],
-                  parse: Callable[[list[RawMessage]], Iterator[InboundMessage | Exception]],
+                  parse: Callable[[list[RawMessage], list[str]],
+                                  Iterator[InboundMessage | Exception]],
                   savepoints: bool) -> list[Outcome]:
     done: list[tuple[RawMessage, Inbound, InboundMessage | None]] = []
     with app.transaction() as session:
@@ -293,8 +294,9 @@ def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMes
                                       Inbound.uid.in_([raw.uid for raw in batch])))
         }
         new = [raw for raw in batch if raw.uid not in existing]
-        fresh = parse(new)
-        originals = _originals(session, {content_hash(raw.data) for raw in new})
+        hashes = [content_hash(raw.data) for raw in new]
+        fresh = parse(new, hashes)
+        originals = _originals(session, set(hashes))
         for raw in batch:
             known = existing.get(raw.uid)
             if known is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -14,11 +15,13 @@ def strip_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+@functools.lru_cache(maxsize=4096)
 def fold(text: str) -> str:
     """Lower-case, accent-free text with every run of punctuation or space made one space.
 
     Used wherever a person may type a word in many ways: subject tags, form labels,
     choice values. ``fold("Action(s) de formation  concernée(s) :")`` and
-    ``fold("action(s) de formation concernee(s)")`` are equal.
+    ``fold("action(s) de formation concernee(s)")`` are equal. Cached: the same labels
+    and choices are folded for every form that arrives.
     """
     return _NON_WORD.sub(" ", strip_accents(text).casefold()).strip()
