@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -393,11 +393,14 @@ def finish_batch(app: App, source: Source, outcomes: list[Outcome]) -> None:
             source.file([o.uid for o in group], folder)
         for o in group:
             o.finished = True
-    done = [o.row_id for o in outcomes if o.finished]
-    if done:
+    _mark_done(app, [o.row_id for o in outcomes if o.finished])
+
+
+def _mark_done(app: App, row_ids: list[int]) -> None:
+    if row_ids:
         with app.transaction() as session:
-            for row in session.scalars(select(Inbound).where(Inbound.id.in_(done))):
-                row.state = "done"
+            # One UPDATE: loading the rows to change one column cost more than the change.
+            session.execute(update(Inbound).where(Inbound.id.in_(row_ids)).values(state="done"))
 
 
 def settle_interrupted(app: App, source: Source, uidvalidity: str) -> int:
@@ -417,10 +420,7 @@ def settle_interrupted(app: App, source: Source, uidvalidity: str) -> int:
         return 0
     still_there = source.present([uid for _, uid in rows])
     gone = [row_id for row_id, uid in rows if uid not in still_there]
-    if gone:
-        with app.transaction() as session:
-            for row in session.scalars(select(Inbound).where(Inbound.id.in_(gone))):
-                row.state = "done"
+    _mark_done(app, gone)
     return len(gone)
 
 
