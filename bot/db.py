@@ -35,6 +35,9 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             # Erased personal data must not linger in free pages of the file.
             cursor.execute("PRAGMA secure_delete=ON")
+            # 512 KiB instead of 2 MiB per connection: the pages are in the OS's cache
+            # anyway, and the larger cache cost 2 MiB of the memory budget for no speed.
+            cursor.execute("PRAGMA cache_size=-512")
             cursor.close()
 
         @event.listens_for(engine, "begin")

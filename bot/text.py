@@ -15,13 +15,14 @@ def strip_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def fold(text: str) -> str:
     """Lower-case, accent-free text with every run of punctuation or space made one space.
 
     Used wherever a person may type a word in many ways: subject tags, form labels,
     choice values. ``fold("Action(s) de formation  concernée(s) :")`` and
     ``fold("action(s) de formation concernee(s)")`` are equal. Cached: the same labels
-    and choices are folded for every form that arrives.
+    and choices are folded for every form that arrives (and a small cache, because lines
+    of complainants' text pass through it too).
     """
     return _NON_WORD.sub(" ", strip_accents(text).casefold()).strip()
