@@ -144,7 +144,7 @@ def decode_header_value(value: object, candidates: tuple[str, ...] = DEFAULT_CHA
     if isinstance(value, bytes):
         if value.isascii() and b"=?" not in value:
             # Most fields (dates, ids, types) hold neither 8-bit bytes nor encoded words:
-            # decode_header would return them unchanged, at a tenth of a message's cost.
+            # decode_header and make_header would return them unchanged, slowly.
             return " ".join(value.decode("ascii").replace("\x00", "").split())
         value = decode_bytes(value, None, candidates)
     try:

@@ -327,7 +327,6 @@ def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMes
                 if savepoints:
                     with session.begin_nested():
                         row = _handle_one(session, app, raw, msg, row_base, originals)
-                    session.flush()  # a failure to write it is this message's failure
                 else:
                     row = _handle_one(session, app, raw, msg, row_base, originals)
                     session.flush()  # a failure to write it is this message's failure
