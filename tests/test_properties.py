@@ -110,3 +110,13 @@ def test_structured_messages_parse_and_stay_contained(
     for path in root.rglob("*"):
         assert path.resolve().is_relative_to(root)
     assert row.action != "quarantine" or row.error
+
+
+@SETTINGS
+@given(st.binary(max_size=200).filter(lambda b: b.isascii() and b"=?" not in b))
+def test_plain_ascii_header_fields_decode_as_the_general_path_does(value: bytes) -> None:
+    # decode_header_value skips RFC 2047 decoding for these: it must change nothing.
+    from bot.message import decode_header_value
+
+    general = str(email.header.make_header(email.header.decode_header(value.decode("ascii"))))
+    assert decode_header_value(value) == norm(general)
