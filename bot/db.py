@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import itertools
 from collections.abc import Iterable, Iterator
@@ -87,13 +88,25 @@ class RowBuffer:
 
     def __init__(self) -> None:
         self._rows: dict[type[Base], list[dict[str, Any]]] = {}
+        # (model, column names) -> how many held rows have each combination of values:
+        # counting by a scan would make a large batch quadratic.
+        self._counts: dict[tuple[type[Base], tuple[str, ...]], collections.Counter[Any]] = {}
 
     def add(self, model: type[Base], values: dict[str, Any]) -> None:
         self._rows.setdefault(model, []).append(values)
+        for (counted, names), counts in self._counts.items():
+            if counted is model:
+                counts[tuple(values[name] for name in names)] += 1
 
-    def held(self, model: type[Base]) -> list[dict[str, Any]]:
-        """The rows of ``model`` not written yet, oldest first."""
-        return self._rows.get(model, [])
+    def count(self, model: type[Base], **equal: Any) -> int:
+        """How many held rows of ``model`` have these column values."""
+        names = tuple(sorted(equal))
+        counts = self._counts.get((model, names))
+        if counts is None:
+            counts = collections.Counter(tuple(values[name] for name in names)
+                                         for values in self._rows.get(model, []))
+            self._counts[(model, names)] = counts
+        return counts[tuple(equal[name] for name in names)]
 
     def touches(self, models: Iterable[type[Any]]) -> bool:
         return any(model in self._rows for model in models)
@@ -101,6 +114,7 @@ class RowBuffer:
     def write(self, session: Session) -> None:
         """Insert every row held, in the order added (ids follow that order)."""
         rows, self._rows = self._rows, {}
+        self._counts.clear()
         connection = session.connection()
         for model, values in rows.items():
             # One executemany per run of rows that give the same columns.
@@ -126,10 +140,10 @@ def release_rows(session: Session) -> None:
         buffer.write(session)
 
 
-def held_rows(session: Session, model: type[Base]) -> list[dict[str, Any]]:
-    """Rows of ``model`` this session holds back (see :func:`hold_rows`), oldest first."""
+def held_count(session: Session, model: type[Base], **equal: Any) -> int:
+    """How many rows of ``model`` with these values this session holds back (not written)."""
     buffer: RowBuffer | None = session.info.get(_BUFFER)
-    return buffer.held(model) if buffer is not None else []
+    return buffer.count(model, **equal) if buffer is not None else 0
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from bot.db import append_row, held_rows
+from bot.db import append_row, held_count
 from bot.errors import DeliveryRefused, TransientError
 from bot.models import Complaint, Contact, Event, Outbox, Ticket
 
@@ -171,8 +171,7 @@ def enqueue(
         # rows early, and write the ones a batch holds back), plus those held back.
         recent = session.connection().execute(
             _RECENT_AUTOMATIC, {"address": to_address, "since": now - dt.timedelta(days=1)}
-        ).scalar_one() + sum(1 for held in held_rows(session, Outbox)
-                             if held["automatic"] and held["to_address"] == to_address)
+        ).scalar_one() + held_count(session, Outbox, to_address=to_address, automatic=True)
         if recent >= limit:
             log.warning("automatic %s not sent: %d automatic emails to this address in 24 h",
                         kind, recent)
