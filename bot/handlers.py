@@ -78,23 +78,32 @@ def _form_link(app: App, reference: str) -> str:
 
 # Built once: building a statement costs about as much as running it on SQLite.
 _CONTACT_BY_REFERENCE = select(Contact).where(Contact.reference == bindparam("reference"))
-_OPEN_CONTACT_BY_ADDRESS = (select(Contact)
-                            .where(Contact.sender_email == bindparam("address"),
-                                   Contact.status == "open")
-                            .order_by(Contact.received_at.desc()))
+_OPEN_CONTACTS_BY_ADDRESS = select(Contact).where(Contact.sender_email == bindparam("address"),
+                                                 Contact.status == "open")
 
 
 def _find_contact(session: Session, values: dict[str, str], email: str) -> Contact | None:
-    """The initial contact a submission follows: by its reference, else by the same address."""
+    """The initial contact a submission follows: by its reference, else by the same address.
+
+    A batch is flushed once, at its end (see :func:`bot.pipeline.handle_batch`), so the
+    contacts its earlier messages created are not in the database yet, and those they
+    converted still say ``open`` there: the session's objects are looked at, not only the
+    rows. Flushing instead would cost one flush per submission.
+    """
     reference = values.get("reference", "")
-    # Earlier messages are flushed (once each): what is pending is this message's own rows,
-    # which can wait for its flush.
+    pending = [obj for obj in session.new if isinstance(obj, Contact)]
     with session.no_autoflush:
         if reference:
-            contact = session.scalar(_CONTACT_BY_REFERENCE, {"reference": reference})
+            contact = next((c for c in pending if c.reference == reference), None)
+            if contact is None:
+                contact = session.scalar(_CONTACT_BY_REFERENCE, {"reference": reference})
             if contact is not None:
                 return contact
-        return session.scalar(_OPEN_CONTACT_BY_ADDRESS, {"address": email})
+        # The rows come back as the session's objects, with this batch's changes on them.
+        candidates = [c for c in session.scalars(_OPEN_CONTACTS_BY_ADDRESS, {"address": email})
+                      if c.status == "open"]
+    candidates += [c for c in pending if c.sender_email == email and c.status == "open"]
+    return max(candidates, key=lambda c: c.received_at, default=None)
 
 
 def register(session: Session, app: App, msg: InboundMessage, row: Inbound,

@@ -86,6 +86,46 @@ def test_form_submission_links_to_initial_contact(env: BotEnv) -> None:
     assert not (env.config.dossiers / contact.reference).exists()
 
 
+def test_one_batch_sees_what_its_earlier_messages_did(env: BotEnv) -> None:
+    # A batch is flushed once, at its end: a message must still find the contact an earlier
+    # message of the same batch created, and a copy must still follow its original.
+    env.append(samples.form_submission(form(**{"Adresse e-mail": "luc@example.org"})))
+    env.run()  # the year's counter exists: nothing in the batch below has to flush early
+    submission = samples.form_submission()
+    env.append(samples.free_text())  # from jeanne.martin@example.org, as the form says
+    env.append(submission)
+    env.append(submission)
+    env.append(samples.form_submission(form(**{"Adresse e-mail": "paul@example.org"})))
+    summary = env.run()
+    assert summary.fetched == 4 and env.config.bot.batch_size >= 4
+
+    [contact] = env.contacts()
+    _, first, second = env.complaints()
+    assert (first.client_email, second.client_email) == ("jeanne.martin@example.org",
+                                                         "paul@example.org")
+    assert first.initial_reference == contact.reference
+    assert contact.status == "converted" and contact.complaint_id == first.id
+    assert second.initial_reference == second.number  # no contact of Paul's to follow
+    rows = env.inbound()[1:]
+    assert [r.action for r in rows] == ["new_contact", "submission", "duplicate", "submission"]
+    assert rows[2].duplicate_of == rows[1].id
+    assert len(env.smtp.handler.to("jeanne.martin@example.org")) == 2  # form link, ack
+
+    # A contact of the register converted by a message of the batch still says "open" in
+    # the database until the batch's flush: the next submission must not follow it too.
+    env.append(samples.free_text(sender="Paul <paul@example.org>"))
+    env.run()
+    [paul] = [c for c in env.contacts() if c.sender_email == "paul@example.org"]
+    env.append(samples.form_submission(form(**{"Adresse e-mail": "paul@example.org",
+                                                "Objet de la réclamation": "Facture"})))
+    env.append(samples.form_submission(form(**{"Adresse e-mail": "paul@example.org",
+                                                "Objet de la réclamation": "Horaires"})))
+    env.run()
+    third, fourth = env.complaints()[3:]
+    assert third.initial_reference == paul.reference
+    assert fourth.initial_reference == fourth.number
+
+
 # --- 2 and 4. The official form, plain text and HTML: registered and acknowledged ------------
 
 
