@@ -169,6 +169,24 @@ def startup(runs: int = 15) -> dict[str, float]:
     return {"help_median_s": statistics.median(times), "help_max_s": max(times)}
 
 
+def _loop_seconds() -> float:
+    started = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return time.perf_counter() - started
+
+
+def calibration(runs: int = 5) -> float:
+    """Seconds for a fixed pure-Python loop, median of ``runs``: this machine's speed now.
+
+    A shared machine's speed drifts (here, by up to three times from hour to hour); the
+    bench measures this before and after its phases, so figures of two runs can be told
+    apart from the machine's mood.
+    """
+    return statistics.median(_loop_seconds() for _ in range(runs))
+
+
 def machine() -> dict[str, str]:
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in
@@ -191,6 +209,7 @@ def main() -> None:
     dovecot = start_dovecot()
     smtp = SmtpServer()
     results: dict[str, object] = {"machine": machine()}
+    speed_before = calibration()
     try:
         results["throughput"] = throughput(dovecot, smtp, args.messages)
         results["throughput_worker"] = throughput(dovecot, smtp, args.messages, workers=1)
@@ -202,6 +221,8 @@ def main() -> None:
         if args.latency:
             results["latency"] = latency(dovecot, args.latency)
         results["startup"] = startup()
+        results["calibration"] = {"loop_seconds_before": speed_before,
+                                  "loop_seconds_after": calibration()}
     finally:
         smtp.stop()
         dovecot.stop()
