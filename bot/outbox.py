@@ -312,11 +312,46 @@ def _not_sent(session: Session, app: App, row_id: int, outcome: str, error: str,
     _report_refusal(session, app, row, error)
 
 
+@dataclass
+class _Attempt:
+    """One email handed to the sink, whose outcome is yet to be booked."""
+
+    row_id: int
+    claimed: Any  # the row's columns, as _CLAIM read them
+    outcome: str  # sent, deferred or failed
+    error: str = ""
+
+
+def _book(session: Session, app: App, attempt: _Attempt, now: dt.datetime,
+          report: SendReport) -> tuple[str | None, dt.datetime]:
+    """Record what became of ``attempt``; for a sent email, the dossier to keep it in."""
+    sent_at = app.clock()
+    if attempt.outcome != "sent":
+        _not_sent(session, app, attempt.row_id, attempt.outcome, attempt.error, now, report)
+        return None, sent_at
+    session.connection().execute(_SENT, {"row_id": attempt.row_id, "sent_at": sent_at})
+    report.sent += 1
+    return dossier_reference(session, attempt.claimed), sent_at
+
+
+def _after_booking(app: App, attempt: _Attempt, reference: str | None,
+                   sent_at: dt.datetime) -> None:
+    if attempt.outcome != "sent":
+        return
+    if reference is not None:
+        app.dossiers.store_sent(reference, sent_at, attempt.claimed.kind, attempt.row_id,
+                                attempt.claimed.raw)
+    log.info("sent %s (%s) for %s", attempt.claimed.kind, attempt.row_id, reference or "-")
+
+
 def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
     """Send every due email over one sink connection; bookkeeping committed per email.
 
     Each row goes ``pending`` → ``sending`` (committed) → handed to the sink → ``sent``
-    (committed): a crash leaves at most the one row being sent in ``sending``.
+    (committed): a crash leaves at most the one row being sent in ``sending``. The outcome
+    of one email and the claim of the next are committed together, one transaction per
+    email instead of two (the bookkeeping cost more than the SMTP exchange), which keeps
+    that window to one row.
     """
     report = SendReport()
     now = app.clock()
@@ -329,33 +364,30 @@ def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
         ).scalars().all()
     if not due:
         return report
-    with sink.connect() as connection:
-        for row_id in due:
+    with sink.connect() as connection, app.sessions() as session:
+        done: _Attempt | None = None  # handed to the sink, not booked yet
+        for row_id in [*due, None]:
             which = {"row_id": row_id}
-            with app.transaction() as session:
-                # Columns and a plain UPDATE: an ORM load of the row cost more than sending it.
-                claimed = session.connection().execute(_CLAIM, which).first()
-                if claimed is None or not session.connection().execute(_SENDING,
-                                                                       which).rowcount:
-                    continue  # another pass sent it meanwhile
-            outcome = "sent"
-            error = ""
+            with session.begin():
+                booked = _book(session, app, done, now, report) if done else None
+                claimed = None
+                if row_id is not None:
+                    # Columns and a plain UPDATE: an ORM load cost more than sending it.
+                    claimed = session.connection().execute(_CLAIM, which).first()
+                    if claimed is not None and not session.connection().execute(
+                            _SENDING, which).rowcount:
+                        claimed = None  # another pass sent it meanwhile
+            if done is not None and booked is not None:
+                _after_booking(app, done, *booked)
+            done = None
+            if claimed is None:
+                continue
+            attempt = _Attempt(row_id, claimed, "sent")
             try:
                 connection.send(claimed.envelope_from, list(claimed.recipients), claimed.raw)
             except TransientError as exc:
-                outcome, error = "deferred", str(exc)[:2000]
+                attempt.outcome, attempt.error = "deferred", str(exc)[:2000]
             except DeliveryRefused as exc:
-                outcome, error = "failed", str(exc)[:2000]
-            with app.transaction() as session:
-                if outcome == "sent":
-                    sent_at = app.clock()
-                    session.connection().execute(_SENT, {**which, "sent_at": sent_at})
-                    report.sent += 1
-                    reference = dossier_reference(session, claimed)
-                else:
-                    _not_sent(session, app, row_id, outcome, error, now, report)
-                    continue
-            if reference is not None:
-                app.dossiers.store_sent(reference, sent_at, claimed.kind, row_id, claimed.raw)
-            log.info("sent %s (%s) for %s", claimed.kind, row_id, reference or "-")
+                attempt.outcome, attempt.error = "failed", str(exc)[:2000]
+            done = attempt
     return report

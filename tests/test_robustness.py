@@ -3,6 +3,7 @@ email helpdesks has its own test here, through the real Dovecot and SMTP servers
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -255,6 +256,47 @@ def test_smtp_down_loses_nothing(env: BotEnv) -> None:
     env.run()
     assert len(env.smtp.handler.received) == 2
     assert {r.status for r in env.outbox()} == {"sent"}
+
+
+def test_a_send_stopped_midway_leaves_one_row_in_doubt(env: BotEnv) -> None:
+    # One email's outcome and the next one's claim share a transaction: a process stopped
+    # while it hands over the second email leaves the first booked as sent, the second
+    # "sending" (sent again, marked interrupted) and the third untouched.
+    from bot.outbox import recover_interrupted, send_pending
+    from bot.pipeline import process_mailbox
+    from bot.sinks import make_sink
+    from bot.sources import make_source
+
+    for name in ("anne", "bruno", "chloe"):
+        env.append(samples.free_text(sender=f"{name} <{name}@example.org>"))
+    source = make_source(env.config)
+    process_mailbox(env.app, source, sink=None)
+    source.close()
+    real = make_sink(env.config)
+    handed: list[bytes] = []
+
+    class Stopping:
+        @contextlib.contextmanager
+        def connect(self):  # type: ignore[no-untyped-def]
+            with real.connect() as connection:
+                class Once:
+                    def send(self, envelope_from, recipients, raw):  # type: ignore[no-untyped-def]
+                        if len(handed) == 1:
+                            raise KeyboardInterrupt("stopped while handing over the second")
+                        handed.append(raw)
+                        connection.send(envelope_from, recipients, raw)
+                yield Once()
+
+    with pytest.raises(KeyboardInterrupt):
+        send_pending(env.app, Stopping())
+    assert [(r.status, r.interrupted) for r in env.outbox()] == [
+        ("sent", False), ("sending", False), ("pending", False)]
+    assert recover_interrupted(env.app) == 1
+    assert send_pending(env.app, real).sent == 2
+    assert [(r.status, r.interrupted) for r in env.outbox()] == [
+        ("sent", False), ("sent", True), ("sent", False)]
+    assert [len(env.smtp.handler.to(f"{n}@example.org")) for n in ("anne", "bruno", "chloe")
+            ] == [1, 1, 1]
 
 
 # --- Bad input ----------------------------------------------------------------------------------
