@@ -78,8 +78,10 @@ def _form_link(app: App, reference: str) -> str:
 
 # Built once: building a statement costs about as much as running it on SQLite.
 _CONTACT_BY_REFERENCE = select(Contact).where(Contact.reference == bindparam("reference"))
-_OPEN_CONTACTS_BY_ADDRESS = select(Contact).where(Contact.sender_email == bindparam("address"),
-                                                 Contact.status == "open")
+# Ids only, on the connection: most submissions have no contact to follow, and an ORM
+# query costs three times as much as the statement to find that out.
+_OPEN_CONTACTS_BY_ADDRESS = select(Contact.id).where(Contact.sender_email == bindparam("address"),
+                                                    Contact.status == "open")
 
 
 def _find_contact(session: Session, values: dict[str, str], email: str) -> Contact | None:
@@ -99,9 +101,11 @@ def _find_contact(session: Session, values: dict[str, str], email: str) -> Conta
                 contact = session.scalar(_CONTACT_BY_REFERENCE, {"reference": reference})
             if contact is not None:
                 return contact
-        # The rows come back as the session's objects, with this batch's changes on them.
-        candidates = [c for c in session.scalars(_OPEN_CONTACTS_BY_ADDRESS, {"address": email})
-                      if c.status == "open"]
+        # Loaded as the session's objects, with this batch's changes on them.
+        found = session.connection().execute(_OPEN_CONTACTS_BY_ADDRESS, {"address": email})
+        candidates = [c for (contact_id,) in found
+                      if (c := session.get(Contact, contact_id)) is not None
+                      and c.status == "open"]
     candidates += [c for c in pending if c.sender_email == email and c.status == "open"]
     return max(candidates, key=lambda c: c.received_at, default=None)
 
