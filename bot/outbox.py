@@ -71,8 +71,17 @@ def _header(name: str, value: str) -> bytes:
     return f"{name}: {folded}\r\n".encode("ascii")
 
 
+def _base64_lines(data: bytes) -> bytes:
+    """``data`` in base64, lines of 76 characters ended by CRLF (RFC 2045).
+
+    The same lines as ``base64.encodebytes``, which encodes 57 bytes per Python call.
+    """
+    encoded = base64.b64encode(data)
+    return b"".join(encoded[i:i + 76] + b"\r\n" for i in range(0, len(encoded), 76))
+
+
 def _part(content_type: str, data: bytes, extra: str = "") -> bytes:
-    body = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    body = _base64_lines(data)
     return (f"Content-Type: {content_type}\r\nContent-Transfer-Encoding: base64\r\n{extra}"
             "\r\n").encode("ascii") + body
 

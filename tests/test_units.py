@@ -287,3 +287,14 @@ def test_parse_worker_killed_mid_batch_loses_nothing() -> None:
     assert len([first, *rest]) == len(datas)
     assert [repr(m) for m in [first, *rest]] == [repr(m) for m in here]
     assert [repr(m) for m in again] == [repr(m) for m in here[:5]]
+
+
+@pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 114, 115, 4000])
+def test_base64_lines_are_those_of_the_stdlib(size: int) -> None:
+    import base64
+    import random
+
+    from bot.outbox import _base64_lines
+
+    data = random.Random(size).randbytes(size)
+    assert _base64_lines(data) == base64.encodebytes(data).replace(b"\n", b"\r\n")
