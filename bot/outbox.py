@@ -376,6 +376,8 @@ def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
     with sink.connect() as connection, app.sessions() as session:
         done: _Attempt | None = None  # handed to the sink, not booked yet
         for row_id in [*due, None]:
+            if row_id is None and done is None:
+                break  # nothing left to book
             which = {"row_id": row_id}
             with session.begin():
                 booked = _book(session, app, done, now, report) if done else None
