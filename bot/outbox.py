@@ -332,21 +332,20 @@ class _Attempt:
 
 
 def _book(session: Session, app: App, attempt: _Attempt, now: dt.datetime,
-          report: SendReport) -> tuple[str | None, dt.datetime]:
-    """Record what became of ``attempt``; for a sent email, the dossier to keep it in."""
-    sent_at = app.clock()
+          report: SendReport) -> tuple[str | None, dt.datetime] | None:
+    """Record what became of ``attempt``; if it was sent, its dossier and when it was sent."""
     if attempt.outcome != "sent":
         _not_sent(session, app, attempt.row_id, attempt.outcome, attempt.error, now, report)
-        return None, sent_at
+        return None
+    sent_at = app.clock()
     session.connection().execute(_SENT, {"row_id": attempt.row_id, "sent_at": sent_at})
     report.sent += 1
     return dossier_reference(session, attempt.claimed), sent_at
 
 
-def _after_booking(app: App, attempt: _Attempt, reference: str | None,
-                   sent_at: dt.datetime) -> None:
-    if attempt.outcome != "sent":
-        return
+def _keep_sent(app: App, attempt: _Attempt, reference: str | None,
+               sent_at: dt.datetime) -> None:
+    """After the commit: a copy of the sent email in its dossier."""
     if reference is not None:
         app.dossiers.store_sent(reference, sent_at, attempt.claimed.kind, attempt.row_id,
                                 attempt.claimed.raw)
@@ -389,7 +388,7 @@ def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
                             _SENDING, which).rowcount:
                         claimed = None  # another pass sent it meanwhile
             if done is not None and booked is not None:
-                _after_booking(app, done, *booked)
+                _keep_sent(app, done, *booked)
             done = None
             if claimed is None:
                 continue

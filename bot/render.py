@@ -73,7 +73,6 @@ class Renderer:
         self.env.filters["date_fr"] = date_fr
         self.env.filters["datetime_fr"] = datetime_fr
         self.env.globals.update(globals_ or {})
-        self._templates: dict[str, Any] = {}
 
     def render(self, kind: str, **context: Any) -> Rendered:
         """Render the three parts of ``kind``; :class:`TemplateError` names what failed."""
@@ -83,10 +82,7 @@ class Renderer:
         for suffix in ("subject.txt", "txt", "html"):
             name = f"{kind}.{suffix}"
             try:
-                template = self._templates.get(name)
-                if template is None:
-                    template = self._templates[name] = self.env.get_template(name)
-                parts.append(template.render(**context))
+                parts.append(self.env.get_template(name).render(**context))
             except JinjaError as exc:
                 raise TemplateError(f"templates/{name}: {exc}") from exc
         subject = " ".join(parts[0].split())  # one line: no header injection through a value
