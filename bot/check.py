@@ -6,9 +6,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.errors import ReclambotError
+
+if TYPE_CHECKING:
+    from bot.sources.imap import ImapSource
 
 #: Every kind of email the bot sends: each needs its three templates.
 EMAIL_KINDS = (
@@ -86,19 +90,64 @@ def _dossiers(config: Config) -> str:
     return f"{config.dossiers} is writable"
 
 
-def _source(config: Config) -> str:
+#: What the bot does when the server lacks an extension (``None``: it needs none).
+def _fallbacks(config: Config, capabilities: set[str]) -> dict[str, str]:
+    moved = ("UID COPY, then \\Deleted and UID EXPUNGE of the original" if "UIDPLUS" in
+             capabilities else "UID COPY; the original stays flagged \\Deleted \\Seen and "
+             "is skipped (never a bare EXPUNGE)")
+    return {
+        "IDLE": f"polling every {config.bot.poll_interval:g} s",
+        "MOVE": moved,
+        "UIDPLUS": ("not needed (MOVE)" if "MOVE" in capabilities
+                    else "filed originals stay flagged \\Deleted \\Seen, skipped"),
+        "CONDSTORE": "not needed: the bot keeps a UID watermark",
+        "UTF8=ACCEPT": "not needed: folder names travel in modified UTF-7",
+        "SPECIAL-USE": "not needed: the bot's folders are named in [folders]",
+    }
+
+
+def _source(config: Config) -> list[CheckResult]:
+    """The mailbox: namespace, extensions and the fallback for each missing one, folders.
+
+    The three folders are created when missing (as ``run`` would) and opened, so that an
+    OK here means ``run`` can file into them.
+    """
     from bot.sources import make_source
+    from bot.sources.imap import ImapSource
 
     source = make_source(config)
     try:
         uidvalidity = source.uidvalidity()
-        folders = (config.folders.processed, config.folders.ignored, config.folders.quarantine)
-        client = getattr(source, "client", None)
-        missing = [f for f in folders if client is not None and not client.folder_exists(f)]
+        if not isinstance(source, ImapSource):
+            return [CheckResult("mailbox", True, f"{source.mailbox} (UIDVALIDITY {uidvalidity})")]
+        results = [
+            CheckResult("mailbox", True, f"{source.mailbox}: server folder '{source.watched}' "
+                                         f"(UIDVALIDITY {uidvalidity})"),
+            CheckResult("namespace", True, source.namespace.describe()),
+        ]
+        capabilities = source.capabilities()
+        for name, fallback in _fallbacks(config, capabilities).items():
+            detail = "yes" if name in capabilities else f"missing: {fallback}"
+            results.append(CheckResult("imap", True, f"{name}: {detail}"))
+        results.extend(_folders(source))
+        return results
     finally:
         source.close()
-    note = f"; will create {', '.join(missing)}" if missing else ""
-    return f"{source.mailbox} (UIDVALIDITY {uidvalidity}){note}"
+
+
+def _folders(source: ImapSource) -> Iterator[CheckResult]:
+    before = source.server_names()
+    existing = source.existing_folders()
+    for key, name in source.folder_keys().items():
+        try:
+            server_name = source.ensure_folder(name)
+            source.open_folder(server_name)
+        except ReclambotError as exc:
+            yield CheckResult("folder", False, f"{key} = {name!r}: {exc}")
+            continue
+        how = "exists" if before[key] in existing else "created"
+        yield CheckResult("folder", True, f"{key} = {name!r}: server folder '{server_name}' "
+                                          f"({how})")
 
 
 def _sink(config: Config) -> str:
@@ -126,7 +175,7 @@ def _oauth2(config: Config) -> str:
             f"access token valid until {until}")
 
 
-CHECKS: tuple[tuple[str, Callable[[Config], str]], ...] = (
+CHECKS: tuple[tuple[str, Callable[[Config], str | list[CheckResult]]], ...] = (
     ("rules", _rules),
     ("templates", _templates),
     ("database", _database),
@@ -141,9 +190,14 @@ def run_checks(config: Config) -> Iterator[CheckResult]:
     """Run every check, even after a failure, so that all problems show at once."""
     for name, check in CHECKS:
         try:
-            yield CheckResult(name, True, check(config))
+            found = check(config)
         except (ReclambotError, OSError) as exc:
             yield CheckResult(name, False, str(exc))
+            continue
+        if isinstance(found, str):
+            yield CheckResult(name, True, found)
+        else:
+            yield from found
 
 
 def config_result(path: Path | None) -> tuple[Config | None, CheckResult]:

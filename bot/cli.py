@@ -228,6 +228,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"handled {summary.fetched} message(s){' (' + actions + ')' if actions else ''}; "
                   f"sent {summary.sent.sent}, deferred {summary.sent.deferred}, "
                   f"refused {summary.sent.refused}")
+            if summary.unfiled:
+                print(f"{summary.unfiled} message(s) handled but not filed: their folder "
+                      "failed (see reclambot status); the next pass files them")
         else:
             run_forever(app)
     return 0

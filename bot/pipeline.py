@@ -8,7 +8,9 @@ leaves a state from which the next run finishes the work without doing anything 
 
 - before commit: nothing happened; the batch is fetched and handled again;
 - after commit, before filing: the message is still in the inbox, its row says
-  ``committed``; the next run sees the row, writes the dossier and files it;
+  ``committed``; the next run sees the row, writes the dossier and files it. A filing
+  that fails (a folder that cannot be created or reached) leaves the same state, and
+  never stops the outbox: the emails the batch committed are sent all the same;
 - after sending, before the outbox row is marked: the email is sent again with the same
   Message-ID (the only window SMTP leaves open).
 """
@@ -29,7 +31,7 @@ from bot.app import App
 from bot.classify import Action, Match, classify
 from bot.config import LimitsConfig
 from bot.db import hold_rows, release_rows
-from bot.errors import MessageError
+from bot.errors import ConfigError, MessageError, ReclambotError, SourceError
 from bot.handlers import handle
 from bot.message import InboundMessage, content_hash, parse_message
 from bot.models import Complaint, Contact, Inbound, MailboxState, Ticket
@@ -37,7 +39,7 @@ from bot.outbox import SendReport, send_pending
 from bot.parsing import BatchParser
 from bot.sinks import Sink
 from bot.sources import RawMessage, Source
-from bot.status import record_setting
+from bot.status import FilingLog, record_setting
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class Outcome:
     dossier: str | None = None
     absorb: list[str] = field(default_factory=list)
     finished: bool = False
+    #: Committed by an earlier pass that could not file it: only the filing is left.
+    resumed: bool = False
 
 
 @dataclass
@@ -83,10 +87,16 @@ class RunSummary:
     fetched: int = 0
     actions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     sent: SendReport = field(default_factory=SendReport)
+    #: Messages handled for the first time (not only filed after an earlier failure).
+    new: int = 0
+    #: Messages handled but not filed: their folder failed; the next pass tries again.
+    unfiled: int = 0
 
     def add(self, outcome: Outcome) -> None:
         self.fetched += 1
         self.actions[outcome.action] += 1
+        self.new += not outcome.resumed
+        self.unfiled += not outcome.finished
 
 
 def _folder_name(app: App, key: str) -> str:
@@ -356,7 +366,9 @@ def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMes
         except Exception as exc:  # a message's row refused: find which, message by message
             raise _HandlingFailed(None) from exc
         plans = _dossier_plans(session, [row for _, row, _ in done])
-    return [_outcome(raw.uid, row, msg, plans[row.id]) for raw, row, msg in done]
+    earlier = {row.id for row in existing.values()}
+    return [_outcome(raw.uid, row, msg, plans[row.id], resumed=row.id in earlier)
+            for raw, row, msg in done]
 
 
 def _reparse(app: App, raw: RawMessage) -> InboundMessage | None:
@@ -367,15 +379,21 @@ def _reparse(app: App, raw: RawMessage) -> InboundMessage | None:
 
 
 def _outcome(uid: str, row: Inbound, msg: InboundMessage | None,
-             plan: tuple[str | None, list[str]]) -> Outcome:
+             plan: tuple[str | None, list[str]], resumed: bool) -> Outcome:
     dossier, absorb = plan
     return Outcome(uid=uid, row_id=row.id, action=row.action, folder=row.folder, message=msg,
                    received_at=row.received_at or row.processed_at, dossier=dossier,
-                   absorb=absorb)
+                   absorb=absorb, resumed=resumed)
 
 
-def finish_batch(app: App, source: Source, outcomes: list[Outcome]) -> None:
-    """After commit: write dossiers, file messages, and record that they are done."""
+def finish_batch(app: App, source: Source, outcomes: list[Outcome],
+                 filing: FilingLog | None = None) -> None:
+    """After commit: write dossiers, file messages, and record that they are done.
+
+    A folder that cannot be filed into leaves its messages ``committed`` in the inbox,
+    noted in ``filing`` (shown by ``reclambot status`` and the director's digest); the
+    other folders are filed all the same, and the next pass tries again.
+    """
     by_folder: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         if outcome.dossier is not None:
@@ -395,7 +413,16 @@ def finish_batch(app: App, source: Source, outcomes: list[Outcome]) -> None:
         by_folder[outcome.folder].append(outcome)
     for folder, group in by_folder.items():
         if folder:
-            source.file([o.uid for o in group], folder)
+            try:
+                source.file([o.uid for o in group], folder)
+            except (SourceError, ConfigError) as exc:
+                log.error("%d message(s) not filed in %s (tried again at the next pass): %s",
+                          len(group), folder, exc)
+                if filing is not None:
+                    filing.failed(folder, str(exc), len(group))
+                continue
+            if filing is not None:
+                filing.succeeded(folder)
         for o in group:
             o.finished = True
     _mark_done(app, [o.row_id for o in outcomes if o.finished])
@@ -435,8 +462,29 @@ def _watermark(session: Session, mailbox: str) -> MailboxState | None:
 
 def process_mailbox(app: App, source: Source, sink: Sink | None = None,
                     progress: Callable[[int], None] | None = None) -> RunSummary:
-    """Handle everything waiting in ``source``; send the outbox after each batch."""
+    """Handle everything waiting in ``source``; send the outbox after each batch.
+
+    The outbox never waits on the mailbox: when the source fails (server down, a folder
+    that cannot be reached), what is committed is still sent before the error is raised.
+    """
     summary = RunSummary()
+    try:
+        _process_mailbox(app, source, summary, sink, progress)
+    except SourceError:
+        if sink is not None:
+            try:
+                _add_report(summary.sent, send_pending(app, sink))
+            except ReclambotError as exc:  # the source's failure is the one to report
+                log.warning("outbox not sent either: %s", exc)
+        raise
+    if sink is not None:
+        _add_report(summary.sent, send_pending(app, sink))
+    record_setting(app, "last_poll", app.clock().isoformat(timespec="seconds"))
+    return summary
+
+
+def _process_mailbox(app: App, source: Source, summary: RunSummary, sink: Sink | None,
+                     progress: Callable[[int], None] | None) -> None:
     uidvalidity = source.uidvalidity()
     settle_interrupted(app, source, uidvalidity)
     after = 0
@@ -453,19 +501,16 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
         _process(app, source, uidvalidity, after, parser, summary, sink, progress)
     finally:
         parser.close()
-    if sink is not None:
-        _add_report(summary.sent, send_pending(app, sink))
-    record_setting(app, "last_poll", app.clock().isoformat(timespec="seconds"))
-    return summary
 
 
 def _process(app: App, source: Source, uidvalidity: str, after: int, parser: BatchParser,
              summary: RunSummary, sink: Sink | None,
              progress: Callable[[int], None] | None) -> None:
+    filing = FilingLog(app)
     for batch in source.fetch(after, app.config.bot.batch_size,
                               app.config.limits.max_message_bytes):
         outcomes = handle_batch(app, source, uidvalidity, batch, parser)
-        finish_batch(app, source, outcomes)
+        finish_batch(app, source, outcomes, filing)
         for outcome in outcomes:
             summary.add(outcome)
         if progress is not None:

@@ -102,7 +102,10 @@ def run_forever(app: App, stop: threading.Event | None = None,
                 if summary.fetched:
                     log.info("handled %d message(s), sent %d email(s)",
                              summary.fetched, summary.sent.sent)
-                    continue  # more may have come meanwhile: look again before waiting
+                if summary.new:
+                    # More may have come meanwhile: look again before waiting. Messages
+                    # only left to file (their folder failed) wait for the next pass.
+                    continue
                 scheduler.run_pending()
                 idle = scheduler.idle_seconds
                 bot = app.config.bot

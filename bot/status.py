@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bot.models import Complaint, Inbound, Outbox, Setting
 
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
     from bot.app import App
 
 MAX_ERRORS = 10
+FILING_KEY = "filing_failures"
+#: Passes in a row that failed to file into one folder before the director is told.
+REPORT_FILING_AFTER = 3
 
 
 def record_setting(app: App, key: str, value: str) -> None:
@@ -41,6 +45,52 @@ def record_error(app: App, message: str) -> None:
                 row.value = value
     except Exception:  # the database may be what failed: the log has it anyway
         pass
+
+
+def filing_failures(session: Session) -> dict[str, dict[str, Any]]:
+    """Folders the bot currently fails to file into: ``{folder: {count, since, last, error}}``."""
+    row = session.get(Setting, FILING_KEY)
+    return json.loads(row.value) if row is not None else {}
+
+
+def repeated_filing_failures(session: Session) -> list[dict[str, Any]]:
+    """The failures to report: the same folder failed ``REPORT_FILING_AFTER`` passes or more."""
+    return [{"folder": folder, **detail} for folder, detail in
+            sorted(filing_failures(session).items())
+            if detail.get("count", 0) >= REPORT_FILING_AFTER]
+
+
+class FilingLog:
+    """Failures to file handled messages into their folders, kept while they last.
+
+    Read once per pass and written only when something changes, so that a pass whose
+    filing works costs no write. A folder that works again is forgotten.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        with app.sessions() as session:
+            self.failures = filing_failures(session)
+        self._reported: set[str] = set()  # failed already in this pass: counted once
+
+    def failed(self, folder: str, error: str, messages: int) -> None:
+        """Filing ``messages`` into ``folder`` failed with ``error``."""
+        now = self.app.clock().isoformat(timespec="seconds")
+        detail = self.failures.setdefault(folder, {"count": 0, "since": now})
+        if folder not in self._reported:
+            detail["count"] = int(detail.get("count", 0)) + 1
+            self._reported.add(folder)
+        detail.update(last=now, error=error[:300], messages=messages)
+        self._save()
+
+    def succeeded(self, folder: str) -> None:
+        """Filing into ``folder`` worked: its failures, if any, are over."""
+        if folder in self.failures and folder not in self._reported:
+            del self.failures[folder]
+            self._save()
+
+    def _save(self) -> None:
+        record_setting(self.app, FILING_KEY, json.dumps(self.failures, ensure_ascii=False))
 
 
 def status_lines(app: App) -> list[str]:
@@ -77,7 +127,14 @@ def status_lines(app: App) -> list[str]:
         for row in quarantined:
             reason = row.rules[0]["reason"] if row.rules else row.error
             lines.append(f"  {cell(row.processed_at)}  uid {row.uid}: {reason[:70]}")
+        unfiled = filing_failures(session)
         errors = json.loads(errors_row.value) if errors_row else []
+        lines.append(f"{'Classement en échec':<24}{len(unfiled) or 'aucun'}")
+        for folder, detail in sorted(unfiled.items()):
+            since = cell(dt.datetime.fromisoformat(detail["since"]))
+            lines.append(f"  « {folder} » : {detail['count']} relève(s) depuis le {since}, "
+                         f"{detail.get('messages', 0)} message(s) en attente — "
+                         f"{str(detail.get('error', ''))[:70]}")
         lines.append(f"{'Dernières erreurs':<24}{len(errors) or 'aucune'}")
         for when, message in errors[:5]:
             lines.append(f"  {when}  {message[:90]}")

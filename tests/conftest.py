@@ -1,4 +1,9 @@
-"""Fixtures: the real Dovecot and SMTP servers, and a bot configured against them."""
+"""Fixtures: the real IMAP and SMTP servers, and a bot configured against them.
+
+Tests marked ``mailbox`` run once per IMAP server of the matrix (``RECLAMBOT_TEST_IMAP``:
+``all``, the default, or a comma-separated list of :data:`tests.servers.LAYOUTS`); every
+other test runs against Debian's Dovecot as installed.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +23,14 @@ from bot.models import Complaint, Contact, Inbound, Outbox, Ticket
 from bot.pipeline import RunSummary
 from bot.runner import run_once
 from tests.servers import (
+    DEFAULT_LAYOUT,
     DOVECOT_PASSWORD,
+    LAYOUTS,
     Dovecot,
+    ImapServer,
     Postgres,
     SmtpServer,
-    start_dovecot,
+    start_imap,
     start_postgres,
 )
 
@@ -54,11 +62,58 @@ def database_url(tmp_path: Path, postgres: Postgres | None) -> str:
     return postgres.database()
 
 
+def imap_matrix() -> list[str]:
+    """The IMAP layouts the ``mailbox`` tests run against."""
+    chosen = os.environ.get("RECLAMBOT_TEST_IMAP", "all").strip()
+    names = list(LAYOUTS) if chosen == "all" else [n.strip() for n in chosen.split(",") if n]
+    unknown = [n for n in names if n not in LAYOUTS]
+    if unknown:
+        raise pytest.UsageError(f"RECLAMBOT_TEST_IMAP: unknown {', '.join(unknown)}; "
+                                f"known: {', '.join(LAYOUTS)}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "imap_server" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+            "mailbox"):
+        metafunc.parametrize("imap_server", imap_matrix(), indirect=True)
+
+
+class ServerPool:
+    """One server per layout for the whole session, started when a test first needs it."""
+
+    def __init__(self) -> None:
+        self.servers: dict[str, ImapServer] = {}
+
+    def get(self, name: str) -> ImapServer:
+        if name not in self.servers:
+            self.servers[name] = start_imap(LAYOUTS[name])
+        return self.servers[name]
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
 @pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    server = start_dovecot()
-    yield server
-    server.stop()
+def imap_servers() -> Iterator[ServerPool]:
+    pool = ServerPool()
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture()
+def imap_server(request: pytest.FixtureRequest, imap_servers: ServerPool) -> ImapServer:
+    """The IMAP server of this test: the matrix's for ``mailbox`` tests, else the default."""
+    return imap_servers.get(getattr(request, "param", DEFAULT_LAYOUT))
+
+
+@pytest.fixture()
+def dovecot(imap_servers: ServerPool) -> Dovecot:
+    """Debian's Dovecot as installed, for the tests that need Dovecot itself (TLS...)."""
+    server = imap_servers.get(DEFAULT_LAYOUT)
+    assert isinstance(server, Dovecot)
+    return server
 
 
 @pytest.fixture()
@@ -108,14 +163,14 @@ dossiers = "dossiers"
 class BotEnv:
     """A bot wired to the test servers, with helpers to feed it mail and look at results."""
 
-    def __init__(self, directory: Path, dovecot: Dovecot, smtp: SmtpServer,
+    def __init__(self, directory: Path, server: ImapServer, smtp: SmtpServer,
                  monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
         monkeypatch.setenv("RECLAMBOT_TEST_IMAP_PASSWORD", DOVECOT_PASSWORD)
         self.directory = directory
-        self.user = f"user{next(_users)}-{directory.name[-12:]}"
-        self.dovecot = dovecot
+        self.user = f"user{next(_users)}-{directory.name[-12:]}".replace(".", "-")
+        self.server = server
         self.smtp = smtp
-        self.config_path = write_config(directory, imap_port=dovecot.port, imap_user=self.user,
+        self.config_path = write_config(directory, imap_port=server.port, imap_user=self.user,
                                         smtp_port=smtp.port, database_url=database_url)
         self.now: dt.datetime | None = None
         self._app: App | None = None
@@ -144,27 +199,36 @@ class BotEnv:
     def imap(self) -> Any:
         from imapclient import IMAPClient
 
-        client = IMAPClient("127.0.0.1", port=self.dovecot.port, ssl=False)
+        client = IMAPClient("127.0.0.1", port=self.server.port, ssl=False)
         client.login(self.user, DOVECOT_PASSWORD)
         return client
+
+    def server_folder(self, folder: str) -> str:
+        """The server's name of a folder written ``A/B`` in the config."""
+        return self.server.layout.folder(folder)
 
     def append(self, raw: bytes, folder: str = "INBOX") -> None:
         """APPEND as the mail server would deliver it: at ``now`` when the test set a time."""
         client = self.imap()
         moment = self.now.replace(tzinfo=dt.UTC) if self.now is not None else None
         try:
-            client.append(folder, raw, msg_time=moment)
+            client.append(self.server_folder(folder), raw, msg_time=moment)
         finally:
             client.logout()
 
-    def folder(self, folder: str) -> list[bytes]:
-        """Raw messages in an IMAP folder (fetched without marking them read)."""
+    def folder(self, folder: str, deleted: bool = False) -> list[bytes]:
+        """Raw messages in an IMAP folder (fetched without marking them read).
+
+        Messages flagged ``\\Deleted`` (the originals a server without UIDPLUS keeps after
+        a copy) are gone for any user, so they are left out unless ``deleted``.
+        """
         client = self.imap()
         try:
-            if not client.folder_exists(folder):
+            name = self.server_folder(folder)
+            if not client.folder_exists(name):
                 return []
-            client.select_folder(folder, readonly=True)
-            uids = client.search()
+            client.select_folder(name, readonly=True)
+            uids = client.search() if deleted else client.search(["UNDELETED"])
             data = client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
             return [data[u][b"BODY[]"] for u in sorted(data)]
         finally:
@@ -173,8 +237,8 @@ class BotEnv:
     def flags(self, folder: str = "INBOX") -> list[tuple[bytes, ...]]:
         client = self.imap()
         try:
-            client.select_folder(folder, readonly=True)
-            uids = client.search()
+            client.select_folder(self.server_folder(folder), readonly=True)
+            uids = client.search(["UNDELETED"])
             return list(client.get_flags(uids).values()) if uids else []
         finally:
             client.logout()
@@ -207,18 +271,18 @@ class BotEnv:
 
 
 @pytest.fixture()
-def env(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch,
-        database_url: str) -> Iterator[BotEnv]:
-    bot_env = BotEnv(tmp_path, dovecot, smtp, monkeypatch, database_url)
+def env(tmp_path: Path, imap_server: ImapServer, smtp: SmtpServer,
+        monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[BotEnv]:
+    bot_env = BotEnv(tmp_path, imap_server, smtp, monkeypatch, database_url)
     _ = bot_env.app  # the schema exists before any test process starts
     yield bot_env
     bot_env.close()
 
 
 @pytest.fixture()
-def env_unbuilt(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer,
+def env_unbuilt(tmp_path: Path, imap_server: ImapServer, smtp: SmtpServer,
                 monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[BotEnv]:
     """Like ``env``, but the register is left alone until the test first uses the bot."""
-    bot_env = BotEnv(tmp_path, dovecot, smtp, monkeypatch, database_url)
+    bot_env = BotEnv(tmp_path, imap_server, smtp, monkeypatch, database_url)
     yield bot_env
     bot_env.close()

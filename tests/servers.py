@@ -1,17 +1,21 @@
-"""Real servers for the tests: a Dovecot IMAP server and an aiosmtpd SMTP server on loopback.
+"""Real servers for the tests: IMAP servers (Dovecot, Cyrus) and aiosmtpd SMTP on loopback.
 
-Dovecot runs with its own configuration in a temporary folder, on a free port, with a
-static password database: every user name logs in with the password ``secret`` and gets
-its own empty mailbox, so each test simply uses a fresh user name.
+Each IMAP server runs with its own configuration in a temporary folder, on a free port,
+and lets every user name log in with the password ``secret`` into its own empty mailbox,
+so each test simply uses a fresh user name. Their folder layouts are the packages'
+defaults, as a hosting provider leaves them, plus the variants users meet
+(:data:`LAYOUTS`): the bot is never given a server arranged to suit it.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
 import email.policy
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -46,10 +50,8 @@ mail_location = maildir:{root}/mail/%u/Maildir
   driver = static
   args = uid=dovecot gid=dovecot home={root}/mail/%u allow_all_users=yes
 }}
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
+{namespace}
+{capability}
 service anvil {{
   chroot =
 }}
@@ -124,6 +126,79 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
+# Debian's own 10-mail.conf: the INBOX namespace with no separator set, so Dovecot uses
+# the Maildir++ layout's '.', and no prefix.
+DEBIAN_NAMESPACE = """\
+namespace inbox {
+  inbox = yes
+}
+"""
+
+# Dovecot 2.3's post-login capabilities, from which a layout removes what a server lacks.
+DOVECOT_CAPABILITIES = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
+    "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
+    "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+    "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
+    "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+)
+
+
+@dataclass(frozen=True)
+class ImapLayout:
+    """One kind of IMAP server the bot must work with, as a test sees it from outside."""
+
+    id: str
+    kind: str = "dovecot"  # dovecot | cyrus
+    prefix: str = ""
+    delimiter: str = "."
+    #: Capabilities removed from the server's list (Dovecot's ``imap_capability``).
+    lacks: frozenset[str] = frozenset()
+    #: The ``namespace`` block of dovecot.conf.
+    namespace: str = DEBIAN_NAMESPACE
+
+    def folder(self, name: str) -> str:
+        """The server's own name of a folder written ``A/B``, as its users see it."""
+        parts = name.split("/")
+        if parts[0].upper() == "INBOX":
+            return self.delimiter.join(["INBOX", *parts[1:]])
+        return self.prefix + self.delimiter.join(parts)
+
+    def capability_setting(self) -> str:
+        if not self.lacks:
+            return ""
+        kept = [c for c in DOVECOT_CAPABILITIES.split() if c not in self.lacks]
+        return f"imap_capability = {' '.join(kept)}\n"
+
+
+LAYOUTS = {layout.id: layout for layout in (
+    # Debian's Dovecot as installed: Maildir++, separator '.', no prefix.
+    ImapLayout("dovecot"),
+    # The layout of cPanel, Plesk and hosting panels (and of Courier): everything under INBOX.
+    ImapLayout("dovecot-inbox", prefix="INBOX.", namespace="""\
+namespace inbox {
+  inbox = yes
+  prefix = INBOX.
+  separator = .
+}
+"""),
+    # Separator '/', as on Gmail, Exchange and many self-run Dovecots.
+    ImapLayout("dovecot-slash", delimiter="/", namespace="""\
+namespace inbox {
+  inbox = yes
+  separator = /
+}
+"""),
+    # No MOVE: COPY, then UID EXPUNGE of the original.
+    ImapLayout("dovecot-nomove", lacks=frozenset({"MOVE"})),
+    # An old server: no MOVE, UIDPLUS, IDLE nor NAMESPACE.
+    ImapLayout("dovecot-minimal", lacks=frozenset({"MOVE", "UIDPLUS", "IDLE", "NAMESPACE"})),
+    # Cyrus IMAP with Debian's imapd.conf: namespace INBOX. with '.'.
+    ImapLayout("cyrus", kind="cyrus", prefix="INBOX."),
+)}
+DEFAULT_LAYOUT = "dovecot"
+
+
 @dataclass
 class Dovecot:
     """A running Dovecot; ``stop()`` shuts it down and removes its folder."""
@@ -133,6 +208,13 @@ class Dovecot:
     conf: Path
     tls_port: int = 0  # TLS from the start
     ca_file: Path | None = None  # the self-signed certificate, to trust it
+    layout: ImapLayout = LAYOUTS[DEFAULT_LAYOUT]
+
+    def set_uidvalidity(self, user: str, value: int) -> None:
+        """Give the user's INBOX a new UIDVALIDITY, as a server rebuilding its index does."""
+        subprocess.run(["doveadm", "-c", str(self.conf), "mailbox", "update", "-u", user,
+                        "--uid-validity", str(value), "INBOX"], check=True, timeout=30,
+                       stdin=subprocess.DEVNULL, capture_output=True)
 
     def stop(self) -> None:
         subprocess.run(["doveadm", "-c", str(self.conf), "stop"], check=False,
@@ -156,7 +238,8 @@ def self_signed_certificate(folder: Path) -> Path:
     return folder / "cert.pem"
 
 
-def start_dovecot(introspection_url: str = "") -> Dovecot:
+def start_dovecot(introspection_url: str = "",
+                  layout: ImapLayout = LAYOUTS[DEFAULT_LAYOUT]) -> Dovecot:
     """Start Dovecot as root on a free loopback port (needs the dovecot-imapd package).
 
     Every user logs in with ``DOVECOT_PASSWORD``; with ``introspection_url``, also with an
@@ -179,14 +262,17 @@ def start_dovecot(introspection_url: str = "") -> Dovecot:
         mechanisms += " xoauth2 oauthbearer"
         (root / "dovecot-oauth2.conf.ext").write_text(OAUTH2_CONF.format(url=introspection_url))
     conf.write_text(DOVECOT_CONF.format(root=root, port=port, tls_port=tls_port,
-                                        passdbs=passdbs, mechanisms=mechanisms))
+                                        passdbs=passdbs, mechanisms=mechanisms,
+                                        namespace=layout.namespace,
+                                        capability=layout.capability_setting()))
     # The daemon keeps inherited pipes open: its output goes to a file instead.
     with (root / "start.log").open("w") as out:
         result = subprocess.run(["dovecot", "-c", str(conf)], stdout=out, stderr=out,
                                 stdin=subprocess.DEVNULL, timeout=30)
     if result.returncode != 0:
         raise RuntimeError(f"dovecot did not start: {(root / 'start.log').read_text()}")
-    server = Dovecot(root=root, port=port, conf=conf, tls_port=tls_port, ca_file=cert)
+    server = Dovecot(root=root, port=port, conf=conf, tls_port=tls_port, ca_file=cert,
+                     layout=layout)
     try:
         wait_for_port(port)
         wait_for_port(tls_port)
@@ -194,6 +280,122 @@ def start_dovecot(introspection_url: str = "") -> Dovecot:
         server.stop()
         raise
     return server
+
+
+CYRUS_IMAPD_CONF = """\
+# Debian's /etc/imapd.conf, with this server's own paths, and a password check that lets
+# every user in (as the static passdb of the Dovecot fixture does).
+configdirectory: {root}/lib
+proc_path: {root}/run/proc
+mboxname_lockpath: {root}/run/lock
+defaultpartition: default
+partition-default: {root}/spool
+altnamespace: no
+unixhierarchysep: no
+lmtp_downcase_rcpt: yes
+allowanonymouslogin: no
+autocreate_quota: 0
+umask: 077
+hashimapspool: true
+allowplaintext: yes
+sasl_pwcheck_method: alwaystrue
+sasl_mech_list: PLAIN LOGIN
+lmtpsocket: {root}/run/socket/lmtp
+idlesocket: {root}/run/socket/idle
+notifysocket: {root}/run/socket/notify
+syslog_prefix: cyrus-test
+"""
+
+CYRUS_CONF = """\
+START {{
+  recover cmd="/usr/sbin/cyrus ctl_cyrusdb -r -C {root}/imapd.conf"
+}}
+SERVICES {{
+  imap cmd="{imapd} -C {root}/imapd.conf -U 30" listen="127.0.0.1:{port}" prefork=0 maxchild=50
+}}
+EVENTS {{
+}}
+"""
+
+#: Where scripts/test.sh unpacks Debian's cyrus-imapd, which conflicts with dovecot-imapd.
+CYRUS_UNPACKED = Path(os.environ.get("RECLAMBOT_TEST_CYRUS", "/opt/reclambot-test/cyrus-imapd"))
+
+
+def cyrus_imapd() -> Path | None:
+    """Cyrus's imapd: installed by its package, or unpacked beside Dovecot by test.sh."""
+    for candidate in (Path("/usr/lib/cyrus/bin/imapd"),
+                      CYRUS_UNPACKED / "usr/lib/cyrus/bin/imapd"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+@dataclass
+class Cyrus:
+    """A running Cyrus IMAP (``cyrus master``); ``stop()`` shuts it down."""
+
+    root: Path
+    port: int
+    layout: ImapLayout = LAYOUTS["cyrus"]
+    tls_port: int = 0
+    ca_file: Path | None = None
+
+    def set_uidvalidity(self, user: str, value: int) -> None:
+        raise NotImplementedError("Cyrus has no command to set a mailbox's UIDVALIDITY")
+
+    def stop(self) -> None:
+        pid_file = self.root / "master.pid"
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while pid_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log(self) -> str:
+        path = self.root / "master.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def start_cyrus() -> Cyrus:
+    """Start Cyrus IMAP as root on a free loopback port; it runs as the ``cyrus`` user."""
+    imapd = cyrus_imapd()
+    if imapd is None or shutil.which("cyrus") is None:
+        raise RuntimeError("Cyrus IMAP is not installed (scripts/test.sh unpacks it)")
+    root = Path(tempfile.mkdtemp(prefix="reclambot-cyrus-"))
+    for sub in ("lib", "spool", "run/proc", "run/lock", "run/socket"):
+        (root / sub).mkdir(parents=True)
+    port = free_port()
+    (root / "imapd.conf").write_text(CYRUS_IMAPD_CONF.format(root=root))
+    (root / "cyrus.conf").write_text(CYRUS_CONF.format(root=root, imapd=imapd, port=port))
+    subprocess.run(["chown", "-R", "cyrus:mail", str(root)], check=True, timeout=30)
+    root.chmod(0o755)
+    with (root / "master.log").open("w") as out:
+        result = subprocess.run(
+            ["cyrus", "master", "-C", str(root / "imapd.conf"), "-M", str(root / "cyrus.conf"),
+             "-p", str(root / "master.pid"), "-d"],
+            stdout=out, stderr=out, stdin=subprocess.DEVNULL, timeout=30)
+    server = Cyrus(root=root, port=port)
+    if result.returncode != 0:
+        server.stop()
+        raise RuntimeError(f"cyrus did not start: {server.log()}")
+    try:
+        wait_for_port(port)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
+
+
+ImapServer = Dovecot | Cyrus
+
+
+def start_imap(layout: ImapLayout) -> ImapServer:
+    """A server of this layout."""
+    if layout.kind == "cyrus":
+        return start_cyrus()
+    return start_dovecot(layout=layout)
 
 
 @dataclass

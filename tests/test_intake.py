@@ -396,11 +396,11 @@ def test_restart_in_the_middle_of_a_batch(env: BotEnv, monkeypatch: pytest.Monke
         env.append(samples.form_submission(form(**{"Adresse e-mail": f"c{i}@example.org"})))
     calls = {"n": 0}
 
-    def crash_after_commit(app, source, outcomes):  # type: ignore[no-untyped-def]
+    def crash_after_commit(app, source, outcomes, filing=None):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt("killed after the second batch's commit")
-        return finish_batch(app, source, outcomes)
+        return finish_batch(app, source, outcomes, filing)
 
     monkeypatch.setattr("bot.pipeline.finish_batch", crash_after_commit)
     with pytest.raises(KeyboardInterrupt):
@@ -570,7 +570,7 @@ def test_reply_to_form_link_with_text_or_with_the_form(env: BotEnv) -> None:
 
 
 def test_backlog_parsed_by_a_worker_is_handled_exactly_as_here(
-        tmp_path: Path, dovecot, smtp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, imap_server, smtp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from bench.corpus import corpus
     from bot.parsing import BACKLOG, BatchParser
 
@@ -590,7 +590,7 @@ def test_backlog_parsed_by_a_worker_is_handled_exactly_as_here(
     for workers in (0, 1):
         directory = tmp_path / f"workers{workers}"
         directory.mkdir()
-        bot_env = BotEnv(directory, dovecot, smtp, monkeypatch,
+        bot_env = BotEnv(directory, imap_server, smtp, monkeypatch,
                          f"sqlite:///{directory / 'register.sqlite3'}")
         text = bot_env.config_path.read_text()
         bot_env.config_path.write_text(text.replace(

@@ -149,8 +149,7 @@ def test_uidvalidity_change_registers_and_answers_nothing_twice(env: BotEnv) -> 
     env.append(samples.free_text(subject="Demande de devis"))  # stays in the inbox
     env.run()
     sent = len(env.smtp.handler.received)
-    subprocess.run(["doveadm", "-c", str(env.dovecot.conf), "mailbox", "update", "-u", env.user,
-                    "--uid-validity", "4242", "INBOX"], check=True)
+    env.server.set_uidvalidity(env.user, 4242)
     env.append(samples.form_submission(form(**{"Adresse e-mail": "paul@example.org"})))
     env.restart()
     env.run()
@@ -413,7 +412,7 @@ def test_imap_down_is_a_clear_transient_error(env: BotEnv) -> None:
     from bot.errors import SourceError
 
     with env.config_path.open("r+") as handle:
-        text = handle.read().replace(f"port = {env.dovecot.port}", "port = 1")
+        text = handle.read().replace(f"port = {env.server.port}", "port = 1")
         handle.seek(0)
         handle.write(text)
         handle.truncate()
@@ -442,7 +441,7 @@ def test_check_reports_one_line_per_problem(env: BotEnv, tmp_path,  # type: igno
     shutil.copytree(env.config.templates_dir, templates)
     (templates / "response.txt").write_text("Bonjour {{ complaint.client_name }\n")
     text = env.config_path.read_text()
-    text = text.replace(f"port = {env.dovecot.port}", "port = 1")
+    text = text.replace(f"port = {env.server.port}", "port = 1")
     text = text.replace(f"port = {env.smtp.port}", "port = 2")
     env.config_path.write_text(text + f'\n[paths]\ntemplates = "{templates}"\n')
     assert main(["--config", str(env.config_path), "check"]) == 1

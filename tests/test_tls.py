@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def use_imap(env: BotEnv, security: str, port: int, ca_file: str | None) -> None:
     text = env.config_path.read_text()
-    text = text.replace(f"port = {env.dovecot.port}\nsecurity = \"none\"",
+    text = text.replace(f"port = {env.server.port}\nsecurity = \"none\"",
                         f"port = {port}\nsecurity = \"{security}\"")
     if ca_file:
         text = text.replace('password_env = "RECLAMBOT_TEST_IMAP_PASSWORD"',
@@ -27,8 +27,8 @@ def use_imap(env: BotEnv, security: str, port: int, ca_file: str | None) -> None
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
 def test_imap_tls_with_the_configured_ca(env: BotEnv, security: str) -> None:
-    port = env.dovecot.tls_port if security == "ssl" else env.dovecot.port
-    use_imap(env, security, port, str(env.dovecot.ca_file))
+    port = env.server.tls_port if security == "ssl" else env.server.port
+    use_imap(env, security, port, str(env.server.ca_file))
     env.append(samples.form_submission())
     env.run()
     assert len(env.complaints()) == 1
@@ -36,7 +36,7 @@ def test_imap_tls_with_the_configured_ca(env: BotEnv, security: str) -> None:
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
 def test_imap_tls_refused_without_the_ca(env: BotEnv, security: str) -> None:
-    port = env.dovecot.tls_port if security == "ssl" else env.dovecot.port
+    port = env.server.tls_port if security == "ssl" else env.server.port
     use_imap(env, security, port, None)
     env.append(samples.form_submission())
     with pytest.raises(SourceError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -67,4 +67,4 @@ def make_source(config: Config) -> Source:
     from bot.sources.imap import ImapSource
 
     assert config.imap is not None
-    return ImapSource(config.imap)
+    return ImapSource(config.imap, config.folders)

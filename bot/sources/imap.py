@@ -1,8 +1,17 @@
 """The watched IMAP folder, through imapclient.
 
 Messages are fetched with ``BODY.PEEK[]`` so that those the bot leaves for humans stay
-unread; handled ones are moved (``MOVE``, or ``COPY`` then expunge of the original where
-the server lacks it) into the bot's folders, whose UTF-7 names imapclient encodes.
+unread; handled ones are moved into the bot's folders, whose UTF-7 names imapclient
+encodes. Folder names are mapped onto the account's personal namespace, learned at login
+(:mod:`bot.sources.folders`). What the server lacks, the bot does without, as a careful
+client does:
+
+- no ``MOVE``: ``UID COPY``, then the original is flagged ``\\Deleted`` and removed with
+  ``UID EXPUNGE`` (UIDPLUS), which touches no other message;
+- no ``UIDPLUS`` either: never a bare ``EXPUNGE``, which would also remove what someone
+  else marked deleted; the original stays flagged ``\\Deleted \\Seen`` and every search
+  skips deleted messages;
+- no ``IDLE``: polling every ``[bot] poll_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -17,9 +26,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from bot.config import ImapConfig
+from bot.config import FoldersConfig, ImapConfig
 from bot.errors import SourceError
 from bot.sources import RawMessage
+from bot.sources.folders import INBOX, Namespace, parse_namespace
 
 log = logging.getLogger(__name__)
 # Seconds between our own looks while idling: short just after entering IDLE, when mail
@@ -33,6 +43,10 @@ def _errors() -> tuple[type[BaseException], ...]:
     return (IMAPClientError, OSError, socket.timeout, ssl.SSLError, EOFError)
 
 
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 class ImapSource:
     """One IMAP folder (``[imap] folder``) on one account."""
 
@@ -41,13 +55,20 @@ class ImapSource:
     PIECEWISE_ABOVE = 8 << 20
     PIECE = 4 << 20
 
-    def __init__(self, server: ImapConfig) -> None:
+    def __init__(self, server: ImapConfig, folders: FoldersConfig | None = None) -> None:
         self.server = server
+        self.folders = folders or FoldersConfig()
+        # The folder as the config writes it: the identity stays the same on any server.
         self.mailbox = f"imap://{server.username}@{server.host}:{server.port}/{server.folder}"
         self._client: Any = None
         self._uidvalidity = ""
-        self._known_folders: set[str] = set()
+        self._known_folders: dict[str, str] = {}  # config name -> server name, existing
         self._highest = 0  # highest UID fetched: anything above it is new
+        #: Learned at login: the personal namespace, and the watched folder's server name.
+        self.namespace = Namespace()
+        self.watched = server.folder
+        #: No MOVE and no UIDPLUS: filed originals stay, flagged deleted, and are skipped.
+        self.leaves_deleted = False
 
     def _connect(self) -> Any:
         from imapclient import IMAPClient
@@ -69,7 +90,12 @@ class ImapSource:
             if server.security == "starttls":
                 client.starttls(context)
             self._login(client)
-            selected = client.select_folder(server.folder)
+            self.namespace = self._learn_namespace(client)
+            self._check_names()
+            self.leaves_deleted = not (client.has_capability("MOVE")
+                                       or client.has_capability("UIDPLUS"))
+            self.watched = self._watched_name(client)
+            selected = client.select_folder(self.watched)
         except BaseException as exc:
             if client is not None:
                 with contextlib.suppress(Exception):  # failed half-way: just let it go
@@ -81,6 +107,72 @@ class ImapSource:
             raise
         self._uidvalidity = str(selected.get(b"UIDVALIDITY", ""))
         return client
+
+    @staticmethod
+    def _learn_namespace(client: Any) -> Namespace:
+        """The personal namespace: NAMESPACE (RFC 2342), else the root of ``LIST "" ""``."""
+        from imapclient.exceptions import IMAPClientError
+
+        if client.has_capability("NAMESPACE"):
+            try:
+                found = parse_namespace(client.namespace().personal)
+            except IMAPClientError:
+                found = None  # announced but refused: fall back to LIST
+            if found is not None:
+                return found
+        for _flags, delimiter, _name in client.list_folders("", ""):
+            return Namespace(prefix="", delimiter=_text(delimiter) if delimiter else None,
+                             learned_from="LIST")
+        return Namespace()
+
+    def folder_keys(self) -> dict[str, str]:
+        """Each folder the bot files into, by its config key."""
+        return {f"folders.{key}": getattr(self.folders, key)
+                for key in ("processed", "ignored", "quarantine")}
+
+    def _check_names(self) -> None:
+        """Every configured name must map onto this server: a config error otherwise."""
+        self.namespace.server_name(self.server.folder, "imap.folder")
+        for key, name in self.folder_keys().items():
+            self.namespace.server_name(name, key)
+
+    def _key_of(self, name: str) -> str:
+        keys = {name: key for key, name in self.folder_keys().items()}
+        return keys.get(name, "folders")
+
+    def _existing(self, client: Any) -> set[str]:
+        return {_text(name) for _flags, _delimiter, name
+                in self._call("LIST", client.list_folders)}
+
+    def _watched_name(self, client: Any) -> str:
+        """The watched folder's server name: INBOX, or the first spelling that exists."""
+        spellings = self.namespace.spellings(self.server.folder, "imap.folder")
+        if spellings[0] == INBOX:
+            return INBOX
+        existing = self._existing(client)
+        return next((name for name in spellings if name in existing), spellings[0])
+
+    def capabilities(self) -> set[str]:
+        """The server's capabilities after login, as upper-case names."""
+        return {_text(c).upper() for c in self._call("CAPABILITY", self.client.capabilities)}
+
+    def existing_folders(self) -> set[str]:
+        """Every folder the account lists, by its server name."""
+        return self._existing(self.client)
+
+    def open_folder(self, name: str) -> None:
+        """Ask the server about folder ``name`` (STATUS): it exists and can be used."""
+        self._call(f"STATUS {name}", self.client.folder_status, name, ["MESSAGES"])
+
+    def server_names(self) -> dict[str, str]:
+        """Config key -> the server name of each folder the bot files into, as it would be
+        used now: an existing spelling, or the one the bot would create."""
+        existing = self._existing(self.client)
+        names = {}
+        for key, name in self.folder_keys().items():
+            spellings = self.namespace.spellings(name, key)
+            names[key] = next((s for s in spellings if s in existing), spellings[0])
+        return names
 
     def _login(self, client: Any) -> None:
         server = self.server
@@ -121,15 +213,26 @@ class ImapSource:
         _ = self.client
         return self._uidvalidity
 
+    def _criteria(self, uids: str) -> list[str]:
+        # Without UIDPLUS the originals of filed messages stay, flagged deleted: skip them.
+        return ["UID", uids, "UNDELETED"] if self.leaves_deleted else ["UID", uids]
+
     def fetch(self, after_uid: int, batch_size: int, max_bytes: int
               ) -> Iterator[list[RawMessage]]:
         client = self.client
+        uidvalidity = self._uidvalidity
         uids = sorted(
-            uid for uid in self._call("SEARCH", client.search, ["UID", f"{after_uid + 1}:*"])
+            uid for uid in self._call("SEARCH", client.search,
+                                      self._criteria(f"{after_uid + 1}:*"))
             if uid > after_uid  # "n:*" always matches the highest UID, even below n
         )
         self._highest = max([after_uid, *uids])
         for start in range(0, len(uids), batch_size):
+            # A connection dropped meanwhile (by a failed filing) is opened again; the
+            # UIDs listed still mean the same messages only under the same UIDVALIDITY.
+            client = self.client
+            if self._uidvalidity != uidvalidity:
+                raise SourceError(f"IMAP UIDVALIDITY of {self.watched} changed during a pass")
             # Built in a method of its own, so that no local here still holds the previous
             # batch while the next one downloads: one batch in memory, not two.
             yield self._fetch_batch(client, uids[start : start + batch_size], max_bytes)
@@ -191,45 +294,54 @@ class ImapSource:
         if not uids:
             return set()
         found = self._call("SEARCH", self.client.search,
-                           ["UID", ",".join(str(int(u)) for u in uids)])
+                           self._criteria(",".join(str(int(u)) for u in uids)))
         return {str(u) for u in found}
 
     def _new_uids(self, client: Any) -> list[int]:
-        found = self._call("SEARCH", client.search, ["UID", f"{self._highest + 1}:*"])
+        found = self._call("SEARCH", client.search, self._criteria(f"{self._highest + 1}:*"))
         return [uid for uid in found if uid > self._highest]
 
-    def _ensure_folder(self, folder: str) -> None:
+    def ensure_folder(self, folder: str) -> str:
+        """The server name of ``folder`` (written ``A/B``), created when it exists under
+        none of its spellings; idempotent, also against a concurrent run."""
         if folder in self._known_folders:
-            return
+            return self._known_folders[folder]
         client = self.client
-        if not self._call("LIST", client.folder_exists, folder):
+        spellings = self.namespace.spellings(folder, self._key_of(folder))
+        existing = self._existing(client)
+        name = next((s for s in spellings if s in existing), None)
+        if name is None:
+            name = spellings[0]
             try:
-                client.create_folder(folder)
+                client.create_folder(name)
             except _errors() as exc:
                 # Created by a concurrent run between LIST and CREATE: fine if it now exists.
-                if not self._call("LIST", client.folder_exists, folder):
-                    raise SourceError(f"IMAP cannot create folder {folder}: {exc}") from exc
+                if name not in self._existing(self.client):
+                    raise SourceError(f"IMAP cannot create folder {name}: {exc}") from exc
             try:
-                client.subscribe_folder(folder)
+                self.client.subscribe_folder(name)
             except _errors():
-                log.debug("could not subscribe to %s", folder)
-        self._known_folders.add(folder)
+                log.debug("could not subscribe to %s", name)
+        self._known_folders[folder] = name
+        return name
 
     def file(self, uids: list[str], folder: str) -> None:
         if not uids:
             return
-        self._ensure_folder(folder)
+        target = self.ensure_folder(folder)
         client = self.client
         numbers = [int(u) for u in uids]
         if client.has_capability("MOVE"):
-            self._call("MOVE", client.move, numbers, folder)
-        else:
-            self._call("COPY", client.copy, numbers, folder)
+            self._call("MOVE", client.move, numbers, target)
+            return
+        # COPY first: a crash before the original is flagged leaves two copies at worst,
+        # never none.
+        self._call("COPY", client.copy, numbers, target)
+        if client.has_capability("UIDPLUS"):
             self._call("STORE", client.add_flags, numbers, [b"\\Deleted"])
-            if client.has_capability("UIDPLUS"):
-                self._call("EXPUNGE", client.uid_expunge, numbers)
-            else:
-                self._call("EXPUNGE", client.expunge)
+            self._call("EXPUNGE", client.uid_expunge, numbers)
+        else:
+            self._call("STORE", client.add_flags, numbers, [b"\\Deleted", b"\\Seen"])
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
