@@ -72,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path, default=Path("reclambot-demo"),
                       help="working folder (default: ./reclambot-demo)")
 
+    quarantine = commands.add_parser(
+        "quarantine", help="what is in quarantine and why; put messages back through")
+    quarantine_commands = quarantine.add_subparsers(dest="quarantine_command", required=True,
+                                                    metavar="ACTION")
+    quarantine_commands.add_parser("list", help="each message in quarantine, with its reason")
+    retry = quarantine_commands.add_parser(
+        "retry", help="after a fix, handle these messages again (once each)")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("uids", nargs="*", default=[], metavar="UID",
+                       help="UIDs shown by `reclambot quarantine list`")
+    which.add_argument("--all", action="store_true", help="every message in quarantine")
+
     commands.add_parser("outbox", help="list the emails waiting to be sent or that failed")
     commands.add_parser("check", help="check the configuration, servers, database and templates")
     commands.add_parser("status", help="last poll, open complaints, outbox, quarantine, errors")
@@ -285,6 +297,42 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from bot.errors import LockError
+    from bot.lock import ProcessLock
+    from bot.quarantine import list_quarantine, quarantine_source, retry
+    from bot.runner import run_pass
+
+    with _app(args) as app:
+        source = quarantine_source(app)
+        try:
+            if args.quarantine_command == "list":
+                items = list_quarantine(app, source)
+            else:
+                items = retry(app, source, None if args.all else args.uids)
+        finally:
+            source.close()
+        if args.quarantine_command == "list":
+            for item in items:
+                print(item.line())
+            print(f"{len(items)} message(s) in quarantine ({app.config.folders.quarantine})")
+            return 0
+        if not items:
+            print("nothing in quarantine")
+            return 0
+        print(f"{len(items)} message(s) put back into {app.config.watched_folder}")
+        try:
+            with ProcessLock(app):
+                summary = run_pass(app)
+        except LockError:
+            # Marked and moved already: the running bot handles them at its next look.
+            print("reclambot run is running: it handles them at its next pass")
+            return 0
+        actions = ", ".join(f"{k}: {v}" for k, v in sorted(summary.actions.items()))
+        print(f"handled {summary.fetched} message(s) ({actions}); sent {summary.sent.sent}")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from bot.check import config_result, run_checks
 
@@ -396,6 +444,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
     "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr, "status": cmd_status,
     "import": cmd_import, "init": cmd_init, "upgrade": cmd_upgrade,
+    "quarantine": cmd_quarantine,
     "auth": cmd_auth,
     **{name: _job(name) for name in ("remind", "followup", "purge", "daily")},
 }

@@ -197,6 +197,13 @@ class Config:
     database_auto_upgrade: bool = True
     oauth2: OAuth2Config | None = None
 
+    @property
+    def watched_folder(self) -> str:
+        """The watched folder as the config writes it (``INBOX`` for a Maildir)."""
+        if self.bot.source == "imap" and self.imap is not None:
+            return self.imap.folder
+        return "INBOX"
+
 
 def default_config_path() -> Path:
     """``$RECLAMBOT_CONFIG`` if set, else ``./config.toml``."""

@@ -22,6 +22,7 @@ from bot.deadlines import next_deadline
 from bot.models import Complaint, Contact, Event, Inbound, JobRun, Ticket
 from bot.outbox import enqueue
 from bot.render import PARIS, local
+from bot.status import repeated_filing_failures
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -121,16 +122,18 @@ def remind(app: App, day: dt.date) -> JobResult:
             select(Event).where(Event.kind == "abandoned", Event.at > (last.at if last else
                                                                         dt.datetime.min))
         ).all()
+        unfiled = repeated_filing_failures(session)
         counts = {"reminders": len(soon), "overdue": len(late),
-                  "quarantined": len(quarantined), "abandoned": len(abandoned)}
-        if soon or late or quarantined or abandoned:
+                  "quarantined": len(quarantined), "abandoned": len(abandoned),
+                  "unfiled": len(unfiled)}
+        if soon or late or quarantined or abandoned or unfiled:
             enqueue(session, app, kind="director_digest",
                     recipients=list(app.config.organisation.director_addresses),
                     context={"day": day, "soon": [(c, k, d, app.tokens.tag(c.number))
                                                   for c, k, d in soon],
                              "late": [(c, k, d, app.tokens.tag(c.number)) for c, k, d in late],
                              "quarantined": quarantined, "abandoned": len(abandoned),
-                             "folder": app.config.folders.quarantine},
+                             "folder": app.config.folders.quarantine, "unfiled": unfiled},
                     reference=f"digest-{day.isoformat()}", auto_submitted="auto-generated")
             counts["digest"] = 1
         counts["last_inbound"] = newest

@@ -85,6 +85,13 @@ def _split_head(raw: bytes) -> tuple[bytes, int]:
 CHUNK = 1 << 20
 
 
+def header_hash(raw: bytes) -> str:
+    """The :func:`content_hash` of the message's header alone: that of an oversized
+    message, of which only the header was fetched (``BODY.PEEK[HEADER]``)."""
+    head, _start = _split_head(raw)
+    return content_hash(head + b"\r\n\r\n")
+
+
 def content_hash(raw: bytes) -> str:
     """SHA-256 of the message without its trace headers (see :data:`TRACE_HEADERS`).
 

@@ -188,6 +188,8 @@ class Inbound(Base):
     rules: Mapped[list[Any]] = mapped_column(JSON, default=list)
     folder: Mapped[str] = mapped_column(String(300), default="")
     error: Mapped[str] = mapped_column(Text, default="")
+    # committed (handled, not filed yet) -> done (filed); a quarantined message put back
+    # through the pipeline by `reclambot quarantine retry`: RETRIED_STATE.
     state: Mapped[str] = mapped_column(String(16), default="committed")
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
@@ -240,6 +242,10 @@ class Outbox(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+#: ``Inbound.state`` of a quarantined message that was put back through the pipeline.
+RETRIED_STATE = "retried"
 
 
 class Event(Base):

@@ -34,7 +34,7 @@ from bot.db import hold_rows, release_rows
 from bot.errors import ConfigError, MessageError, ReclambotError, SourceError
 from bot.handlers import handle
 from bot.message import InboundMessage, content_hash, parse_message
-from bot.models import Complaint, Contact, Inbound, MailboxState, Ticket
+from bot.models import RETRIED_STATE, Complaint, Contact, Inbound, MailboxState, Ticket
 from bot.outbox import SendReport, send_pending
 from bot.parsing import BatchParser
 from bot.sinks import Sink
@@ -232,7 +232,7 @@ def _originals(session: Session, hashes: set[str]) -> dict[str, Inbound]:
         for row in session.scalars(
             select(Inbound)
             .where(Inbound.content_hash.in_(hashes), Inbound.duplicate_of.is_(None),
-                   Inbound.action != QUARANTINE)
+                   Inbound.action != QUARANTINE, Inbound.state != RETRIED_STATE)
             .order_by(Inbound.id)
         ):
             found.setdefault(row.content_hash, row)

@@ -30,14 +30,19 @@ DAILY_HOUR = 7
 def run_once(app: App, source: Source | None = None, sink: Sink | None = None) -> RunSummary:
     """Process every waiting message and send the outbox once."""
     with ProcessLock(app):
-        recover_interrupted(app)
-        app.dossiers.sweep()
-        source = source or make_source(app.config)
-        sink = sink or make_sink(app.config)
-        try:
-            return process_mailbox(app, source, sink)
-        finally:
-            source.close()
+        return run_pass(app, source, sink)
+
+
+def run_pass(app: App, source: Source | None = None, sink: Sink | None = None) -> RunSummary:
+    """One pass, for a caller that holds the :class:`ProcessLock`."""
+    recover_interrupted(app)
+    app.dossiers.sweep()
+    source = source or make_source(app.config)
+    sink = sink or make_sink(app.config)
+    try:
+        return process_mailbox(app, source, sink)
+    finally:
+        source.close()
 
 
 def _guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.models import Complaint, Inbound, Outbox, Setting
+from bot.models import RETRIED_STATE, Complaint, Inbound, Outbox, Setting
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -55,8 +55,8 @@ def filing_failures(session: Session) -> dict[str, dict[str, Any]]:
 
 def repeated_filing_failures(session: Session) -> list[dict[str, Any]]:
     """The failures to report: the same folder failed ``REPORT_FILING_AFTER`` passes or more."""
-    return [{"folder": folder, **detail} for folder, detail in
-            sorted(filing_failures(session).items())
+    return [{**detail, "folder": folder, "since": dt.datetime.fromisoformat(detail["since"])}
+            for folder, detail in sorted(filing_failures(session).items())
             if detail.get("count", 0) >= REPORT_FILING_AFTER]
 
 
@@ -108,11 +108,11 @@ def status_lines(app: App) -> list[str]:
             .order_by(Complaint.year, Complaint.sequence)).all()
         outbox = dict(session.execute(
             select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status)).all())
+        in_quarantine = (Inbound.action.in_(("quarantine", "too_large")),
+                         Inbound.state != RETRIED_STATE)
         quarantined = session.scalars(
-            select(Inbound).where(Inbound.action.in_(("quarantine", "too_large")))
-            .order_by(Inbound.id.desc()).limit(5)).all()
-        quarantine_count = session.scalar(select(func.count(Inbound.id)).where(
-            Inbound.action.in_(("quarantine", "too_large"))))
+            select(Inbound).where(*in_quarantine).order_by(Inbound.id.desc()).limit(5)).all()
+        quarantine_count = session.scalar(select(func.count(Inbound.id)).where(*in_quarantine))
         polled = cell(dt.datetime.fromisoformat(last_poll.value)) if last_poll else "jamais"
         lines = [f"{'Dernière relève':<24}{polled}"]
         lines.append(f"{'Réclamations ouvertes':<24}{len(complaints)}")

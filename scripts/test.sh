@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
 # Install everything the tests need on a fresh Debian machine, then run the whole suite,
 # once on SQLite and once on PostgreSQL (RECLAMBOT_TEST_DATABASE=sqlite|postgresql runs one).
-# The real servers the tests start come from Debian: Dovecot (IMAP) and PostgreSQL.
+# The real servers the tests start come from Debian: Dovecot and Cyrus (IMAP), PostgreSQL.
+# The tests that touch the mailbox run against every IMAP server of the matrix on the
+# SQLite pass, and against Debian's Dovecot on the PostgreSQL pass
+# (RECLAMBOT_TEST_IMAP=all|dovecot,cyrus,... chooses).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+CYRUS_ROOT="${RECLAMBOT_TEST_CYRUS:-/opt/reclambot-test/cyrus-imapd}"
 missing=()
 command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
-if [ ${#missing[@]} -gt 0 ]; then
+# Cyrus's own tools and libraries; its imapd package conflicts with dovecot-imapd (both
+# provide imap-server), so it is unpacked beside it below instead of installed.
+command -v cyrus >/dev/null 2>&1 || missing+=(cyrus-common)
+if [ ${#missing[@]} -gt 0 ] || [ ! -x "$CYRUS_ROOT/usr/lib/cyrus/bin/imapd" ]; then
   $SUDO apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ ! -x "$CYRUS_ROOT/usr/lib/cyrus/bin/imapd" ]; then
+  debs="$(mktemp -d)"
+  chmod 777 "$debs"
+  (cd "$debs" && apt-get download -qq cyrus-imapd >/dev/null 2>&1)
+  $SUDO mkdir -p "$CYRUS_ROOT"
+  $SUDO dpkg -x "$debs"/cyrus-imapd_*.deb "$CYRUS_ROOT"
+  rm -rf "$debs"
 fi
 # The packaged services are not needed: the tests start their own servers on free ports.
 
@@ -22,6 +39,7 @@ python3 -m ruff check bot tests bench
 
 databases="${RECLAMBOT_TEST_DATABASE:-sqlite postgresql}"
 for database in $databases; do
-  echo "== test suite on $database =="
-  RECLAMBOT_TEST_DATABASE="$database" python3 -m pytest "$@"
+  servers="${RECLAMBOT_TEST_IMAP:-$([ "$database" = sqlite ] && echo all || echo dovecot)}"
+  echo "== test suite on $database, IMAP servers: $servers =="
+  RECLAMBOT_TEST_DATABASE="$database" RECLAMBOT_TEST_IMAP="$servers" python3 -m pytest "$@"
 done

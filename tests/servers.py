@@ -210,6 +210,10 @@ class Dovecot:
     ca_file: Path | None = None  # the self-signed certificate, to trust it
     layout: ImapLayout = LAYOUTS[DEFAULT_LAYOUT]
 
+    def maildir(self, user: str) -> Path:
+        """The user's Maildir on disk."""
+        return self.root / "mail" / user / "Maildir"
+
     def set_uidvalidity(self, user: str, value: int) -> None:
         """Give the user's INBOX a new UIDVALIDITY, as a server rebuilding its index does."""
         subprocess.run(["doveadm", "-c", str(self.conf), "mailbox", "update", "-u", user,

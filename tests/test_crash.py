@@ -46,6 +46,7 @@ def backlog(rng: random.Random, count: int) -> list[tuple[str, bytes]]:
     return messages
 
 
+@pytest.mark.mailbox
 def test_sigkill_at_random_points_changes_nothing(env: BotEnv) -> None:
     rng = random.Random(SEED)
     messages = backlog(rng, 400)  # enough that most runs are killed while still at work

@@ -45,6 +45,7 @@ def encoded_subject(text: str, charset: str) -> str:
         "tr: RECLAMATION urgente",
     ],
 )
+@pytest.mark.mailbox
 def test_free_text_gets_form_link_with_reference(env: BotEnv, subject: str) -> None:
     env.append(samples.free_text(subject=subject))
     summary = env.run()
@@ -63,6 +64,7 @@ def test_free_text_gets_form_link_with_reference(env: BotEnv, subject: str) -> N
     assert len(env.folder(PROCESSED)) == 1
 
 
+@pytest.mark.mailbox
 def test_form_submission_links_to_initial_contact(env: BotEnv) -> None:
     env.now = dt.datetime(2026, 11, 23, 9, 0)
     env.append(samples.free_text())
@@ -301,6 +303,7 @@ def test_outdated_form_version_is_refused(env: BotEnv, tmp_path: Path) -> None:
 # --- 5. Untagged mail is left alone, unread -------------------------------------------------
 
 
+@pytest.mark.mailbox
 def test_untagged_message_left_unseen_for_humans(env: BotEnv) -> None:
     env.append(samples.free_text(subject="Demande de devis"))
     env.run()
@@ -314,6 +317,7 @@ def test_untagged_message_left_unseen_for_humans(env: BotEnv) -> None:
     assert any(m["rule"] == "no_tag" for m in row.rules)
 
 
+@pytest.mark.mailbox
 def test_robot_is_filed_not_answered(env: BotEnv) -> None:
     env.append(samples.free_text(subject="Réponse automatique : RÉCLAMATION",
                                  headers={"Auto-Submitted": "auto-replied"}))
@@ -365,6 +369,7 @@ def test_complainant_text_is_escaped_and_never_template_source(env: BotEnv) -> N
 # --- Exactly once: re-runs, duplicates, a restart in the middle of a batch --------------------
 
 
+@pytest.mark.mailbox
 def test_rerun_sends_nothing_twice(env: BotEnv) -> None:
     env.append(samples.form_submission())
     env.append(samples.free_text())
@@ -377,6 +382,7 @@ def test_rerun_sends_nothing_twice(env: BotEnv) -> None:
     assert len(env.complaints()) == 1 and len(env.contacts()) == 1
 
 
+@pytest.mark.mailbox
 def test_same_message_appended_twice_is_registered_once(env: BotEnv) -> None:
     raw = samples.form_submission()
     env.append(raw)
@@ -391,6 +397,7 @@ def test_same_message_appended_twice_is_registered_once(env: BotEnv) -> None:
     assert len(env.folder(IGNORED)) == 2
 
 
+@pytest.mark.mailbox
 def test_restart_in_the_middle_of_a_batch(env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(7):  # more than one batch of 5
         env.append(samples.form_submission(form(**{"Adresse e-mail": f"c{i}@example.org"})))
@@ -423,6 +430,7 @@ def test_restart_in_the_middle_of_a_batch(env: BotEnv, monkeypatch: pytest.Monke
         assert len(list((env.config.dossiers / complaint.number / "messages").iterdir())) == 1
 
 
+@pytest.mark.mailbox
 def test_failing_message_is_quarantined_and_batch_goes_on(
         env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     import bot.handlers
@@ -494,6 +502,7 @@ def test_export_csv(env: BotEnv) -> None:
 # --- reclambot run: continuous, woken by IMAP IDLE ------------------------------------------
 
 
+@pytest.mark.mailbox
 def test_run_forever_answers_new_mail_through_idle(env: BotEnv) -> None:
     import threading
     import time

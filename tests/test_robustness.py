@@ -37,6 +37,7 @@ def form(**changes: str) -> dict[str, str]:
 # --- Bounces: never a new ticket per round ---------------------------------------------------
 
 
+@pytest.mark.mailbox
 def test_bounce_of_acknowledgement_is_tied_back_and_reported_once(env: BotEnv) -> None:
     env.append(samples.form_submission())
     env.run()
@@ -91,6 +92,7 @@ def test_delay_report_is_filed_not_answered(env: BotEnv) -> None:
         ({}, BOT, "Réclamation", "own_message"),
     ],
 )
+@pytest.mark.mailbox
 def test_robots_are_filed_never_answered(env: BotEnv, headers: dict[str, str],
                                          sender: str | None, subject: str, rule: str) -> None:
     env.append(samples.free_text(sender=sender or "Jeanne <jeanne.martin@example.org>",
@@ -181,6 +183,7 @@ def test_second_process_exits_with_a_clear_message(env: BotEnv) -> None:
     assert len(env.complaints()) == 1
 
 
+@pytest.mark.mailbox
 def test_two_processes_on_one_mailbox_never_double_process(env: BotEnv) -> None:
     for i in range(30):
         env.append(samples.form_submission(form(**{"Adresse e-mail": f"c{i}@example.org"})))
@@ -331,6 +334,7 @@ def corpus() -> list[tuple[str, bytes]]:
     ]
 
 
+@pytest.mark.mailbox
 def test_malformed_corpus_all_filed_batch_goes_on(env: BotEnv) -> None:
     messages = corpus()
     for _, raw in messages[:4]:
@@ -388,6 +392,7 @@ def test_undeclared_8bit_form_is_registered_with_its_accents(env: BotEnv) -> Non
     assert "Malgré deux relances" in complaint.description
 
 
+@pytest.mark.mailbox
 def test_oversized_message_stays_on_server_and_sender_is_told(env: BotEnv) -> None:
     with env.config_path.open("a") as out:
         out.write("\n[limits]\nmax_message_bytes = 200000\nmax_attachments = 2\n")
@@ -518,6 +523,7 @@ def test_status_shows_poll_complaints_outbox_quarantine_and_errors(
     assert "timed out" in out
 
 
+@pytest.mark.mailbox
 def test_large_message_is_fetched_in_pieces_byte_for_byte(
         env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.sources.imap import ImapSource

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from bot.errors import SourceError
 from bot.sources import RawMessage
 
 
-def _folder_dir(root: Path, folder: str) -> Path:
+def folder_dir(root: Path, folder: str) -> Path:
+    """The Maildir++ subfolder of ``root`` for a folder written ``A/B``."""
     return root / ("." + folder.replace("/", "."))
 
 
@@ -42,8 +44,10 @@ class MaildirSource:
 
     ordered = False
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, home: Path | None = None) -> None:
         self.root = root
+        #: For a subfolder opened as a source (quarantine): the Maildir that is ``INBOX``.
+        self.home = home
         self.mailbox = f"maildir:{root.resolve()}"
         try:
             ensure_maildir(root)
@@ -83,12 +87,20 @@ class MaildirSource:
 
     def file(self, uids: list[str], folder: str) -> None:
         files = self._files()
-        target = _folder_dir(self.root, folder)
+        back_home = self.home is not None and folder.upper() == "INBOX"
+        target = self.home if back_home and self.home is not None else folder_dir(self.root,
+                                                                                  folder)
         try:
             ensure_maildir(target)
             for uid in uids:
                 path = files.get(uid)
-                if path is not None:
+                if path is None:
+                    continue
+                if back_home:
+                    # A new name, as a server gives a message put back a new UID: the
+                    # inbox's rows already know the old one.
+                    os.replace(path, target / "new" / f"{uuid.uuid4().hex}.retry")
+                else:
                     os.replace(path, target / "cur" / (path.name if ":" in path.name
                                                         else path.name + ":2,"))
         except OSError as exc:
@@ -99,7 +111,7 @@ class MaildirSource:
 
     def folder_messages(self, folder: str) -> list[Path]:
         """Files in one of the bot's folders (for summaries and tests)."""
-        target = _folder_dir(self.root, folder)
+        target = folder_dir(self.root, folder)
         return sorted(p for sub in ("new", "cur") if (target / sub).is_dir()
                       for p in (target / sub).iterdir())
 
