@@ -414,7 +414,8 @@ def finish_batch(app: App, source: Source, outcomes: list[Outcome],
     for folder, group in by_folder.items():
         if folder:
             try:
-                source.file([o.uid for o in group], folder)
+                source.file([o.uid for o in group], folder,
+                            again=[o.uid for o in group if o.resumed])
             except (SourceError, ConfigError) as exc:
                 log.error("%d message(s) not filed in %s (tried again at the next pass): %s",
                           len(group), folder, exc)

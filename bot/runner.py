@@ -114,7 +114,8 @@ def run_forever(app: App, stop: threading.Event | None = None,
                 scheduler.run_pending()
                 idle = scheduler.idle_seconds
                 bot = app.config.bot
-                limit = bot.idle_timeout if source.ordered else bot.poll_interval
+                # IDLE wakes us when mail comes; without it, look every poll_interval.
+                limit = bot.idle_timeout if source.can_idle() else bot.poll_interval
                 source.wait(max(1.0, min(limit, idle if idle is not None else limit)), stop)
                 pause = 1.0
             except TransientError as exc:

@@ -216,6 +216,16 @@ class BotEnv:
         finally:
             client.logout()
 
+    def try_append(self, raw: bytes) -> bool:
+        """APPEND to INBOX; ``False`` if the server refuses to store the message."""
+        from imapclient.exceptions import IMAPClientError
+
+        try:
+            self.append(raw)
+        except IMAPClientError:
+            return False
+        return True
+
     def folder(self, folder: str, deleted: bool = False) -> list[bytes]:
         """Raw messages in an IMAP folder (fetched without marking them read).
 

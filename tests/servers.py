@@ -349,12 +349,14 @@ class Cyrus:
 
     def stop(self) -> None:
         pid_file = self.root / "master.pid"
-        if pid_file.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
-            while pid_file.exists() and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)  # raises once the master is gone (it leaves its pid file)
                 time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def log(self) -> str:

@@ -114,8 +114,18 @@ def test_a_level_containing_the_servers_delimiter_is_a_config_error(
         assert env.complaints() == [] and env.smtp.handler.received == []
         assert len(env.folder("INBOX")) == 1  # nothing lost: it waits for the fix
     else:
+        # '/' servers take the name as it is, unless their storage refuses it (Dovecot's
+        # Maildir++ keeps '.' for itself): then the acknowledgement still goes, the
+        # message waits in the inbox, and check says which folder and why.
         assert code == 0, err
-        assert len(env.folder("Réclamations/Traitées.2026")) == 1
+        assert len(env.smtp.handler.to(CLIENT)) == 1
+        if env.folder("Réclamations/Traitées.2026"):
+            return
+        assert len(env.folder("INBOX")) == 1
+        assert main(["--config", str(env.config_path), "check"]) == 1
+        [failed] = [line for line in capsys.readouterr().out.splitlines()
+                    if line.startswith("FAIL")]
+        assert "folders.processed" in failed and "cannot create" in failed
 
 
 @pytest.mark.mailbox

@@ -336,12 +336,15 @@ def corpus() -> list[tuple[str, bytes]]:
 
 @pytest.mark.mailbox
 def test_malformed_corpus_all_filed_batch_goes_on(env: BotEnv) -> None:
-    messages = corpus()
-    for _, raw in messages[:4]:
-        env.append(raw)
+    # A server may refuse to store some of them (Cyrus refuses NUL bytes, as its LMTP
+    # would at delivery): those never reach the bot.
+    everything = corpus()
+    messages = [m for m in everything[:4] if env.try_append(m[1])]
     env.append(samples.form_submission())  # a good one in the middle of the batch
-    for _, raw in messages[4:]:
-        env.append(raw)
+    messages += [m for m in everything[4:] if env.try_append(m[1])]
+    stored = {kind for kind, _ in messages}
+    assert stored >= {kind for kind, _ in everything} - {"NUL bytes", "8-bit undeclared",
+                                                          "garbage"}
     env.run()
     rows = env.inbound()
     assert len(rows) == len(messages) + 1  # every message accounted for
@@ -354,9 +357,10 @@ def test_malformed_corpus_all_filed_batch_goes_on(env: BotEnv) -> None:
     contacts = {c.sender_email: c for c in env.contacts()}
     # Broken MIME: the body is kept, not lost.
     assert "jeanne.martin@example.org" in contacts
-    # 8-bit undeclared: accents read, not replaced.
-    assert contacts["helene@example.org"].sender_name == "Helène"
-    assert "Réclamation facture" in by_subject
+    if "8-bit undeclared" in stored:
+        # 8-bit undeclared: accents read, not replaced.
+        assert contacts["helene@example.org"].sender_name == "Helène"
+        assert "Réclamation facture" in by_subject
     assert "\ufffd" not in "".join(r.subject for r in rows)
     # Header injection: collapsed into one line; no Bcc reached the SMTP server.
     for captured in env.smtp.handler.received:
@@ -434,11 +438,13 @@ def test_check_reports_one_line_per_problem(env: BotEnv, tmp_path,  # type: igno
 
     assert main(["--config", str(env.config_path), "check"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[:2] for line in out] == [
-        ["OK", "config"], ["OK", "rules"], ["OK", "templates"], ["OK", "database"],
-        ["OK", "dossiers"], ["OK", "oauth2"], ["OK", "mailbox"], ["OK", "sending"]]
+    names = [line.split()[1] for line in out]
+    assert all(line.startswith("OK") for line in out)
+    assert list(dict.fromkeys(names)) == [
+        "config", "rules", "templates", "database", "dossiers", "oauth2", "mailbox",
+        "namespace", "imap", "folder", "sending"]
+    assert names.count("folder") == 3 and names.count("imap") == 6
     assert "not used (password login)" in out[5]
-    assert "will create Réclamations/Traitées" in out[6]
 
     import shutil
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,6 +36,9 @@ class Source(Protocol):
     #: Whether UIDs are increasing integers, so that a watermark can skip what is done.
     ordered: bool
 
+    def can_idle(self) -> bool:
+        """Whether :meth:`wait` is woken by the server (IMAP IDLE); else the bot polls."""
+
     def uidvalidity(self) -> str:
         """The folder's UIDVALIDITY: when it changes, every UID means something else."""
 
@@ -44,8 +47,12 @@ class Source(Protocol):
         """Messages waiting in the folder (with UID above ``after_uid`` when ordered);
         only the header of those larger than ``max_bytes``."""
 
-    def file(self, uids: list[str], folder: str) -> None:
-        """Move messages to ``folder``, created when missing."""
+    def file(self, uids: list[str], folder: str, again: Collection[str] = ()) -> None:
+        """Move messages to ``folder``, created when missing.
+
+        ``again``: those of ``uids`` that an earlier, interrupted pass may have copied
+        there already, so that a server without MOVE does not get a second copy.
+        """
 
     def present(self, uids: list[str]) -> set[str]:
         """Which of ``uids`` are still in the watched folder."""

@@ -11,7 +11,7 @@ import email.utils
 import hashlib
 import mailbox
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from bot.errors import SourceError
@@ -23,6 +23,9 @@ class ArchiveSource:
     """Every message of an mbox file or a Maildir folder, in file order."""
 
     ordered = False
+
+    def can_idle(self) -> bool:
+        return False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -62,7 +65,7 @@ class ArchiveSource:
         if batch:
             yield batch
 
-    def file(self, uids: list[str], folder: str) -> None:
+    def file(self, uids: list[str], folder: str, again: Collection[str] = ()) -> None:
         """Nothing moves in an export."""
 
     def present(self, uids: list[str]) -> set[str]:

@@ -23,7 +23,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from bot.config import FoldersConfig, ImapConfig
@@ -209,6 +209,9 @@ class ImapSource:
             with contextlib.suppress(Exception):  # already broken: nothing more to close
                 client.shutdown()
 
+    def can_idle(self) -> bool:
+        return bool(self._call("CAPABILITY", self.client.has_capability, "IDLE"))
+
     def uidvalidity(self) -> str:
         _ = self.client
         return self._uidvalidity
@@ -325,23 +328,62 @@ class ImapSource:
         self._known_folders[folder] = name
         return name
 
-    def file(self, uids: list[str], folder: str) -> None:
+    def file(self, uids: list[str], folder: str, again: Collection[str] = ()) -> None:
         if not uids:
             return
         target = self.ensure_folder(folder)
         client = self.client
         numbers = [int(u) for u in uids]
         if client.has_capability("MOVE"):
-            self._call("MOVE", client.move, numbers, target)
+            self._call("MOVE", client.move, numbers, target)  # atomic: one place, always
             return
-        # COPY first: a crash before the original is flagged leaves two copies at worst,
-        # never none.
-        self._call("COPY", client.copy, numbers, target)
+        # COPY first, so that a crash leaves the message in two places, never in none;
+        # a message an interrupted pass may have copied is looked for there first.
+        copied = self._copied_already(client, [int(u) for u in again if u in uids], target)
+        to_copy = [n for n in numbers if n not in copied]
+        if to_copy:
+            self._call("COPY", client.copy, to_copy, target)
         if client.has_capability("UIDPLUS"):
             self._call("STORE", client.add_flags, numbers, [b"\\Deleted"])
             self._call("EXPUNGE", client.uid_expunge, numbers)
         else:
             self._call("STORE", client.add_flags, numbers, [b"\\Deleted", b"\\Seen"])
+
+    def _copied_already(self, client: Any, uids: list[int], target: str) -> set[int]:
+        """Which of ``uids`` already have a copy in ``target``: the same Message-ID, size
+        and arrival time (COPY keeps the bytes and the INTERNALDATE)."""
+        if not uids:
+            return set()
+        items = ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", "RFC822.SIZE", "INTERNALDATE"]
+        data = self._call("FETCH", client.fetch, uids, items)
+        wanted: dict[int, tuple[str, int, object]] = {}
+        for uid, item in data.items():
+            header = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), b"")
+            message_id = _text(header).partition(":")[2].strip()
+            if message_id:
+                wanted[uid] = (message_id, item.get(b"RFC822.SIZE", 0),
+                               item.get(b"INTERNALDATE"))
+        found: set[int] = set()
+        if not wanted:
+            return found
+        try:
+            self._call("EXAMINE", client.select_folder, target, True)
+            for uid, (message_id, size, moment) in wanted.items():
+                matches = self._call("SEARCH", client.search,
+                                     ["HEADER", "Message-ID", message_id])
+                if not matches:
+                    continue
+                seen = self._call("FETCH", client.fetch, matches, items[1:])
+                if any(v.get(b"RFC822.SIZE") == size and v.get(b"INTERNALDATE") == moment
+                       for v in seen.values()):
+                    found.add(uid)
+        finally:
+            if self._client is not None:
+                selected = self._call("SELECT", client.select_folder, self.watched)
+                if str(selected.get(b"UIDVALIDITY", "")) != self._uidvalidity:
+                    self._drop()
+                    raise SourceError(f"IMAP UIDVALIDITY of {self.watched} changed")
+        return found
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()

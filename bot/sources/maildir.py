@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from bot.errors import SourceError
@@ -43,6 +43,9 @@ class MaildirSource:
     """The Maildir at ``root``; UIDs are the Maildir file names without their flags."""
 
     ordered = False
+
+    def can_idle(self) -> bool:
+        return False
 
     def __init__(self, root: Path, home: Path | None = None) -> None:
         self.root = root
@@ -85,7 +88,7 @@ class MaildirSource:
             if batch:
                 yield batch
 
-    def file(self, uids: list[str], folder: str) -> None:
+    def file(self, uids: list[str], folder: str, again: Collection[str] = ()) -> None:
         files = self._files()
         back_home = self.home is not None and folder.upper() == "INBOX"
         target = self.home if back_home and self.home is not None else folder_dir(self.root,
