@@ -357,7 +357,10 @@ def test_malformed_corpus_all_filed_batch_goes_on(env: BotEnv) -> None:
     contacts = {c.sender_email: c for c in env.contacts()}
     # Broken MIME: the body is kept, not lost.
     assert "jeanne.martin@example.org" in contacts
-    if "8-bit undeclared" in stored:
+    kept_8bit = any(b"Hel\xe8ne" in raw for f in ("INBOX", PROCESSED, IGNORED, QUARANTINE)
+                    for raw in env.folder(f))
+    assert kept_8bit or env.server.layout.kind == "cyrus"
+    if kept_8bit:  # Cyrus stores 8-bit header bytes as 'X' (its munge8bit): nothing to read
         # 8-bit undeclared: accents read, not replaced.
         assert contacts["helene@example.org"].sender_name == "Helène"
         assert "Réclamation facture" in by_subject
