@@ -336,3 +336,31 @@ def test_filing_log_is_written_only_when_something_changes(env: BotEnv) -> None:
     with env.app.sessions() as session:
         row = session.get(Setting, FILING_KEY)
         assert row is not None and json.loads(row.value) == {}
+
+
+@pytest.mark.parametrize("imap_server", ["dovecot-nomove", "dovecot-minimal"], indirect=True)
+def test_a_crash_between_copy_and_removal_leaves_one_copy(
+        env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers without MOVE: killed after COPY, before the original is flagged."""
+    from imapclient import IMAPClient
+
+    env.append(samples.form_submission())
+    env.append(samples.free_text(subject="Réclamation : accueil", sender="paul@example.org"))
+    real = IMAPClient.add_flags
+
+    def crash(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt("killed after COPY")
+
+    monkeypatch.setattr(IMAPClient, "add_flags", crash)
+    with pytest.raises(KeyboardInterrupt):
+        env.run()
+    monkeypatch.setattr(IMAPClient, "add_flags", real)
+    assert len(env.folder(PROCESSED)) == 2 and len(env.folder("INBOX")) == 2  # both places
+    env.restart()
+    env.run()
+    env.run()
+    assert len(env.folder(PROCESSED)) == 2  # no second copy
+    assert env.folder("INBOX") == []
+    assert len(env.complaints()) == 1 and len(env.contacts()) == 1
+    assert len(env.smtp.handler.to(CLIENT)) == 1
+    assert len(env.smtp.handler.to("paul@example.org")) == 1

@@ -298,3 +298,59 @@ def test_base64_lines_are_those_of_the_stdlib(size: int) -> None:
 
     data = random.Random(size).randbytes(size)
     assert _base64_lines(data) == base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+# --- Folder names on each server's namespace ------------------------------------------------
+
+
+@pytest.mark.parametrize(("prefix", "delimiter", "name", "expected"), [
+    ("", "/", "Réclamations/Traitées", "Réclamations/Traitées"),  # Gmail, Exchange
+    ("", ".", "Réclamations/Traitées", "Réclamations.Traitées"),  # Dovecot, Maildir++
+    ("INBOX.", ".", "Réclamations/Traitées", "INBOX.Réclamations.Traitées"),  # Cyrus, cPanel
+    ("INBOX.", ".", "INBOX", "INBOX"),  # the inbox takes no prefix
+    ("INBOX.", ".", "inbox/Entrée", "INBOX.Entrée"),  # nor do its children, in any case
+    ("", ".", "INBOX/Entrée", "INBOX.Entrée"),
+    ("", "/", "/Réclamations//Traitées/", "Réclamations/Traitées"),  # stray slashes
+    ("", None, "Réclamations/Traitées", "Réclamations/Traitées"),  # flat: the name as is
+])
+def test_folder_names_map_onto_the_namespace(prefix: str, delimiter: str | None, name: str,
+                                             expected: str) -> None:
+    from bot.sources.folders import Namespace
+
+    assert Namespace(prefix, delimiter).server_name(name, "folders.processed") == expected
+
+
+def test_a_level_with_the_delimiter_is_a_config_error_naming_the_key() -> None:
+    from bot.errors import ConfigError
+    from bot.sources.folders import Namespace
+
+    with pytest.raises(ConfigError, match=r"folders\.ignored: 'Ignorées\.2026' contains '\.'"):
+        Namespace("INBOX.", ".").server_name("Réclamations/Ignorées.2026", "folders.ignored")
+    with pytest.raises(ConfigError, match=r"imap\.folder: an empty folder name"):
+        Namespace().server_name("/", "imap.folder")
+    # On a '/' server the same name is one level with a dot in it: no error.
+    assert Namespace("", "/").server_name("A/B.2026", "folders.ignored") == "A/B.2026"
+
+
+def test_spellings_start_with_the_preferred_name_then_older_ones() -> None:
+    from bot.sources.folders import Namespace
+
+    assert Namespace("INBOX.", ".").spellings("Réclamations/Traitées", "k") == [
+        "INBOX.Réclamations.Traitées", "Réclamations.Traitées", "Réclamations/Traitées"]
+    assert Namespace("", "/").spellings("Réclamations/Traitées", "k") == [
+        "Réclamations/Traitées"]
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ((("INBOX.", "."),), ("INBOX.", ".")),
+    (((b"", b"/"),), ("", "/")),
+    ((("", None),), ("", None)),
+    (None, None),
+    ((), None),
+])
+def test_namespace_answer_is_read_from_its_first_personal_entry(
+        answer: object, expected: tuple[str, str | None] | None) -> None:
+    from bot.sources.folders import parse_namespace
+
+    found = parse_namespace(answer)
+    assert (None if found is None else (found.prefix, found.delimiter)) == expected
