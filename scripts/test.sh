@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the tests need on a fresh Debian machine, then run the whole suite,
 # once on SQLite and once on PostgreSQL (RECLAMBOT_TEST_DATABASE=sqlite|postgresql runs one).
-# The real servers the tests start come from Debian: Dovecot and Cyrus (IMAP), PostgreSQL.
+# The real servers the tests start come from Debian: Dovecot, Cyrus and Courier (IMAP),
+# PostgreSQL.
 # The tests that touch the mailbox run against every IMAP server of the matrix on the
 # SQLite pass, and against Debian's Dovecot on the PostgreSQL pass
 # (RECLAMBOT_TEST_IMAP=all|dovecot,cyrus,... chooses).
@@ -11,27 +12,35 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 CYRUS_ROOT="${RECLAMBOT_TEST_CYRUS:-/opt/reclambot-test/cyrus-imapd}"
+COURIER_ROOT="${RECLAMBOT_TEST_COURIER:-/opt/reclambot-test/courier-imap}"
 missing=()
 command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
-# Cyrus's own tools and libraries; its imapd package conflicts with dovecot-imapd (both
-# provide imap-server), so it is unpacked beside it below instead of installed.
+# Cyrus's and Courier's own tools and libraries. Their IMAP servers' packages conflict
+# with dovecot-imapd (all provide imap-server), so those are unpacked beside it instead.
 command -v cyrus >/dev/null 2>&1 || missing+=(cyrus-common)
-if [ ${#missing[@]} -gt 0 ] || [ ! -x "$CYRUS_ROOT/usr/lib/cyrus/bin/imapd" ]; then
+command -v couriertcpd >/dev/null 2>&1 || missing+=(courier-base)
+command -v makeuserdb >/dev/null 2>&1 || missing+=(courier-authlib-userdb)
+unpack=()
+[ -x "$CYRUS_ROOT/usr/lib/cyrus/bin/imapd" ] || unpack+=("cyrus-imapd:$CYRUS_ROOT")
+[ -x "$COURIER_ROOT/usr/bin/imapd" ] || unpack+=("courier-imap:$COURIER_ROOT")
+if [ ${#missing[@]} -gt 0 ] || [ ${#unpack[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if [ ! -x "$CYRUS_ROOT/usr/lib/cyrus/bin/imapd" ]; then
+for item in "${unpack[@]}"; do
+  package="${item%%:*}"
+  target="${item#*:}"
   debs="$(mktemp -d)"
   chmod 777 "$debs"
-  (cd "$debs" && apt-get download -qq cyrus-imapd >/dev/null 2>&1)
-  $SUDO mkdir -p "$CYRUS_ROOT"
-  $SUDO dpkg -x "$debs"/cyrus-imapd_*.deb "$CYRUS_ROOT"
+  (cd "$debs" && apt-get download -qq "$package" >/dev/null 2>&1)
+  $SUDO mkdir -p "$target"
+  $SUDO dpkg -x "$debs"/"$package"_*.deb "$target"
   rm -rf "$debs"
-fi
+done
 # The packaged services are not needed: the tests start their own servers on free ports.
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -167,7 +167,8 @@ class BotEnv:
                  monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
         monkeypatch.setenv("RECLAMBOT_TEST_IMAP_PASSWORD", DOVECOT_PASSWORD)
         self.directory = directory
-        self.user = f"user{next(_users)}-{directory.name[-12:]}".replace(".", "-")
+        self.user = server.new_user(f"user{next(_users)}-{directory.name[-12:]}"
+                                    .replace(".", "-"))
         self.server = server
         self.smtp = smtp
         self.config_path = write_config(directory, imap_port=server.port, imap_user=self.user,

@@ -195,6 +195,8 @@ namespace inbox {
     ImapLayout("dovecot-minimal", lacks=frozenset({"MOVE", "UIDPLUS", "IDLE", "NAMESPACE"})),
     # Cyrus IMAP with Debian's imapd.conf: namespace INBOX. with '.'.
     ImapLayout("cyrus", kind="cyrus", prefix="INBOX."),
+    # Courier-IMAP with Debian's /etc/courier/imapd: INBOX. with '.', no MOVE.
+    ImapLayout("courier", kind="courier", prefix="INBOX.", lacks=frozenset({"MOVE"})),
 )}
 DEFAULT_LAYOUT = "dovecot"
 
@@ -209,6 +211,10 @@ class Dovecot:
     tls_port: int = 0  # TLS from the start
     ca_file: Path | None = None  # the self-signed certificate, to trust it
     layout: ImapLayout = LAYOUTS[DEFAULT_LAYOUT]
+
+    def new_user(self, wanted: str) -> str:
+        """A user of its own for one test: any name logs in, into an empty mailbox."""
+        return wanted
 
     def maildir(self, user: str) -> Path:
         """The user's Maildir on disk."""
@@ -344,6 +350,10 @@ class Cyrus:
     tls_port: int = 0
     ca_file: Path | None = None
 
+    def new_user(self, wanted: str) -> str:
+        """Any name logs in (alwaystrue); its INBOX is created at the first login."""
+        return wanted
+
     def set_uidvalidity(self, user: str, value: int) -> None:
         raise NotImplementedError("Cyrus has no command to set a mailbox's UIDVALIDITY")
 
@@ -394,13 +404,126 @@ def start_cyrus() -> Cyrus:
     return server
 
 
-ImapServer = Dovecot | Cyrus
+#: Where scripts/test.sh unpacks Debian's courier-imap, which conflicts with dovecot-imapd.
+COURIER_UNPACKED = Path(os.environ.get("RECLAMBOT_TEST_COURIER",
+                                       "/opt/reclambot-test/courier-imap"))
+COURIER_USERS = 400
+
+# Courier reads its configuration from /etc/courier, a path built into it: the server runs
+# in a mount namespace of its own where this server's folder is bound over /etc/courier,
+# so that nothing of the machine's own configuration is read or changed.
+COURIER_START = """\
+set -e
+mount --bind {root}/etc /etc/courier
+makeuserdb
+/usr/lib/courier/courier-authlib/authdaemond &
+for i in $(seq 100); do [ -S {root}/run/socket ] && break; sleep 0.05; done
+set -a
+. /etc/courier/imapd
+exec /usr/sbin/couriertcpd -address=127.0.0.1 -nodnslookup -noidentlookup \\
+    {port} {unpacked}/usr/lib/courier/courier/imaplogin {unpacked}/usr/bin/imapd Maildir
+"""
+
+
+@dataclass
+class Courier:
+    """A running Courier-IMAP (couriertcpd, imaplogin, authdaemond with a userdb).
+
+    Courier's users come from its userdb, made once at start: :meth:`new_user` hands out
+    one of them per test.
+    """
+
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    layout: ImapLayout = LAYOUTS["courier"]
+    tls_port: int = 0
+    ca_file: Path | None = None
+    users: list[str] = field(default_factory=list)
+
+    def new_user(self, _wanted: str) -> str:
+        if not self.users:
+            raise RuntimeError(f"the Courier fixture has no more users ({COURIER_USERS})")
+        return self.users.pop(0)
+
+    def set_uidvalidity(self, user: str, value: int) -> None:
+        raise NotImplementedError("Courier has no command to set a folder's UIDVALIDITY")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log(self) -> str:
+        path = self.root / "courier.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def start_courier() -> Courier:
+    """Start Courier-IMAP as root on a free loopback port (Debian's courier-base and
+    courier-authlib-userdb, and courier-imap unpacked by scripts/test.sh)."""
+    imaplogin = COURIER_UNPACKED / "usr/lib/courier/courier/imaplogin"
+    if not imaplogin.exists() or shutil.which("couriertcpd") is None \
+            or shutil.which("makeuserdb") is None:
+        raise RuntimeError("Courier-IMAP is not installed (scripts/test.sh unpacks it)")
+    root = Path(tempfile.mkdtemp(prefix="reclambot-courier-"))
+    root.chmod(0o755)
+    etc = root / "etc"
+    shutil.copytree("/etc/courier", etc, symlinks=True)
+    for name in ("imapd", "imapd-ssl"):
+        shutil.copy(COURIER_UNPACKED / "etc/courier" / name, etc / name)
+    rc = (etc / "authdaemonrc").read_text()
+    rc = "\n".join(
+        'authmodulelist="authuserdb"' if line.startswith("authmodulelist=")
+        else f"authdaemonvar={root}/run" if line.startswith("authdaemonvar=")
+        else line for line in rc.splitlines()) + "\n"
+    (etc / "authdaemonrc").write_text(rc)
+    (root / "run").mkdir()
+    hashed = subprocess.run(["openssl", "passwd", "-6", DOVECOT_PASSWORD], check=True,
+                            capture_output=True, text=True, timeout=30).stdout.strip()
+    users = [f"courier{i:03}" for i in range(COURIER_USERS)]
+    lines = []
+    for user in users:
+        home = root / "mail" / user
+        for sub in ("cur", "new", "tmp"):
+            (home / "Maildir" / sub).mkdir(parents=True)
+        lines.append(f"{user}\tuid=103|gid=106|home={home}|mail={home}/Maildir"
+                     f"|systempw={hashed}")
+    (etc / "userdb").write_text("\n".join(lines) + "\n")
+    (etc / "userdb").chmod(0o600)
+    subprocess.run(["chown", "-R", "courier:courier", str(root / "mail")], check=True,
+                   timeout=60)
+    port = free_port()
+    (root / "start.sh").write_text(COURIER_START.format(root=root, port=port,
+                                                        unpacked=COURIER_UNPACKED))
+    with (root / "courier.log").open("w") as out:
+        process = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "--", "sh",
+             str(root / "start.sh")],
+            stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+    server = Courier(root=root, port=port, process=process, users=users)
+    try:
+        wait_for_port(port)
+    except RuntimeError:
+        server.stop()
+        raise RuntimeError(f"courier did not start: {server.log()}") from None
+    return server
+
+
+ImapServer = Dovecot | Cyrus | Courier
 
 
 def start_imap(layout: ImapLayout) -> ImapServer:
     """A server of this layout."""
     if layout.kind == "cyrus":
         return start_cyrus()
+    if layout.kind == "courier":
+        return start_courier()
     return start_dovecot(layout=layout)
 
 

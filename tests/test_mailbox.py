@@ -3,8 +3,8 @@ that fails, ``check`` and the quarantine commands.
 
 Tests marked ``mailbox`` run against each server of the matrix (``tests.servers.LAYOUTS``):
 Debian's Dovecot as installed (separator '.'), Dovecot with an ``INBOX.`` prefix, with
-'/', without MOVE, without MOVE/UIDPLUS/IDLE/NAMESPACE, and Cyrus IMAP. Each test compares
-what the bot did with the server's own names, as its users see them.
+'/', without MOVE, without MOVE/UIDPLUS/IDLE/NAMESPACE, Cyrus IMAP and Courier-IMAP. Each
+test compares what the bot did with the server's own names, as its users see them.
 """
 
 from __future__ import annotations
@@ -338,7 +338,8 @@ def test_filing_log_is_written_only_when_something_changes(env: BotEnv) -> None:
         assert row is not None and json.loads(row.value) == {}
 
 
-@pytest.mark.parametrize("imap_server", ["dovecot-nomove", "dovecot-minimal"], indirect=True)
+@pytest.mark.parametrize("imap_server", ["dovecot-nomove", "dovecot-minimal", "courier"],
+                         indirect=True)
 def test_a_crash_between_copy_and_removal_leaves_one_copy(
         env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     """Servers without MOVE: killed after COPY, before the original is flagged."""
