@@ -90,19 +90,19 @@ def _dossiers(config: Config) -> str:
     return f"{config.dossiers} is writable"
 
 
-#: What the bot does when the server lacks an extension (``None``: it needs none).
 def _fallbacks(config: Config, capabilities: set[str]) -> dict[str, str]:
-    moved = ("UID COPY, then \\Deleted and UID EXPUNGE of the original" if "UIDPLUS" in
-             capabilities else "UID COPY; the original stays flagged \\Deleted \\Seen and "
-             "is skipped (never a bare EXPUNGE)")
+    """What the bot does when the server lacks each extension it would use."""
+    moved = ("so UID COPY, then \\Deleted and UID EXPUNGE of the original" if "UIDPLUS" in
+             capabilities else "so UID COPY; the original stays flagged \\Deleted \\Seen "
+             "and is skipped (never a bare EXPUNGE)")
     return {
-        "IDLE": f"polling every {config.bot.poll_interval:g} s",
+        "IDLE": f"so the bot looks every {config.bot.poll_interval:g} s (poll_interval)",
         "MOVE": moved,
-        "UIDPLUS": ("not needed (MOVE)" if "MOVE" in capabilities
-                    else "filed originals stay flagged \\Deleted \\Seen, skipped"),
-        "CONDSTORE": "not needed: the bot keeps a UID watermark",
-        "UTF8=ACCEPT": "not needed: folder names travel in modified UTF-7",
-        "SPECIAL-USE": "not needed: the bot's folders are named in [folders]",
+        "UIDPLUS": ("(not needed: MOVE is there)" if "MOVE" in capabilities
+                    else "so filed originals stay flagged \\Deleted \\Seen, and are skipped"),
+        "CONDSTORE": "(not needed: the bot keeps a UID watermark)",
+        "UTF8=ACCEPT": "(not needed: folder names travel in modified UTF-7)",
+        "SPECIAL-USE": "(not needed: the bot's folders are named in [folders])",
     }
 
 
@@ -127,7 +127,8 @@ def _source(config: Config) -> list[CheckResult]:
         ]
         capabilities = source.capabilities()
         for name, fallback in _fallbacks(config, capabilities).items():
-            detail = "yes" if name in capabilities else f"missing: {fallback}"
+            comma = "," if fallback.startswith("so ") else ""
+            detail = "yes" if name in capabilities else f"missing{comma} {fallback}"
             results.append(CheckResult("imap", True, f"{name}: {detail}"))
         results.extend(_folders(source))
         return results

@@ -148,7 +148,7 @@ def test_check_names_the_namespace_extensions_and_server_folders(
     for name in ("IDLE", "MOVE", "UIDPLUS"):
         assert ("missing" in capabilities[name]) == (name in layout.lacks), capabilities[name]
     if "IDLE" in layout.lacks:
-        assert "polling every" in capabilities["IDLE"]
+        assert "looks every 60 s (poll_interval)" in capabilities["IDLE"]
     if "MOVE" in layout.lacks:
         fallback = "UID EXPUNGE" if "UIDPLUS" not in layout.lacks else "never a bare EXPUNGE"
         assert fallback in capabilities["MOVE"]
@@ -365,3 +365,26 @@ def test_a_crash_between_copy_and_removal_leaves_one_copy(
     assert len(env.complaints()) == 1 and len(env.contacts()) == 1
     assert len(env.smtp.handler.to(CLIENT)) == 1
     assert len(env.smtp.handler.to("paul@example.org")) == 1
+
+
+@pytest.mark.mailbox
+def test_a_watched_folder_other_than_inbox_is_mapped_too(env: BotEnv) -> None:
+    """``[imap] folder = "Réclamations/Entrée"``, as a server rule filing sub-addressed mail."""
+    layout = env.server.layout
+    client = env.imap()
+    try:
+        client.create_folder(layout.folder("Réclamations/Entrée"))
+    finally:
+        client.logout()
+    text = env.config_path.read_text(encoding="utf-8")
+    env.config_path.write_text(text.replace('password_env = "RECLAMBOT_TEST_IMAP_PASSWORD"',
+                                            'password_env = "RECLAMBOT_TEST_IMAP_PASSWORD"\n'
+                                            'folder = "Réclamations/Entrée"'), encoding="utf-8")
+    env.restart()
+    env.append(samples.form_submission(), folder="Réclamations/Entrée")
+    env.append(samples.free_text())  # in INBOX: not the bot's
+    env.run()
+    assert len(env.complaints()) == 1
+    assert env.folder("Réclamations/Entrée") == []
+    assert len(env.folder(PROCESSED)) == 1
+    assert len(env.folder("INBOX")) == 1 and env.contacts() == []
