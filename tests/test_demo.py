@@ -55,3 +55,37 @@ def test_run_once_on_maildir_reports(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "handled 0 message(s)" in capsys.readouterr().out
     assert main(["--config", str(directory / "config.toml"), "outbox"]) == 0
     assert "0 email(s) not sent" in capsys.readouterr().out
+
+
+def test_quarantine_retry_on_a_maildir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same commands on the demo's Maildir: listed, put back once, handled once."""
+    from bot import samples
+
+    directory = tmp_path / "demo"
+    main(["demo", "--dir", str(directory)])
+    config = directory / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + "\n[limits]\nmax_message_bytes = 5000\n", encoding="utf-8")
+    fields = dict(samples.COMPLETE_FORM, **{"Adresse e-mail": "paul@example.org"})
+    big = samples.form_submission(
+        fields, attachments=[("facture.pdf", "application/pdf", samples.pdf_bytes(8000))])
+    (directory / "maildir" / "inbox" / "new" / "big.eml").write_bytes(big)
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    assert "too_large: 1" in capsys.readouterr().out
+
+    assert main(["--config", str(config), "quarantine", "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[-1].startswith("1 message(s) in quarantine")
+    assert "max_message_bytes (5000)" in listing[0]
+
+    config.write_text(text, encoding="utf-8")
+    assert main(["--config", str(config), "quarantine", "retry", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "1 message(s) put back" in out and "submission: 1" in out
+    assert main(["--config", str(config), "quarantine", "retry", "--all"]) == 0
+    assert "nothing in quarantine" in capsys.readouterr().out
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    assert "handled 0 message(s)" in capsys.readouterr().out
+    acknowledgements = [p for p in (directory / "maildir" / "outbox" / "new").iterdir()
+                        if b"paul@example.org" in p.read_bytes()]
+    assert len(acknowledgements) == 2  # the polite refusal, then the acknowledgement, once
