@@ -8,6 +8,7 @@ that any decision can be explained to an auditor.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from bot.form import extract_fields
 from bot.models import Complaint, Contact, Outbox, Ticket
 from bot.outbox import OWN_HEADER
 from bot.replies import new_text
-from bot.text import fold
+from bot.text import fold, strip_accents
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -94,9 +95,16 @@ def auto_submitted(msg: InboundMessage, app: App) -> str | None:
     return None
 
 
-def null_return_path(msg: InboundMessage, app: App) -> str | None:
-    if msg.has_header("Return-Path") and msg.header("Return-Path").strip() in ("<>", ""):
+def return_path(msg: InboundMessage, app: App) -> str | None:
+    """The envelope sender: empty for reports (RFC 5321), or a delivery system's address."""
+    if not msg.has_header("Return-Path"):
+        return None
+    value = msg.header("Return-Path").strip()
+    if value in ("<>", ""):
         return "Return-Path: <> (delivery report or automatic notice)"
+    local = value.strip("<>").rsplit("@", 1)[0].strip().lower()
+    if local in app.rulebook.robots.robot_return_paths:
+        return f"Return-Path {local}@… (the envelope of a delivery system)"
     return None
 
 
@@ -135,15 +143,109 @@ def out_of_office(msg: InboundMessage, app: App) -> str | None:
     return None
 
 
+_CONTENT_TYPE = re.compile(rb"(?im)^content-type:[ \t]*([a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)")
+
+
+def _part_types(msg: InboundMessage) -> list[tuple[int, str]]:
+    """(offset, type) of every Content-Type header of the message, its own first."""
+    return [(m.start(), m.group(1).decode("ascii").lower())
+            for m in _CONTENT_TYPE.finditer(msg.raw)]
+
+
+def _outside_enclosed(msg: InboundMessage, app: App) -> list[str]:
+    """Content types of the parts that are not inside an enclosed message.
+
+    An enclosed message (``message/rfc822``) comes after the parts that describe it in
+    every report format, so a type seen before the first one is the message's own.
+    """
+    types = _part_types(msg)
+    enclosed = app.rulebook.robots.enclosed_message_types
+    first = next((offset for offset, kind in types if kind in enclosed), len(msg.raw))
+    return [kind for offset, kind in types[1:] if offset < first]
+
+
+def report_structure(msg: InboundMessage, app: App) -> str | None:
+    """A part only reports carry, wherever it sits (but inside a forwarded message)."""
+    found = [kind for kind in _outside_enclosed(msg, app)
+             if kind in app.rulebook.robots.report_part_types]
+    return f"a {found[0]} part (the structure of a report)" if found else None
+
+
+def report_body_opening(msg: InboundMessage, app: App) -> str | None:
+    """The body begins as delivery systems begin theirs."""
+    lines = [" ".join(strip_accents(line).casefold().split())
+             for line in msg.text.splitlines() if line.strip()][:3]
+    for pattern in app.rulebook.robots.report_body_openings:
+        if any(pattern.match(line) for line in lines):
+            return f"the body opens as a delivery report does ({pattern.pattern!r})"
+    return None
+
+
+def enclosed_failure(msg: InboundMessage, app: App) -> str | None:
+    """An enclosed message, and the bounce detector finds a failed delivery around it.
+
+    People forward emails too: the enclosed message alone proves nothing, flufl.bounce
+    reading the report around it does.
+    """
+    enclosed = app.rulebook.robots.enclosed_message_types
+    if not any(kind in enclosed for _offset, kind in _part_types(msg)):
+        return None
+    temporary, permanent = failures(msg.raw)
+    found = sorted(permanent | temporary)
+    if found:
+        return (f"an enclosed message, and flufl.bounce reads a failed delivery to "
+                f"{', '.join(found[:3])}")
+    return None
+
+
 ROBOT_RULES: tuple[Rule, ...] = (
     auto_submitted,
-    null_return_path,
+    return_path,
     robot_sender,
     precedence,
     robot_headers,
     delivery_report,
+    report_structure,
     out_of_office,
+    report_body_opening,
+    enclosed_failure,
 )
+
+
+_REPLY_PREFIXES = re.compile(
+    r"^(\s*(re|tr|fw|fwd|aw|wg|sv|vs|rif|r|antw|res|enc|ref)\s*(\[\d+\]|\(\d+\))?\s*:\s*)+")
+
+
+@functools.lru_cache(maxsize=256)
+def rule_subject(subject: str, tags: tuple[str, ...]) -> str:
+    """The subject as subject rules read it: lower-case, accent-free, one space between
+    words, without reply prefixes, and without the complaint tag wherever it stands (a
+    report re-tagged by a person or a forwarding rule is still a report)."""
+    text = " ".join(strip_accents(subject).casefold().split())
+    for tag in tags:
+        text = re.sub(rf"[\[(]?\b{re.escape(tag)}s?\b[\])]?\s*[:\-–—]*\s*", " ", text)
+    text = " ".join(text.split())
+    previous = None
+    while previous != text:
+        previous, text = text, _REPLY_PREFIXES.sub("", text).strip(" :-–—")
+    return text
+
+
+def subject_rules(msg: InboundMessage, app: App) -> tuple[Match, ...]:
+    """The data-driven subject rules of ``rules/robots.toml`` that match, with reasons."""
+    subject = rule_subject(msg.subject, app.rulebook.subject_tags)
+    matches = []
+    for rule in app.rulebook.robots.subject_rules:
+        pattern = rule.match(subject)
+        if pattern is not None:
+            matches.append(Match(rule.name, f"{rule.reason} (pattern {pattern!r})"))
+    return tuple(matches)
+
+
+def robot_matches(msg: InboundMessage, app: App) -> tuple[Match, ...]:
+    """Every robot rule that matches ``msg``: the named rules, then the subject rules."""
+    return (*(Match(rule.__name__, reason) for rule in ROBOT_RULES
+              if (reason := rule(msg, app)) is not None), *subject_rules(msg, app))
 
 
 def own_message(msg: InboundMessage, app: App) -> str | None:
@@ -155,6 +257,44 @@ def own_message(msg: InboundMessage, app: App) -> str | None:
 
 
 _OUR_MESSAGE_ID = re.compile(rb"<[0-9a-f]{32}\.reclambot@[^<>\s]+>")
+_OWN_HEADER_LINE = re.compile(rb"(?im)^[ \t>]*" + OWN_HEADER.encode() + rb":")
+
+
+def failures(raw: bytes) -> tuple[set[str], set[str]]:
+    """(temporary, permanent) failed addresses that flufl.bounce reads in ``raw``."""
+    import email as email_module
+
+    from flufl.bounce import all_failures
+
+    try:
+        temporary, permanent = all_failures(email_module.message_from_bytes(raw))
+    except Exception:  # a detector choking on odd input: then it is no usable report
+        return set(), set()
+    return ({a.decode("utf-8", "replace") for a in temporary},
+            {a.decode("utf-8", "replace") for a in permanent})
+
+
+def _body(raw: bytes) -> bytes:
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(separator)
+        if end >= 0:
+            return raw[end:]
+    return b""
+
+
+def quotes_own_email(session: Session, msg: InboundMessage, app: App) -> str | None:
+    """The body quotes one of the bot's emails (its Message-ID or its X-Reclambot header),
+    and the sender is nobody the bot ever wrote to: a machine sent it back."""
+    body = _body(msg.raw)
+    quoted = list(dict.fromkeys(m.decode("ascii") for m in _OUR_MESSAGE_ID.findall(body)))
+    if not quoted and not _OWN_HEADER_LINE.search(body):
+        return None
+    sender = msg.from_address
+    if sender and session.scalar(select(Outbox.id).where(Outbox.to_address == sender)
+                                 .limit(1)) is not None:
+        return None  # a correspondent forwarding or quoting our email: a person
+    what = f"the bot's email {quoted[0]}" if quoted else f"an email with {OWN_HEADER}"
+    return f"quotes {what}, from {sender or 'no address'}, whom the bot never wrote to"
 
 
 def bounce(session: Session, msg: InboundMessage, app: App) -> Decision | None:
@@ -165,15 +305,9 @@ def bounce(session: Session, msg: InboundMessage, app: App) -> Decision | None:
     rows = session.scalars(select(Outbox).where(Outbox.message_id.in_(ours))).all()
     if not rows:
         return None
-    import email as email_module
-
-    from flufl.bounce import all_failures
-
-    try:
-        temporary, permanent = all_failures(email_module.message_from_bytes(msg.raw))
-    except Exception:  # a detector choking on odd input: then it is no usable report
-        return None
-    failed = sorted(a.decode("utf-8", "replace") for a in permanent)
+    temporary_set, permanent_set = failures(msg.raw)
+    temporary = sorted(temporary_set)
+    failed = sorted(permanent_set)
     if failed:
         return Decision(Action.BOUNCE, (Match("bounce", (
             f"delivery failure report for {', '.join(failed)} about outbox "
@@ -244,9 +378,10 @@ def foreign_token(msg: InboundMessage, app: App) -> str | None:
 
 
 def subject_tag(msg: InboundMessage, app: App) -> str | None:
-    words = f" {fold(msg.subject)} "
+    # A word that begins with the tag: "RÉCLAMATION:", "Réclamations", "RECLAMATION-2".
+    words = f" {fold(msg.subject)}"
     for tag in app.rulebook.subject_tags:
-        if f" {tag} " in words:
+        if f" {tag}" in words:
             return f"subject carries the tag {tag.upper()}"
     return None
 
@@ -339,14 +474,13 @@ def classify(session: Session, msg: InboundMessage, app: App,
         return Decision(Action.ROBOT, (Match("own_message", own),))
     form = from_form(msg, app)
     if not form:
-        robots = tuple(
-            Match(rule.__name__, reason)
-            for rule in ROBOT_RULES
-            if (reason := rule(msg, app)) is not None
-        )
+        robots = robot_matches(msg, app)
         if robots:
             # Only a robot's message can be a delivery report worth reading as one.
             return bounce(session, msg, app) or Decision(Action.ROBOT, robots)
+        quoted = quotes_own_email(session, msg, app)
+        if quoted:
+            return Decision(Action.ROBOT, (Match("quotes_own_email", quoted),))
     if over_limit:
         return Decision(Action.TOO_LARGE, (Match("size_limit", over_limit),))
     if form:

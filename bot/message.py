@@ -156,12 +156,30 @@ def decode_header_value(value: object, candidates: tuple[str, ...] = DEFAULT_CHA
             return " ".join(value.decode("ascii").replace("\x00", "").split())
         value = decode_bytes(value, None, candidates)
     try:
-        text = str(email.header.make_header(email.header.decode_header(str(value))))
+        chunks = email.header.decode_header(str(value))
     except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
-        text = str(value)
+        chunks = [(str(value), None)]
+    # Each encoded word on its own: one word in a charset Python lacks, or with bytes its
+    # charset cannot have, must not hide the others (a subject "RÉCLAMATION" in UTF-8
+    # followed by a word in GB2312 keeps its tag).
+    text = "".join(_decode_chunk(chunk, charset, candidates) for chunk, charset in chunks)
     # A header value is one line: folding and injected line breaks are collapsed; NUL
     # bytes carry nothing and no database stores them in text.
     return " ".join(text.replace("\x00", "").split())
+
+
+def _decode_chunk(chunk: bytes | str, charset: str | None,
+                  candidates: tuple[str, ...]) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    if charset is None or charset == "unknown-8bit":
+        return decode_bytes(chunk, None, candidates) if not chunk.isascii() else chunk.decode()
+    try:
+        return chunk.decode(charset)
+    except LookupError:
+        return decode_bytes(chunk, None, candidates)  # a charset Python does not know
+    except UnicodeError:
+        return chunk.decode(charset, "replace")
 
 
 def _header_fields(raw: bytes) -> list[tuple[str, bytes]]:

@@ -7,6 +7,7 @@ tag, the deadlines, the form versions and their fields, the markers of automatic
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
@@ -58,6 +59,22 @@ class FormVersion:
 
 
 @dataclass(frozen=True)
+class SubjectRule:
+    """A named family of subjects only machines write, with its reason."""
+
+    name: str
+    reason: str
+    patterns: tuple[re.Pattern[str], ...]
+
+    def match(self, subject: str) -> str | None:
+        """The pattern that matches ``subject`` (prepared by the classifier), or ``None``."""
+        for pattern in self.patterns:
+            if pattern.search(subject):
+                return pattern.pattern
+        return None
+
+
+@dataclass(frozen=True)
 class RobotRules:
     """Markers of automatic messages (RFC 3834 and common practice)."""
 
@@ -67,6 +84,11 @@ class RobotRules:
     robot_senders: tuple[str, ...]
     report_content_types: tuple[str, ...]
     out_of_office_subjects: tuple[str, ...]
+    robot_return_paths: tuple[str, ...] = ()
+    report_part_types: tuple[str, ...] = ()
+    enclosed_message_types: tuple[str, ...] = ()
+    subject_rules: tuple[SubjectRule, ...] = ()
+    report_body_openings: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -292,5 +314,43 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
             out_of_office_subjects=tuple(
                 fold(v) for v in _strings(robots, "out_of_office_subjects", robots_path)
             ),
+            robot_return_paths=tuple(
+                v.lower() for v in _optional(robots, "robot_return_paths", robots_path)),
+            report_part_types=tuple(
+                v.lower() for v in _optional(robots, "report_part_types", robots_path)),
+            enclosed_message_types=tuple(
+                v.lower() for v in _optional(robots, "enclosed_message_types", robots_path)),
+            subject_rules=_subject_rules(robots, robots_path),
+            report_body_openings=tuple(
+                _regex(v, f"{robots_path}: report_body_openings")
+                for v in _optional(robots, "report_body_openings", robots_path)),
         ),
     )
+
+
+def _optional(data: dict[str, Any], key: str, where: Path) -> tuple[str, ...]:
+    """A list added after 0.1.0: a rules folder copied before then may lack it."""
+    return _strings(data, key, where) if key in data else ()
+
+
+def _regex(pattern: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise RulesError(f"{where}: {pattern!r} is not a valid regular expression: {exc}") \
+            from None
+
+
+def _subject_rules(data: dict[str, Any], path: Path) -> tuple[SubjectRule, ...]:
+    rules = []
+    for index, raw in enumerate(data.get("subject_rules", [])):
+        where = f"{path}: subject_rules[{index}]"
+        try:
+            name, reason, patterns = str(raw["name"]), str(raw["reason"]), raw["patterns"]
+        except (KeyError, TypeError) as exc:
+            raise RulesError(f"{where}: missing {exc}") from None
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise RulesError(f"{where}: patterns must be a list of strings")
+        rules.append(SubjectRule(name, reason, tuple(_regex(p, f"{where} ({name})")
+                                                      for p in patterns)))
+    return tuple(rules)

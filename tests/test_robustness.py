@@ -78,7 +78,7 @@ def test_delay_report_is_filed_not_answered(env: BotEnv) -> None:
     ("headers", "sender", "subject", "rule"),
     [
         ({"Auto-Submitted": "auto-generated"}, None, "RÉCLAMATION", "auto_submitted"),
-        ({"Return-Path": "<>"}, None, "RÉCLAMATION", "null_return_path"),
+        ({"Return-Path": "<>"}, None, "RÉCLAMATION", "return_path"),
         ({}, "MAILER-DAEMON@example.org", "RÉCLAMATION", "robot_sender"),
         ({}, "postmaster@example.org", "Réclamation", "robot_sender"),
         ({"Precedence": "bulk"}, None, "Réclamation", "precedence"),

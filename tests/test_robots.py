@@ -1,0 +1,121 @@
+"""Robot rules one by one, on bare messages: each matches what it is for, and none takes a
+person's complaint that merely looks like a robot's mail for one."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from types import SimpleNamespace
+
+import pytest
+
+from bot import classify
+from bot.config import package_data_dir
+from bot.message import decode_header_value, parse_message
+from bot.rulebook import load_rulebook
+
+RULES = load_rulebook(package_data_dir("rules"))
+APP = SimpleNamespace(rulebook=RULES)
+
+
+def bare(subject: str = "Réclamation", body: str = "Bonjour,\n\nMa réclamation.\n",
+         sender: str = "jeanne@example.org", **headers: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "reclamations@example.fr"
+    msg["Subject"] = subject
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def report(outer: str, parts: list[tuple[str, str]], subject: str = "Réclamation") -> bytes:
+    """A multipart message whose parts have these (content type, body)."""
+    lines = [f"From: gateway@example.net\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"
+             f"Content-Type: {outer}; boundary=\"XX\"\r\n\r\n"]
+    for kind, body in parts:
+        lines.append(f"--XX\r\nContent-Type: {kind}\r\n\r\n{body}\r\n")
+    lines.append("--XX--\r\n")
+    return "".join(lines).encode()
+
+
+def matched(raw: bytes) -> set[str]:
+    return {m.rule for m in classify.robot_matches(parse_message(raw), APP)}  # type: ignore[arg-type]
+
+
+ORIGINAL = ("From: reclamations@example.fr\r\nTo: nobody@example.org\r\n"
+            "Message-ID: <0123456789abcdef0123456789abcdef.reclambot@example.fr>\r\n"
+            "Subject: Accusé de réception\r\n\r\nBonjour\r\n")
+
+
+@pytest.mark.parametrize(("raw", "rule"), [
+    (bare(Return_Path="<>"), "return_path"),
+    (bare(Return_Path="<MAILER-DAEMON@mx.example.net>"), "return_path"),
+    (bare(Return_Path="<postmaster@example.net>"), "return_path"),
+    (report("multipart/mixed", [("text/plain", "Failed."),
+                                ("message/delivery-status", "Status: 5.1.1")]), "report_structure"),
+    (report("multipart/mixed", [("text/plain", "x"), ("text/rfc822-headers", ORIGINAL)]),
+     "report_structure"),
+    (bare(body="This is the mail system at host mx.example.net.\n\nI'm sorry..."),
+     "report_body_opening"),
+    (bare(body="Hi. This is the qmail-send program at example.net.\n"), "report_body_opening"),
+    (bare(body="Delivery has failed to these recipients or groups:\n\nx@example.org\n"),
+     "report_body_opening"),
+    (bare("RÉCLAMATION Returned Mail - Error During Delivery"), "delivery_failure_subject"),
+    (bare("Mail could not be delivered - Réclamation"), "delivery_failure_subject"),
+    (bare("Réclamation: Delivery failure notification"), "delivery_failure_subject"),
+    (bare("Non remis : RÉCLAMATION attestation"), "delivery_failure_subject"),
+    (bare("Unzustellbar: Reclamation"), "delivery_failure_subject"),
+    (bare("No se puede entregar: Reclamación"), "delivery_failure_subject"),
+    (bare("Non recapitabile: Reclamo"), "delivery_failure_subject"),
+    (bare("Onbestelbaar: Reclamatie"), "delivery_failure_subject"),
+    (bare("Não entregue: Reclamação"), "delivery_failure_subject"),
+    (bare("Mail delivery failed: returning message to sender"), "delivery_failure_subject"),
+    (bare("[VIRUS] Réclamation"), "content_filter_subject"),
+    (bare("Your message to formation-l awaits moderator approval : non remis"),
+     "list_moderation_subject"),
+    (bare("Please confirm you are human - RÉCLAMATION"), "challenge_response_subject"),
+])
+def test_each_robot_rule_matches_its_kind(raw: bytes, rule: str) -> None:
+    assert rule in matched(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    bare("Réclamation : colis non remis"),
+    bare("Réclamation : non remise de mon attestation"),
+    bare("RÉCLAMATION - undeliverable promises"),
+    bare("Réclamation", body="Bonjour,\n\nJ'ai reçu « Mail delivery failed: returning message "
+         "to sender » en vous écrivant, et aucune réponse.\n\nJeanne\n"),
+    bare("Réclamation", body="Bonjour,\n\nVoici le message d'erreur reçu :\n\n"
+         "> This is the mail system at host mx.example.fr.\n"),
+    report("multipart/mixed", [("text/plain", "Bonjour, je vous transfère le courriel."),
+                               ("message/rfc822", ORIGINAL)], subject="TR: Réclamation"),
+    report("multipart/mixed", [("text/plain", "Bonjour, l'erreur reçue est jointe."),
+                               ("message/rfc822", "From: MAILER-DAEMON@x\r\nContent-Type: "
+                                "multipart/report; boundary=\"Y\"\r\n\r\n--Y\r\nContent-Type:"
+                                " message/delivery-status\r\n\r\nStatus: 5.0.0\r\n--Y--\r\n")]),
+])
+def test_a_person_who_looks_like_a_robot_is_not_one(raw: bytes) -> None:
+    assert matched(raw) == set()
+
+
+@pytest.mark.parametrize(("subject", "expected"), [
+    (b"=?utf-8?q?R=C3=89CLAMATION_?= =?gb2312?B?yv3X1g==?=", "RÉCLAMATION 数字"),
+    (b"=?utf-8?q?R=C3=89CLAMATION_?= =?gb2312?B?/////w==?=", "RÉCLAMATION"),  # undecodable
+    (b"=?utf-8?q?R=C3=89CLAMATION_?= =?x-unknown?B?yv3X1g==?= suite", "RÉCLAMATION"),
+])
+def test_one_bad_encoded_word_hides_no_other(subject: bytes, expected: str) -> None:
+    assert decode_header_value(subject).startswith(expected)
+
+
+@pytest.mark.parametrize("subject", ["RÉCLAMATIONS diverses", "RÉCLAMATION:attestation",
+                                     "Re: TR: réclamation", "=?gb2312?B?yv3X1g==?= Réclamation"])
+def test_the_tag_is_found_in_any_subject(subject: str) -> None:
+    msg = parse_message(bare(subject))
+    assert classify.subject_tag(msg, APP) is not None  # type: ignore[arg-type]
+
+
+def test_rule_subject_strips_tag_and_prefixes() -> None:
+    tags = RULES.subject_tags
+    assert classify.rule_subject("RE: [RÉCLAMATION] Undeliverable: x", tags) == "undeliverable: x"
+    assert classify.rule_subject("Réclamation : colis non remis", tags) == "colis non remis"
