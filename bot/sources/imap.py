@@ -43,6 +43,11 @@ def _errors() -> tuple[type[BaseException], ...]:
     return (IMAPClientError, OSError, socket.timeout, ssl.SSLError, EOFError)
 
 
+def _existing_spelling(spellings: list[str], existing: set[str]) -> str | None:
+    """The first of ``spellings`` the server lists, or ``None``."""
+    return next((name for name in spellings if name in existing), None)
+
+
 def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -149,8 +154,7 @@ class ImapSource:
         spellings = self.namespace.spellings(self.server.folder, "imap.folder")
         if spellings[0] == INBOX:
             return INBOX
-        existing = self._existing(client)
-        return next((name for name in spellings if name in existing), spellings[0])
+        return _existing_spelling(spellings, self._existing(client)) or spellings[0]
 
     def capabilities(self) -> set[str]:
         """The server's capabilities after login, as upper-case names."""
@@ -171,7 +175,7 @@ class ImapSource:
         names = {}
         for key, name in self.folder_keys().items():
             spellings = self.namespace.spellings(name, key)
-            names[key] = next((s for s in spellings if s in existing), spellings[0])
+            names[key] = _existing_spelling(spellings, existing) or spellings[0]
         return names
 
     def _login(self, client: Any) -> None:
@@ -311,8 +315,7 @@ class ImapSource:
             return self._known_folders[folder]
         client = self.client
         spellings = self.namespace.spellings(folder, self._key_of(folder))
-        existing = self._existing(client)
-        name = next((s for s in spellings if s in existing), None)
+        name = _existing_spelling(spellings, self._existing(client))
         if name is None:
             name = spellings[0]
             try:
