@@ -297,8 +297,13 @@ def quotes_own_email(session: Session, msg: InboundMessage, app: App) -> str | N
     return f"quotes {what}, from {sender or 'no address'}, whom the bot never wrote to"
 
 
-def bounce(session: Session, msg: InboundMessage, app: App) -> Decision | None:
-    """A delivery failure report about one of our emails (DSN or a provider's own format)."""
+def bounce(session: Session, msg: InboundMessage, app: App,
+           robots: tuple[Match, ...] = ()) -> Decision | None:
+    """A delivery failure report about one of our emails (DSN or a provider's own format).
+
+    ``robots`` are the robot rules that matched: recorded after the report's own match,
+    so the row tells an auditor both what the report was about and why it is a robot's.
+    """
     ours = list(dict.fromkeys(m.decode("ascii") for m in _OUR_MESSAGE_ID.findall(msg.raw)))
     if not ours:
         return None
@@ -311,10 +316,11 @@ def bounce(session: Session, msg: InboundMessage, app: App) -> Decision | None:
     if failed:
         return Decision(Action.BOUNCE, (Match("bounce", (
             f"delivery failure report for {', '.join(failed)} about outbox "
-            f"#{', #'.join(str(r.id) for r in rows)}")),), bounced=tuple(r.id for r in rows))
+            f"#{', #'.join(str(r.id) for r in rows)}")), *robots),
+            bounced=tuple(r.id for r in rows))
     if temporary:
         return Decision(Action.ROBOT, (Match("delay_report", "temporary delivery delay "
-                                             "report about one of our emails"),))
+                                             "report about one of our emails"), *robots))
     return None
 
 
@@ -477,7 +483,7 @@ def classify(session: Session, msg: InboundMessage, app: App,
         robots = robot_matches(msg, app)
         if robots:
             # Only a robot's message can be a delivery report worth reading as one.
-            return bounce(session, msg, app) or Decision(Action.ROBOT, robots)
+            return bounce(session, msg, app, robots) or Decision(Action.ROBOT, robots)
         quoted = quotes_own_email(session, msg, app)
         if quoted:
             return Decision(Action.ROBOT, (Match("quotes_own_email", quoted),))

@@ -14,6 +14,8 @@ import contextlib
 import email
 import email.policy
 import os
+import pwd
+import re
 import shutil
 import signal
 import socket
@@ -487,12 +489,13 @@ def start_courier() -> Courier:
     hashed = subprocess.run(["openssl", "passwd", "-6", DOVECOT_PASSWORD], check=True,
                             capture_output=True, text=True, timeout=30).stdout.strip()
     users = [f"courier{i:03}" for i in range(COURIER_USERS)]
+    owner = pwd.getpwnam("courier")  # its ids depend on the order packages were installed
     lines = []
     for user in users:
         home = root / "mail" / user
         for sub in ("cur", "new", "tmp"):
             (home / "Maildir" / sub).mkdir(parents=True)
-        lines.append(f"{user}\tuid=103|gid=106|home={home}|mail={home}/Maildir"
+        lines.append(f"{user}\tuid={owner.pw_uid}|gid={owner.pw_gid}|home={home}|mail={home}/Maildir"
                      f"|systempw={hashed}")
     (etc / "userdb").write_text("\n".join(lines) + "\n")
     (etc / "userdb").chmod(0o600)
@@ -684,3 +687,148 @@ def start_postgres() -> Postgres:
     _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-o", options,
                   "-l", str(root / "log"), "-w", "start"])
     return Postgres(root=root, port=port, bin_dir=bin_dir)
+
+
+POSTFIX_MAIN_CF = """\
+# Debian's Postfix as an organisation's hosting provider runs it: it takes the bot's
+# outgoing mail on SMTP, delivers the organisation's own addresses into the test Dovecot
+# (through Dovecot's LDA, as Dovecot's documentation pairs them), relays
+# the rest to the remote domain's MX, and writes its own delivery reports when that MX
+# refuses a recipient. Only paths, ports and the loopback routes are the test's.
+compatibility_level = 3.6
+queue_directory = {root}/queue
+data_directory = {root}/data
+maillog_file = {root}/postfix.log
+maillog_file_prefixes = {root}
+myhostname = mx.{domain}
+mydomain = {domain}
+myorigin = $mydomain
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+biff = no
+append_dot_mydomain = no
+virtual_mailbox_domains = {domain}
+virtual_mailbox_maps = regexp:{conf}/mailboxes
+virtual_transport = dovecot
+dovecot_destination_recipient_limit = 1
+alias_maps =
+alias_database =
+transport_maps = texthash:{conf}/transport
+smtp_dns_support_level = disabled
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+bounce_template_file = {conf}/bounce.cf
+"""
+
+#: Bounce templates of a provider that writes its reports from an ordinary address, in
+#: French, under a subject that says nothing of a failure: only the structure tells.
+POSTFIX_PLAIN_BOUNCE = """\
+failure_template = <<EOF
+Charset: utf-8
+From: Service messagerie <messagerie@{domain}>
+Subject: Votre message du jour
+Postmaster-Subject: Copie postmaster : message non remis
+
+Bonjour,
+
+Nous vous informons que votre courriel n'a pas pu parvenir à l'un de ses destinataires.
+Vous le trouverez joint à ce message, avec le détail technique.
+
+Le service messagerie
+EOF
+"""
+
+#: The domain of the complainants' mail provider, whose MX is an aiosmtpd of the test.
+POSTFIX_REMOTE_DOMAIN = "example.net"
+
+
+@dataclass
+class Postfix:
+    """A running Postfix; ``stop()`` shuts it down and removes its folder."""
+
+    root: Path
+    port: int
+    domain: str
+    remote: SmtpServer  # the MX of POSTFIX_REMOTE_DOMAIN
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "conf"
+
+    def set_bounce_templates(self, text: str) -> None:
+        """Replace the bounce templates ("": Postfix's own) and reload."""
+        (self.conf / "bounce.cf").write_text(text.format(domain=self.domain))
+        self.command("reload")
+
+    def command(self, *args: str) -> None:
+        """Run ``postfix -c <this config> args``."""
+        subprocess.run(["postfix", "-c", str(self.conf), *args], check=True,
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self.command("stop")
+        self.remote.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log(self) -> str:
+        path = self.root / "postfix.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def start_postfix(dovecot: Dovecot, domain: str = "example.fr") -> Postfix:
+    """Start Debian's Postfix (as root) on a free loopback port, with its own queue.
+
+    Mail for ``user@domain`` lands in the INBOX of the Dovecot user ``user``; mail for
+    POSTFIX_REMOTE_DOMAIN goes to an aiosmtpd MX, whose ``handler.refuse`` the test sets.
+    """
+    if shutil.which("postfix") is None:
+        raise RuntimeError("postfix is not installed (apt-get install postfix)")
+    root = Path(tempfile.mkdtemp(prefix="reclambot-postfix-"))
+    root.chmod(0o755)
+    conf = root / "conf"
+    conf.mkdir()
+    (root / "queue").mkdir()  # `postfix start` creates the rest, with its owners
+    remote = SmtpServer()
+    port = free_port()
+    (conf / "main.cf").write_text(POSTFIX_MAIN_CF.format(root=root, conf=conf, domain=domain))
+    # Debian's master.cf with the SMTP service on the test's port, and no chroot (which
+    # would need a copy of /etc inside the queue directory).
+    master = _no_chroot(Path("/etc/postfix/master.cf").read_text())
+    master = re.sub(r"(?m)^smtp inet ", f"127.0.0.1:{port} inet ", master)
+    # Dovecot's log file is root's; the LDA runs as dovecot and writes to Postfix instead.
+    master += (
+        "dovecot unix - n n - - pipe\n  flags=DRhu user=dovecot:dovecot "
+        f"argv=/usr/lib/dovecot/dovecot-lda -c {dovecot.conf} -o log_path=/dev/stderr "
+        "-o info_log_path=/dev/stderr -f ${sender} -d ${user}\n")
+    (conf / "master.cf").write_text(master)
+    # Every local part of the domain is a mailbox, as every user name is one in the fixture.
+    (conf / "mailboxes").write_text(f"/@{re.escape(domain)}$/ OK\n")
+    (conf / "transport").write_text(f"{POSTFIX_REMOTE_DOMAIN} smtp:[127.0.0.1]:{remote.port}\n")
+    (conf / "bounce.cf").write_text("")
+    server = Postfix(root=root, port=port, domain=domain, remote=remote)
+    try:
+        server.command("start")
+        wait_for_port(port)
+    except (subprocess.CalledProcessError, RuntimeError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        log = server.log()
+        server.stop()
+        raise RuntimeError(f"postfix did not start: {detail.decode(errors='replace')}"
+                           f"{log}") from exc
+    return server
+
+
+def _no_chroot(master: str) -> str:
+    """master.cf with every service's chroot column set to ``n``, fields single-spaced."""
+    lines = []
+    for line in master.splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and not line[:1].isspace() and not line.startswith("#"):
+            fields[4] = "n"
+            line = " ".join(fields)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
