@@ -135,13 +135,6 @@ def delivery_report(msg: InboundMessage, app: App) -> str | None:
     return None
 
 
-def out_of_office(msg: InboundMessage, app: App) -> str | None:
-    subject = fold(msg.subject)
-    for marker in app.rulebook.robots.out_of_office_subjects:
-        if subject.startswith(marker):
-            return f"subject starts with an automatic-reply marker ({marker!r})"
-    return None
-
 
 _CONTENT_TYPE = re.compile(rb"(?im)^content-type:[ \t]*([a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)")
 
@@ -185,12 +178,13 @@ def enclosed_failure(msg: InboundMessage, app: App) -> str | None:
     """An enclosed message, and the bounce detector finds a failed delivery around it.
 
     People forward emails too: the enclosed message alone proves nothing, flufl.bounce
-    reading the report around it does.
+    reading the report around it does. The enclosed messages are left out of what it
+    reads: a person forwarding a report she received encloses the report itself.
     """
     enclosed = app.rulebook.robots.enclosed_message_types
     if not any(kind in enclosed for _offset, kind in _part_types(msg)):
         return None
-    temporary, permanent = failures(msg.raw)
+    temporary, permanent = failures(msg.raw, leave_out=enclosed)
     found = sorted(permanent | temporary)
     if found:
         return (f"an enclosed message, and flufl.bounce reads a failed delivery to "
@@ -206,14 +200,21 @@ ROBOT_RULES: tuple[Rule, ...] = (
     robot_headers,
     delivery_report,
     report_structure,
-    out_of_office,
     report_body_opening,
     enclosed_failure,
 )
 
 
+# Prefixes of replies in the languages of rules/robots.toml; forwarding prefixes are
+# data (``forward_prefixes``), since a forwarded subject turns the subject rules off.
 _REPLY_PREFIXES = re.compile(
-    r"^(\s*(re|tr|fw|fwd|aw|wg|sv|vs|rif|r|antw|res|enc|ref)\s*(\[\d+\]|\(\d+\))?\s*:\s*)+")
+    r"^(\s*(re|aw|sv|vs|rif|r|antw|res|ref)\s*(\[\d+\]|\(\d+\))?\s*:\s*)+")
+
+
+@functools.lru_cache(maxsize=64)
+def _forward_prefix(prefixes: tuple[str, ...]) -> re.Pattern[str]:
+    words = "|".join(re.escape(p) for p in prefixes) or "(?!)"
+    return re.compile(rf"^({words})\s*(\[\d+\]|\(\d+\))?\s*:")
 
 
 @functools.lru_cache(maxsize=256)
@@ -231,9 +232,18 @@ def rule_subject(subject: str, tags: tuple[str, ...]) -> str:
     return text
 
 
+def forwarded(subject: str, prefixes: tuple[str, ...]) -> bool:
+    """The subject (as :func:`rule_subject` reads it) is a person's forward: "TR: Non
+    remis : …" is a report she received and sends on, not the report itself."""
+    return _forward_prefix(prefixes).match(subject) is not None
+
+
 def subject_rules(msg: InboundMessage, app: App) -> tuple[Match, ...]:
-    """The data-driven subject rules of ``rules/robots.toml`` that match, with reasons."""
+    """The data-driven subject rules of ``rules/robots.toml`` that match, with reasons;
+    none on a forwarded subject."""
     subject = rule_subject(msg.subject, app.rulebook.subject_tags)
+    if forwarded(subject, app.rulebook.robots.forward_prefixes):
+        return ()
     matches = []
     for rule in app.rulebook.robots.subject_rules:
         pattern = rule.match(subject)
@@ -260,14 +270,19 @@ _OUR_MESSAGE_ID = re.compile(rb"<[0-9a-f]{32}\.reclambot@[^<>\s]+>")
 _OWN_HEADER_LINE = re.compile(rb"(?im)^[ \t>]*" + OWN_HEADER.encode() + rb":")
 
 
-def failures(raw: bytes) -> tuple[set[str], set[str]]:
-    """(temporary, permanent) failed addresses that flufl.bounce reads in ``raw``."""
+def failures(raw: bytes, leave_out: tuple[str, ...] = ()) -> tuple[set[str], set[str]]:
+    """(temporary, permanent) failed addresses that flufl.bounce reads in ``raw``, with
+    the parts of the ``leave_out`` content types emptied first."""
     import email as email_module
 
     from flufl.bounce import all_failures
 
     try:
-        temporary, permanent = all_failures(email_module.message_from_bytes(raw))
+        parsed = email_module.message_from_bytes(raw)
+        for part in parsed.walk():
+            if part.get_content_type() in leave_out:
+                part.set_payload([])
+        temporary, permanent = all_failures(parsed)
     except Exception:  # a detector choking on odd input: then it is no usable report
         return set(), set()
     return ({a.decode("utf-8", "replace") for a in temporary},

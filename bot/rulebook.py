@@ -83,7 +83,7 @@ class RobotRules:
     precedence_values: tuple[str, ...]
     robot_senders: tuple[str, ...]
     report_content_types: tuple[str, ...]
-    out_of_office_subjects: tuple[str, ...]
+    forward_prefixes: tuple[str, ...] = ()
     robot_return_paths: tuple[str, ...] = ()
     report_part_types: tuple[str, ...] = ()
     enclosed_message_types: tuple[str, ...] = ()
@@ -311,16 +311,16 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
             report_content_types=tuple(
                 v.lower() for v in _strings(robots, "report_content_types", robots_path)
             ),
-            out_of_office_subjects=tuple(
-                fold(v) for v in _strings(robots, "out_of_office_subjects", robots_path)
-            ),
+            forward_prefixes=tuple(
+                v.lower() for v in _optional(robots, "forward_prefixes", robots_path)),
             robot_return_paths=tuple(
                 v.lower() for v in _optional(robots, "robot_return_paths", robots_path)),
             report_part_types=tuple(
                 v.lower() for v in _optional(robots, "report_part_types", robots_path)),
             enclosed_message_types=tuple(
                 v.lower() for v in _optional(robots, "enclosed_message_types", robots_path)),
-            subject_rules=_subject_rules(robots, robots_path),
+            subject_rules=(_out_of_office_rule(robots, robots_path),
+                           *_subject_rules(robots, robots_path)),
             report_body_openings=tuple(
                 _regex(v, f"{robots_path}: report_body_openings")
                 for v in _optional(robots, "report_body_openings", robots_path)),
@@ -339,6 +339,15 @@ def _regex(pattern: str, where: str) -> re.Pattern[str]:
     except re.error as exc:
         raise RulesError(f"{where}: {pattern!r} is not a valid regular expression: {exc}") \
             from None
+
+
+def _out_of_office_rule(data: dict[str, Any], path: Path) -> SubjectRule:
+    """``out_of_office_subjects`` as a subject rule: each marker begins the subject and is
+    followed by what mail clients put after it (a colon, a dash, a parenthesis, the end);
+    a person who begins with those words goes on with others ("Réponse automatique reçue…")."""
+    markers = (fold(v) for v in _strings(data, "out_of_office_subjects", path))
+    return SubjectRule("out_of_office", "an out-of-office reply's subject", tuple(
+        re.compile(rf"^{re.escape(marker)}\s*([:(\-–—]|$)") for marker in markers))
 
 
 def _subject_rules(data: dict[str, Any], path: Path) -> tuple[SubjectRule, ...]:

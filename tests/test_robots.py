@@ -75,6 +75,15 @@ ORIGINAL = ("From: reclamations@example.fr\r\nTo: nobody@example.org\r\n"
     (bare("Your message to formation-l awaits moderator approval : non remis"),
      "list_moderation_subject"),
     (bare("Please confirm you are human - RÉCLAMATION"), "challenge_response_subject"),
+    (bare("Réponse automatique : RÉCLAMATION"), "out_of_office"),
+    (bare("RÉCLAMATION Out of Office AutoReply: suivi"), "out_of_office"),
+    (bare("I am out of the office until 04/01 (Réclamation)"), "out_of_office_sentence"),
+    (bare("BANNED contents (.exe) in mail FROM YOU - Réclamation"), "content_filter_subject"),
+    (bare("Message status - undeliverable RÉCLAMATION"), "delivery_failure_subject"),
+    (report("multipart/mixed", [("text/plain", "A message that you sent could not be delivered"
+                                 " to one or more of its recipients. The following address(es)"
+                                 " failed:\n\n  x@example.org\n"),
+                                ("message/rfc822", ORIGINAL)]), "enclosed_failure"),
 ])
 def test_each_robot_rule_matches_its_kind(raw: bytes, rule: str) -> None:
     assert rule in matched(raw)
@@ -94,6 +103,14 @@ def test_each_robot_rule_matches_its_kind(raw: bytes, rule: str) -> None:
                                ("message/rfc822", "From: MAILER-DAEMON@x\r\nContent-Type: "
                                 "multipart/report; boundary=\"Y\"\r\n\r\n--Y\r\nContent-Type:"
                                 " message/delivery-status\r\n\r\nStatus: 5.0.0\r\n--Y--\r\n")]),
+    bare("Réponse automatique reçue, aucune réponse à ma RÉCLAMATION"),
+    bare("TR: Non remis : Inscription - RÉCLAMATION"),
+    bare("Fwd: Undeliverable: Demande de devis RÉCLAMATION"),
+    bare("Réclamation : virus sur l'ordinateur de la salle"),
+    bare("Réclamation : dossier CPF en attente d'approbation"),
+    bare("Réclamation : pièce jointe bloquée par votre messagerie"),
+    bare("Réclamation : demande de vérification de mes heures"),
+    bare("Réclamation : votre site me demande 'verify you are human' en boucle"),
 ])
 def test_a_person_who_looks_like_a_robot_is_not_one(raw: bytes) -> None:
     assert matched(raw) == set()
@@ -119,3 +136,26 @@ def test_rule_subject_strips_tag_and_prefixes() -> None:
     tags = RULES.subject_tags
     assert classify.rule_subject("RE: [RÉCLAMATION] Undeliverable: x", tags) == "undeliverable: x"
     assert classify.rule_subject("Réclamation : colis non remis", tags) == "colis non remis"
+
+
+@pytest.mark.parametrize(("subject", "is_forward"), [
+    ("tr: non remis : x", True), ("fwd: undeliverable: x", True), ("wg: unzustellbar", True),
+    ("non remis : x", False), ("transfert de dossier", False), ("fwd undeliverable", False),
+])
+def test_a_forwarded_subject_is_told_apart(subject: str, is_forward: bool) -> None:
+    assert classify.forwarded(subject, RULES.robots.forward_prefixes) is is_forward
+
+
+def test_a_report_forwarded_by_a_person_is_not_read_as_her_failure() -> None:
+    """flufl.bounce reads the message without its enclosed messages: the report inside
+    hers is what she received, not what she is."""
+    inner = ("From: MAILER-DAEMON@mx.example.org\r\nSubject: failure notice\r\n\r\n"
+             "Hi. This is the qmail-send program at mx.example.org.\r\n"
+             "I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+             "This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+             "<accueil@example.fr>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n")
+    raw = report("multipart/mixed", [("text/plain", "Bonjour, voici l'erreur reçue."),
+                                     ("message/rfc822", inner)])
+    assert classify.failures(raw)[1] == {"accueil@example.fr"}  # the detector alone sees it
+    assert classify.failures(raw, leave_out=RULES.robots.enclosed_message_types) == (set(), set())
+    assert "enclosed_failure" not in matched(raw)

@@ -245,6 +245,29 @@ def test_smtp_5xx_is_permanent_and_reported(env: BotEnv,
     assert "failed" in out and "550" in out and "2 email(s) not sent" in out
 
 
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_an_accented_address_is_sent_with_smtputf8_or_refused_alone(
+        env: BotEnv, smtputf8: bool) -> None:
+    """jérôme@example.org (RFC 6531): sent where the server offers SMTPUTF8; elsewhere that
+    one email fails with its reason, and the others of the pass still leave."""
+    env.smtp.stop()
+    env.smtp.options["enable_SMTPUTF8"] = smtputf8
+    env.smtp.start()
+    # Headers in raw UTF-8, as an SMTPUTF8 mail client writes them.
+    env.append(samples.free_text(sender="jerome@example.org").replace(
+        b"jerome@example.org", "jérôme@example.org".encode()))
+    env.append(samples.free_text(sender="paul@example.org"))
+    env.run()
+    status = {r.to_address: (r.status, r.last_error) for r in env.outbox()}
+    assert status["paul@example.org"][0] == "sent"
+    if smtputf8:
+        assert status["jérôme@example.org"][0] == "sent", status
+        assert len(env.smtp.handler.to("jérôme@example.org")) == 1
+    else:
+        assert status["jérôme@example.org"][0] == "failed"
+        assert "SMTPUTF8" in status["jérôme@example.org"][1]
+
+
 def test_smtp_down_loses_nothing(env: BotEnv) -> None:
     from bot.errors import SinkError
 

@@ -24,9 +24,23 @@ class SmtpConnection:
     def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> None:
         import aiosmtplib
 
+        options: list[str] = []
+        if not all(address.isascii() for address in (envelope_from, *recipients)):
+            # An address with accents (RFC 6531) travels only where the server says so;
+            # without a login, nothing has asked the server what it offers yet.
+            if self.client.is_ehlo_or_helo_needed:
+                try:
+                    self.loop.run_until_complete(self.client.ehlo())
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    raise SinkError(f"SMTP error: {exc}") from exc
+            if not self.client.supports_extension("smtputf8"):
+                raise DeliveryRefused("an address is not ASCII and the SMTP server does not "
+                                      "offer SMTPUTF8")
+            options.append("SMTPUTF8")
         try:
             errors, _ = self.loop.run_until_complete(
-                self.client.sendmail(envelope_from, list(recipients), raw)
+                self.client.sendmail(envelope_from, list(recipients), raw,
+                                     mail_options=options)
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [getattr(r, "code", 0) for r in exc.recipients]
