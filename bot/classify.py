@@ -501,7 +501,8 @@ def classify(session: Session, msg: InboundMessage, app: App,
             return bounce(session, msg, app, robots) or Decision(Action.ROBOT, robots)
         quoted = quotes_own_email(session, msg, app)
         if quoted:
-            return Decision(Action.ROBOT, (Match("quotes_own_email", quoted),))
+            found = (Match("quotes_own_email", quoted),)
+            return bounce(session, msg, app, found) or Decision(Action.ROBOT, found)
     if over_limit:
         return Decision(Action.TOO_LARGE, (Match("size_limit", over_limit),))
     if form:

@@ -48,7 +48,16 @@ ORIGINAL = ("From: reclamations@example.fr\r\nTo: nobody@example.org\r\n"
             "Subject: Accusé de réception\r\n\r\nBonjour\r\n")
 
 
-@pytest.mark.parametrize(("raw", "rule"), [
+ONE_BY_ONE = [
+    (bare(Auto_Submitted="auto-replied"), "auto_submitted"),
+    (bare(sender="MAILER-DAEMON@mx.example.net"), "robot_sender"),
+    (bare(sender="no-reply@plateforme.example.net"), "robot_sender"),
+    (bare(Precedence="bulk"), "precedence"),
+    (bare(List_Id="<formateurs.listes.example.net>"), "robot_headers"),
+    (bare(X_Autoreply="yes"), "robot_headers"),
+    (report("multipart/report; report-type=delivery-status",
+            [("text/plain", "x"), ("message/delivery-status", "Status: 5.1.1")]),
+     "delivery_report"),
     (bare(Return_Path="<>"), "return_path"),
     (bare(Return_Path="<MAILER-DAEMON@mx.example.net>"), "return_path"),
     (bare(Return_Path="<postmaster@example.net>"), "return_path"),
@@ -84,9 +93,19 @@ ORIGINAL = ("From: reclamations@example.fr\r\nTo: nobody@example.org\r\n"
                                  " to one or more of its recipients. The following address(es)"
                                  " failed:\n\n  x@example.org\n"),
                                 ("message/rfc822", ORIGINAL)]), "enclosed_failure"),
-])
+]
+
+
+@pytest.mark.parametrize(("raw", "rule"), ONE_BY_ONE)
 def test_each_robot_rule_matches_its_kind(raw: bytes, rule: str) -> None:
     assert rule in matched(raw)
+
+
+def test_every_robot_rule_has_its_bare_message_above() -> None:
+    """A rule added to the classifier or to rules/robots.toml needs its case here."""
+    names = {rule.__name__ for rule in classify.ROBOT_RULES}
+    names |= {rule.name for rule in RULES.robots.subject_rules}
+    assert names - {rule for _raw, rule in ONE_BY_ONE} == set()
 
 
 @pytest.mark.parametrize("raw", [

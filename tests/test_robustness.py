@@ -61,6 +61,28 @@ def test_bounce_of_acknowledgement_is_tied_back_and_reported_once(env: BotEnv) -
     assert len(env.folder(IGNORED)) == 2
 
 
+def test_a_machine_quoting_our_email_is_not_answered_but_its_correspondent_is(
+        env: BotEnv) -> None:
+    """A helpdesk's receipt quoting the acknowledgement's Message-ID, from an address the
+    bot never wrote to, is a robot's; the complainant quoting the same email is a person."""
+    env.append(samples.form_submission())
+    env.run()
+    [ack] = env.smtp.handler.to(CLIENT)
+    ours = ack.message["Message-ID"]
+    before = len(env.smtp.handler.received)
+    env.append(samples.free_text(sender="support@helpdesk.example.net",
+                                 subject="[#48213] RÉCLAMATION bien reçue",
+                                 body=f"Votre demande est enregistrée.\n\n> Message-ID: {ours}\n"))
+    env.run()
+    row = env.inbound()[-1]
+    assert row.action == "robot" and row.rules[0]["rule"] == "quotes_own_email", row.rules
+    assert len(env.smtp.handler.received) == before and env.contacts() == []
+    env.append(samples.reply(ack.data, "Merci, j'ajoute une précision.", sender=CLIENT,
+                             quote=f"> Message-ID: {ours}"))
+    env.run()
+    assert env.inbound()[-1].action == "complaint_reply"
+
+
 def test_delay_report_is_filed_not_answered(env: BotEnv) -> None:
     env.append(samples.free_text())
     env.run()
