@@ -282,7 +282,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_outbox(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from bot.models import Outbox
+    from bot.models import Outbox, OutboxStatus, state_label
 
     with _app(args) as app, app.sessions() as session:
         rows = session.scalars(
@@ -290,10 +290,10 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             .order_by(Outbox.id)
         ).all()
         for row in rows:
-            print(f"{row.id:6} {row.status:8} attempts={row.attempts} "
-                  f"next={row.next_attempt_at:%Y-%m-%d %H:%M} {row.kind}: "
-                  f"{row.last_error[:80]}")
-        print(f"{len(rows)} email(s) not sent")
+            print(f"{row.id:6} {state_label(OutboxStatus, row.status):16} "
+                  f"essais={row.attempts} prochain={row.next_attempt_at:%d/%m/%Y %H:%M} "
+                  f"{row.kind} : {row.last_error[:80]}")
+        print(f"{len(rows)} courriel(s) non envoyé(s)")
     return 0
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Callable, Iterable
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.deadlines import next_deadline
-from bot.models import Complaint
+from bot.models import Complaint, ComplaintStatus, state_label
 from bot.render import local
 from bot.rulebook import Rulebook
 
@@ -31,6 +31,11 @@ def response_text(complaint: Complaint) -> str:
     if not complaint.response_outcome:
         return ""
     return f"{complaint.response_outcome} — {complaint.response_text}"
+
+
+def status_text(complaint: Complaint) -> str:
+    """The complaint's state, in French."""
+    return state_label(ComplaintStatus, complaint.status)
 
 
 def next_deadline_text(complaint: Complaint, rules: Rulebook) -> str:
@@ -69,7 +74,7 @@ REGISTER_COLUMNS: tuple[tuple[str, Column], ...] = (
     ("Numéro du formulaire de réponse", "response_number"),
     ("Emplacement des pièces justificatives", "documents_location"),
     ("Version du formulaire", "form_version"),
-    ("Statut", "status"),
+    ("Statut", status_text),
     ("Accusé de réception envoyé le", "acknowledged_at"),
     ("Échéance de réponse", "answer_due"),
     ("Prochaine échéance", next_deadline_text),
@@ -128,43 +133,92 @@ def write_csv(session: Session, out: IO[str], rules: Rulebook, delimiter: str = 
 
 def register_pdf(session: Session, rules: Rulebook, organisation: str,
                  generated: dt.datetime) -> bytes:
-    """A readable, paginated register for an auditor: one block per complaint."""
-    from pathlib import Path
+    """The register as an auditor reads it: a cover page with the period's indicators,
+    then one block per complaint, labels and values wrapped in their own columns.
 
-    import matplotlib
+    fpdf2's tables measure every cell before drawing a row, so a long label or value
+    makes its row taller instead of running over the next one; a block starts on a new
+    page when its heading and first rows would not fit under the previous one.
+    """
     from fpdf import FPDF
+    from fpdf.fonts import FontFace
 
-    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"  # DejaVu: every accent
+    from bot.report import cover_figures
+
     rows = list(register_rows(session, rules))
     labels = [label for label, _ in REGISTER_COLUMNS]
+    received = sorted(row[1][:10] for row in rows if row[1])
+    period = (f"du {_french_date(received[0])} au {_french_date(received[-1])}" if received
+              else "aucune réclamation enregistrée")
+    edition = f"{organisation} — registre des réclamations — édité le {cell(generated)}"
 
     class Register(FPDF):
         def footer(self) -> None:
             self.set_y(-12)
             self.set_font("DejaVu", size=8)
-            self.cell(0, 8, f"{organisation} — dossier des réclamations — page "
-                            f"{self.page_no()}/{{nb}}", align="C")
+            self.set_text_color(90)
+            self.cell(0, 8, f"{edition} — page {self.page_no()}/{{nb}}", align="C")
 
     pdf = Register(orientation="P", unit="mm", format="A4")
+    _add_fonts(pdf)
+    pdf.set_auto_page_break(auto=True, margin=18)
+    pdf.alias_nb_pages()
+    pdf.set_title(f"Registre des réclamations — {organisation}")
+    pdf.set_author(organisation)
+    pdf.add_page()
+    pdf.set_font("DejaVu", "B", 20)
+    pdf.ln(30)
+    pdf.multi_cell(0, 11, "Registre des réclamations", align="L", new_x="LMARGIN",
+                   new_y="NEXT")
+    pdf.set_font("DejaVu", size=14)
+    pdf.multi_cell(0, 8, organisation, align="L", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(8)
+    pdf.set_font("DejaVu", size=11)
+    for line in (f"Période : {period}", f"Nombre de réclamations : {len(rows)}",
+                 f"Édité le : {cell(generated)}"):
+        pdf.multi_cell(0, 7, line, align="L", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(8)
+    pdf.set_font("DejaVu", "B", 12)
+    pdf.cell(0, 8, "Indicateurs de la période", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", size=9)
+    start = dt.date.fromisoformat(received[0]) if received else generated.date()
+    with pdf.table(col_widths=(120, 50), text_align=("LEFT", "RIGHT"), first_row_as_headings=False,
+                   line_height=5.5, padding=1.2, borders_layout="HORIZONTAL_LINES") as table:
+        for label, value in cover_figures(session, rules, start, generated.date()):
+            table.row((label, value))
+    label_style = FontFace(emphasis="BOLD")
+    # The heading is the table's heading row: fpdf2 repeats it atop a page the block
+    # continues on, so no page of the register shows values without their complaint.
+    heading_style = FontFace(emphasis="BOLD", size_pt=11, fill_color=(235, 235, 235))
+    for row in rows:
+        if pdf.get_y() > pdf.h - 18 - 45:  # the heading and its first rows would not fit
+            pdf.add_page()
+        else:
+            pdf.ln(6)
+        pdf.set_font("DejaVu", size=8.5)
+        with pdf.table(col_widths=(58, 132), text_align="LEFT", line_height=4.2, padding=1,
+                       borders_layout="HORIZONTAL_LINES", v_align="TOP",
+                       headings_style=heading_style) as table:
+            table.row().cell(f"Réclamation {row[0]}", colspan=2)
+            for label, value in zip(labels[1:], row[1:], strict=True):
+                if value:
+                    line = table.row()
+                    line.cell(label, style=label_style)
+                    line.cell(value)
+    return bytes(pdf.output())
+
+
+def _french_date(iso: str) -> str:
+    return dt.date.fromisoformat(iso[:10]).strftime("%d/%m/%Y")
+
+
+def _add_fonts(pdf: Any) -> None:
+    """DejaVu Sans (every accent, and the dashes and quotes of French text), as shipped
+    with matplotlib, which the report already needs."""
+    from pathlib import Path
+
+    import matplotlib
+
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     pdf.add_font("DejaVu", fname=str(fonts / "DejaVuSans.ttf"))
     pdf.add_font("DejaVu", style="B", fname=str(fonts / "DejaVuSans-Bold.ttf"))
-    pdf.set_auto_page_break(auto=True, margin=16)
-    pdf.alias_nb_pages()
-    pdf.add_page()
-    pdf.set_font("DejaVu", "B", 16)
-    pdf.cell(0, 10, f"Dossier des réclamations — {organisation}", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("DejaVu", size=10)
-    pdf.cell(0, 8, f"{len(rows)} réclamation(s) ; édité le {cell(generated)}",
-             new_x="LMARGIN", new_y="NEXT")
-    for row in rows:
-        pdf.ln(4)
-        pdf.set_font("DejaVu", "B", 12)
-        pdf.cell(0, 8, row[0], new_x="LMARGIN", new_y="NEXT", border="B")
-        for label, value in zip(labels[1:], row[1:], strict=True):
-            if not value:
-                continue
-            pdf.set_font("DejaVu", "B", 8)
-            pdf.multi_cell(55, 5, label, new_x="RIGHT", new_y="TOP")
-            pdf.set_font("DejaVu", size=8)
-            pdf.multi_cell(0, 5, value, new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())

@@ -70,3 +70,8 @@ def configure(fmt: str = "text", level: int | str = logging.INFO) -> None:
     logging.getLogger("mailparser").setLevel(logging.ERROR)
     # Alembic narrates its set-up at INFO; bot.schema logs the migration itself.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Libraries that narrate their work at INFO on the operator's terminal: fontTools
+    # (each glyph table of every PDF font subset), matplotlib and fpdf2 (report, export),
+    # PIL. Only their warnings matter to whoever runs the bot.
+    for chatty in ("fontTools", "matplotlib", "fpdf", "PIL"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -15,6 +15,7 @@ Europe/Paris. Tables:
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +36,60 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_sessio
 
 class Base(DeclarativeBase):
     """Declarative base of every table."""
+
+
+class ComplaintStatus(StrEnum):
+    """Where a complaint stands; the register keeps these codes."""
+
+    OPEN = "open"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+    REQUALIFIED = "requalified"
+
+
+class ContactStatus(StrEnum):
+    """Where an initial contact stands."""
+
+    OPEN = "open"
+    CONVERTED = "converted"
+    ABANDONED = "abandoned"
+    ERASED = "erased"
+
+
+class TicketStatus(StrEnum):
+    """Where a non-conforming form submission stands."""
+
+    INCOMPLETE = "incomplete"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+
+class OutboxStatus(StrEnum):
+    """Where an email of the bot stands."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+#: The one French vocabulary of states: every email, document and command output shows
+#: these words; the database keeps the codes.
+STATE_LABELS: dict[type[StrEnum], dict[str, str]] = {
+    ComplaintStatus: {"open": "en cours", "answered": "répondue", "closed": "clôturée",
+                      "requalified": "requalifiée"},
+    ContactStatus: {"open": "en attente du formulaire", "converted": "formulaire reçu",
+                    "abandoned": "sans suite", "erased": "effacé"},
+    TicketStatus: {"incomplete": "incomplet", "completed": "complété",
+                   "abandoned": "sans suite"},
+    OutboxStatus: {"pending": "en attente", "sending": "en cours d'envoi", "sent": "envoyé",
+                   "failed": "en échec"},
+}
+
+
+def state_label(kind: type[StrEnum], code: str) -> str:
+    """The French word for ``code``, a state of ``kind`` (the code itself if unknown)."""
+    return STATE_LABELS[kind].get(code, code)
 
 
 class Complaint(Base):

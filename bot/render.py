@@ -27,6 +27,13 @@ def local(moment: dt.datetime) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC).astimezone(PARIS)
 
 
+def complaint_status(code: str) -> str:
+    """Jinja filter ``statut``: a complaint's state in French."""
+    from bot.models import ComplaintStatus, state_label
+
+    return state_label(ComplaintStatus, code)
+
+
 def date_fr(value: dt.date | dt.datetime | None) -> str:
     """``mardi 29 décembre 2026``: dates as a French reader expects them."""
     if value is None:
@@ -71,6 +78,7 @@ class Renderer:
             auto_reload=False,
         )
         self.env.filters["date_fr"] = date_fr
+        self.env.filters["statut"] = complaint_status
         self.env.filters["datetime_fr"] = datetime_fr
         self.env.globals.update(globals_ or {})
 

@@ -26,6 +26,7 @@ from bot.render import local
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.rulebook import Rulebook
     from bot.workdays import Calendar
 
 
@@ -45,11 +46,52 @@ class Report:
         """(section, indicator, value) rows, as in the CSV and the workbook."""
         rows = [("Période", "du", self.start.isoformat()),
                 ("Période", "au (exclu)", self.end.isoformat())]
-        rows += [("Indicateurs", key, _fmt(value)) for key, value in self.figures.items()]
+        rows += [("Indicateurs", FIGURE_LABELS.get(key, key), _fmt(value))
+                 for key, value in self.figures.items()]
         for name, counts in self.breakdowns.items():
             rows += [(name, key, str(value)) for key, value in counts.items()]
         rows += [("Objets récurrents sur 12 mois", key, str(n)) for key, n in self.recurring]
         return rows
+
+
+#: The indicators as an organisation's people read them (the keys stay the code's).
+FIGURE_LABELS: dict[str, str] = {
+    "received": "Réclamations reçues",
+    "conforming": "Réclamations conformes enregistrées",
+    "incomplete on arrival": "Tickets incomplets à l'arrivée",
+    "requalified": "Requalifiées (hors réclamation)",
+    "acknowledge median (working days)": "Délai médian d'accusé de réception (jours ouvrés)",
+    "acknowledge p90 (working days)": "Délai d'accusé de réception, 90e centile (jours ouvrés)",
+    "answered": "Réclamations ayant reçu une réponse",
+    "answer median (working days)": "Délai médian de réponse (jours ouvrés)",
+    "answer p90 (working days)": "Délai de réponse, 90e centile (jours ouvrés)",
+    "answered within the deadline (%)": "Réponses dans le délai (%)",
+    "outcome positive": "Réponses positives",
+    "outcome partial": "Réponses partielles",
+    "outcome negative": "Réponses négatives",
+    "informed of mediation (%)": "Consommateurs informés de la médiation (%)",
+    "satisfaction asked": "Enquêtes de satisfaction envoyées",
+    "with failures identified": "Réclamations avec manquement identifié",
+    "failures identified": "Manquements identifiés",
+    "actions taken": "Actions menées",
+    "led to a corrective action (%)": "Ayant donné lieu à une action corrective (%)",
+    "reopened": "Réclamations rouvertes",
+    "still open": "Réclamations encore en cours",
+}
+
+
+def figure_rows(report: Report) -> list[tuple[str, str]]:
+    """(French label, value) of each indicator; a missing value reads "—"."""
+    return [(FIGURE_LABELS.get(key, key), _fmt(value).replace(".", ",") or "—")
+            for key, value in report.figures.items()]
+
+
+def cover_figures(session: Session, rules: Rulebook, start: dt.date,
+                  last: dt.date) -> list[tuple[str, str]]:
+    """The indicators of complaints received from ``start`` to ``last`` included, for the
+    cover page of the PDF register (no charts: they are the report's)."""
+    return figure_rows(compute(session, rules.calendar, start, last + dt.timedelta(days=1),
+                               charts=False))
 
 
 def _fmt(value: Any) -> str:
@@ -83,7 +125,7 @@ REPORT_STAGES = 3
 
 
 def compute(session: Session, calendar: Calendar, start: dt.date, end: dt.date,
-            step: Callable[[], None] | None = None) -> Report:
+            step: Callable[[], None] | None = None, charts: bool = True) -> Report:
     """The indicators of complaints received in [start, end); ``step`` after each stage."""
     everything = session.scalars(select(Complaint).order_by(Complaint.id)).all()
     period = [c for c in everything if _in_period(c, start, end)]
@@ -143,7 +185,8 @@ def compute(session: Session, calendar: Calendar, start: dt.date, end: dt.date,
                               key=lambda kv: (-kv[1], kv[0]))
     if step:
         step()
-    report.charts = _charts(calendar, everything, answered, outcomes, end)
+    if charts:
+        report.charts = _charts(calendar, everything, answered, outcomes, end)
     if step:
         step()
     return report

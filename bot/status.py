@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.models import RETRIED_STATE, Complaint, Inbound, Outbox, Setting
+from bot.models import (
+    RETRIED_STATE,
+    Complaint,
+    ComplaintStatus,
+    Inbound,
+    Outbox,
+    OutboxStatus,
+    Setting,
+    state_label,
+)
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -120,9 +129,10 @@ def status_lines(app: App) -> list[str]:
             deadline = next_deadline(c, app.rulebook)
             due = f"{deadline[0]} avant le {deadline[1]:%d/%m/%Y}" if deadline else "—"
             late = "  EN RETARD" if deadline and deadline[1] < today else ""
-            lines.append(f"  {c.number:<16}{c.status:<10}{due}{late}")
-        lines.append(f"{'Envois':<24}" + (", ".join(f"{k} {v}" for k, v in sorted(outbox.items()))
-                                           or "aucun"))
+            lines.append(f"  {c.number:<16}{state_label(ComplaintStatus, c.status):<10}"
+                         f"{due}{late}")
+        lines.append(f"{'Envois':<24}" + (", ".join(
+            f"{state_label(OutboxStatus, k)} {v}" for k, v in sorted(outbox.items())) or "aucun"))
         lines.append(f"{'Quarantaine':<24}{quarantine_count or 0}")
         for row in quarantined:
             reason = row.rules[0]["reason"] if row.rules else row.error

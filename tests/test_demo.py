@@ -54,7 +54,7 @@ def test_run_once_on_maildir_reports(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["--config", str(directory / "config.toml"), "run", "--once"]) == 0
     assert "handled 0 message(s)" in capsys.readouterr().out
     assert main(["--config", str(directory / "config.toml"), "outbox"]) == 0
-    assert "0 email(s) not sent" in capsys.readouterr().out
+    assert "0 courriel(s) non envoyé(s)" in capsys.readouterr().out
 
 
 def test_quarantine_retry_on_a_maildir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

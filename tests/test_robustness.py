@@ -264,7 +264,7 @@ def test_smtp_5xx_is_permanent_and_reported(env: BotEnv,
 
     assert main(["--config", str(env.config_path), "outbox"]) == 0
     out = capsys.readouterr().out
-    assert "failed" in out and "550" in out and "2 email(s) not sent" in out
+    assert "en échec" in out and "550" in out and "2 courriel(s) non envoyé(s)" in out
 
 
 @pytest.mark.parametrize("smtputf8", [True, False])

@@ -305,7 +305,7 @@ def test_report_figures_match_the_register(env: BotEnv, tmp_path) -> None:  # ty
     out = io.StringIO()
     write_csv(report, out)
     rows = list(csv.reader(io.StringIO(out.getvalue()), delimiter=";"))
-    assert ["Indicateurs", "answered within the deadline (%)", "50.0"] in rows
+    assert ["Indicateurs", "Réponses dans le délai (%)", "50.0"] in rows
 
     from openpyxl import load_workbook
 
