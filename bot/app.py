@@ -62,6 +62,7 @@ def build_app(config: Config, clock: Callable[[], dt.datetime] | None = None) ->
     renderer = Renderer(
         config.templates_dir,
         {"org": config.organisation, "rules": rulebook},
+        clock=clock,
     )
     return App(
         config=config,

@@ -7,6 +7,7 @@ HTML templates are autoescaped and every template fails loudly on an undefined n
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,8 @@ class Rendered:
 class Renderer:
     """Loads templates from one folder; renders a *kind* of email with a context."""
 
-    def __init__(self, templates_dir: Path, globals_: dict[str, Any] | None = None) -> None:
+    def __init__(self, templates_dir: Path, globals_: dict[str, Any] | None = None,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
         from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
         self.env = Environment(
@@ -81,18 +83,24 @@ class Renderer:
         self.env.filters["statut"] = complaint_status
         self.env.filters["datetime_fr"] = datetime_fr
         self.env.globals.update(globals_ or {})
+        # The day an email is written, in Paris (the commands' prefilled dates).
+        now = clock or (lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        self.env.globals["today"] = lambda: local(now()).date().isoformat()
 
     def render(self, kind: str, **context: Any) -> Rendered:
         """Render the three parts of ``kind``; :class:`TemplateError` names what failed."""
         from jinja2 import TemplateError as JinjaError
 
-        parts = []
+        parts: list[str] = []
         for suffix in ("subject.txt", "txt", "html"):
             name = f"{kind}.{suffix}"
             try:
                 parts.append(self.env.get_template(name).render(**context))
             except JinjaError as exc:
                 raise TemplateError(f"templates/{name}: {exc}") from exc
+            if suffix == "subject.txt":
+                # The bodies may quote their subject (the commands' mailto: links).
+                context = {**context, "email_subject": " ".join(parts[0].split())}
         subject = " ".join(parts[0].split())  # one line: no header injection through a value
         return Rendered(subject=subject, text=parts[1].strip() + "\n", html=parts[2])
 

@@ -116,6 +116,29 @@ class TimeRules:
 
 
 @dataclass(frozen=True)
+class CommandHelp:
+    """One director command as the help shows it (``rules/commands.toml``)."""
+
+    syntax: str
+    help: str
+    prefills: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The command word, without its ``#``."""
+        return self.syntax.split()[0].lstrip("#")
+
+
+@dataclass(frozen=True)
+class CommandsHelp:
+    """The help of the director's commands: a sentence before, the commands, one after."""
+
+    intro: str
+    outro: str
+    commands: tuple[CommandHelp, ...]
+
+
+@dataclass(frozen=True)
 class Rulebook:
     """Everything in ``rules/``."""
 
@@ -134,6 +157,7 @@ class Rulebook:
     time: TimeRules = TimeRules()
     categories: tuple[Category, ...] = ()
     calendar: Calendar = FRANCE
+    commands: CommandsHelp = CommandsHelp("", "", ())
 
     def object_category(self, text: str) -> str:
         """The category of a complaint's object (``rules/categories.toml``)."""
@@ -278,6 +302,7 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
         mode_email=_get(procedure, "initial_contact.mode_email", p, str),
         mode_form=_get(procedure, "initial_contact.mode_form", p, str),
         form_versions=_form_versions(rules_dir / "forms.toml"),
+        commands=_commands_help(rules_dir),
         undeclared_charsets=_strings(procedure, "charsets.undeclared", p),
         auto_replies_per_address_per_day=_get(
             robots, "limits.auto_replies_per_address_per_day", robots_path, int
@@ -326,6 +351,29 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
                 for v in _optional(robots, "report_body_openings", robots_path)),
         ),
     )
+
+
+def _commands_help(rules_dir: Path) -> CommandsHelp:
+    """``commands.toml`` of ``rules_dir``; a rules folder copied before it existed uses the
+    one shipped with the package (the commands are the code's, not the organisation's)."""
+    path = rules_dir / "commands.toml"
+    if not path.exists():
+        path = Path(__file__).resolve().parent.parent / "rules" / "commands.toml"
+        if not path.exists():
+            path = Path(__file__).resolve().parent / "rules" / "commands.toml"
+    data = _read(path)
+    commands = []
+    for index, raw in enumerate(data.get("commands", [])):
+        where = f"{path}: commands[{index}]"
+        try:
+            syntax, text, prefills = str(raw["syntax"]), str(raw["help"]), raw["prefills"]
+        except (KeyError, TypeError) as exc:
+            raise RulesError(f"{where}: missing {exc}") from None
+        if not syntax.startswith("#") or not isinstance(prefills, list) or not prefills:
+            raise RulesError(f"{where}: syntax must start with # and prefills be a list")
+        commands.append(CommandHelp(syntax, text, tuple(str(p) for p in prefills)))
+    return CommandsHelp(_get(data, "intro", path, str), _get(data, "outro", path, str),
+                        tuple(commands))
 
 
 def _optional(data: dict[str, Any], key: str, where: Path) -> tuple[str, ...]:

@@ -2,7 +2,8 @@
 # Install everything the tests need on a fresh Debian machine, then run the whole suite,
 # once on SQLite and once on PostgreSQL (RECLAMBOT_TEST_DATABASE=sqlite|postgresql runs one).
 # The real servers the tests start come from Debian: Dovecot, Cyrus and Courier (IMAP),
-# Postfix (the MTA the bot sends through, which writes real delivery reports), PostgreSQL.
+# Postfix (the MTA the bot sends through, which writes real delivery reports), PostgreSQL,
+# and Chromium (the browser the HTML emails are opened in).
 # The tests that touch the mailbox run against every IMAP server of the matrix on the
 # SQLite pass, and against Debian's Dovecot on the PostgreSQL pass
 # (RECLAMBOT_TEST_IMAP=all|dovecot,cyrus,... chooses).
@@ -19,6 +20,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 # Postfix first: cyrus-common needs an MTA, and would otherwise bring Exim.
 command -v postfix >/dev/null 2>&1 || missing+=(postfix)
+# Debian's Chromium, driven by Playwright to look at the HTML emails (no browser download).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Cyrus's and Courier's own tools and libraries. Their IMAP servers' packages conflict
 # with dovecot-imapd (all provide imap-server), so those are unpacked beside it instead.
 command -v cyrus >/dev/null 2>&1 || missing+=(cyrus-common)

@@ -1,0 +1,195 @@
+"""What people read in their mail clients: every HTML email of the bot, opened in a real
+browser (Playwright driving Debian's Chromium) at a phone's width and a desktop's.
+
+The emails are the demo's, plus a complaint whose values carry ``<``, ``>`` and ``&``, and
+the director's commands on it, so that every kind a person meets in the demo is here,
+with text that would break an HTML template that does not escape it. Screenshots are
+saved under the test's temporary folder (``screens/``) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import samples
+from bot.cli import main
+from bot.commands import NAMES
+
+pytestmark = pytest.mark.integration
+
+HOSTILE_NAME = "Jeanne <b>Martin</b> & Fils"
+HOSTILE_OBJECT = 'Attestation <non> reçue & "urgente" <script>alert(1)</script>'
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PHONE, DESKTOP = 375, 800
+
+
+@pytest.fixture(scope="module")
+def sent(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Any]]:
+    """(kind, parsed email) of everything the demo and the hostile complaint sent."""
+    directory = tmp_path_factory.mktemp("emails") / "demo"
+    assert main(["demo", "--dir", str(directory)]) == 0
+    config = str(directory / "config.toml")
+    inbox = mailbox.Maildir(directory / "maildir" / "inbox", create=False)
+    fields = dict(samples.COMPLETE_FORM, **{
+        "Nom et prénom": HOSTILE_NAME, "Adresse e-mail": "hostile@example.org",
+        "Objet de la réclamation": HOSTILE_OBJECT,
+        "Description": "Le tarif était < 100 € & > 50 €, on m'a dit <rien>."})
+    inbox.add(samples.form_submission(fields))
+    assert main(["--config", config, "run", "--once"]) == 0
+    outbox = mailbox.Maildir(directory / "maildir" / "outbox", create=False)
+    parsed = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default)
+              for m in outbox]
+    notice = next(m for m in parsed if "Nouvelle réclamation" in str(m["Subject"])
+                  and "&" in m.get_body(("plain",)).get_content())
+    inbox.add(samples.reply(
+        notice.as_bytes(), "#manquement Attestation <oubliée> & relance\n#aide\n#liste\n",
+        sender="direction@example.fr"))
+    inbox.add(samples.reply(notice.as_bytes(), "#inconnue <x> & y\n",
+                            sender="direction@example.fr"))
+    assert main(["--config", config, "run", "--once"]) == 0
+    from sqlalchemy import select
+
+    from bot.app import build_app
+    from bot.config import load_config
+    from bot.models import Outbox
+
+    app = build_app(load_config(Path(config)))
+    with app.sessions() as session:
+        kinds = dict(session.execute(select(Outbox.message_id, Outbox.kind)).all())
+    app.close()
+    messages = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default)
+                for _key, m in sorted(mailbox.Maildir(directory / "maildir" / "outbox",
+                                                      create=False).items())]
+    return [(kinds[str(m["Message-ID"]).strip()], m) for m in messages]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.fail("Chromium is not installed (scripts/test.sh installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM,
+                                              args=["--no-sandbox", "--disable-gpu"])
+        yield instance
+        instance.close()
+
+
+def _parts(message: Any) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    return (text.get_content() if text else "", html.get_content() if html else "")
+
+
+def test_every_kind_the_demo_sends_is_looked_at(sent: list[tuple[str, Any]]) -> None:
+    kinds = {kind for kind, _ in sent}
+    assert {"form_link", "acknowledgement", "director_new_complaint", "information_request",
+            "response", "mediation_rights", "director_confirmation",
+            "director_error"} <= kinds, kinds
+    assert all(_parts(m)[1] for _, m in sent)  # every email has its HTML version
+
+
+def test_every_html_email_fits_a_phone_and_keeps_its_special_characters(
+        sent: list[tuple[str, Any]], browser: Any, tmp_path: Path) -> None:
+    screens = tmp_path / "screens"
+    screens.mkdir()
+    page = browser.new_page(viewport={"width": PHONE, "height": 800})
+    wide, mangled = [], []
+    for index, (kind, message) in enumerate(sent):
+        text, html = _parts(message)
+        name = f"{index:02d}-{kind}"
+        page.set_viewport_size({"width": PHONE, "height": 800})
+        page.set_content(html)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE:
+            wide.append(f"{name}: {width} px")
+        page.screenshot(path=str(screens / f"{name}-{PHONE}.png"), full_page=True)
+        visible = page.evaluate("document.body.innerText")
+        for value in (HOSTILE_NAME, HOSTILE_OBJECT, "<oubliée> & relance", "<texte>",
+                      "<motif>", "<jours ouvrés>", "<texte de la réponse>", "< 100 € & > 50 €"):
+            if value in text and value not in visible:
+                mangled.append(f"{name}: {value!r} is in the text version, not on screen")
+        assert page.evaluate("document.querySelectorAll('script').length") == 0, name
+        page.set_viewport_size({"width": DESKTOP, "height": 900})
+        page.screenshot(path=str(screens / f"{name}-{DESKTOP}.png"), full_page=True)
+    page.close()
+    assert wide == [] and mangled == [], wide + mangled
+    assert len(list(screens.glob("*.png"))) == 2 * len(sent)
+
+
+def _without_urls(text: str) -> str:
+    return re.sub(r"(https?|mailto):\S+", " ", text)
+
+
+def _words(text: str) -> set[str]:
+    return {w.casefold() for w in re.findall(r"[^\W\d_]{3,}", text)}
+
+
+def test_text_and_html_versions_say_the_same(sent: list[tuple[str, Any]],
+                                             browser: Any) -> None:
+    """The visible words of the HTML version and those of the text version are the same,
+    but for what each format writes its own way (links, the text version's URLs)."""
+    page = browser.new_page()
+    differences = []
+    for kind, message in sent:
+        text, html = _parts(message)
+        page.set_content(html)
+        visible = _words(_without_urls(page.evaluate("document.body.innerText")))
+        written = _words(_without_urls(text))
+        only_text, only_html = written - visible, visible - written
+        if only_text or only_html:
+            differences.append(f"{kind}: only in text {sorted(only_text)}, "
+                               f"only in HTML {sorted(only_html)}")
+    page.close()
+    assert differences == [], "\n".join(differences)
+
+
+def test_each_command_is_a_mailto_link_that_opens_a_ready_reply(
+        sent: list[tuple[str, Any]]) -> None:
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    notices = [m for kind, m in sent if kind == "director_new_complaint"]
+    assert notices
+    for message in notices:
+        html = _parts(message)[1]
+        links = [unquote(h) for h in re.findall(r'href="(mailto:[^"]+)"', html)]
+        assert len(links) >= len(set(NAMES.values()))
+        for link in re.findall(r'href="(mailto:[^"]+)"', html):
+            parts = urlsplit(link.replace("&amp;", "&"))
+            assert parts.path == "reclamations@example.fr"
+            query = parse_qs(parts.query)
+            assert query["subject"] == [f"Re: {message['Subject']}"]
+            assert query["body"][0].startswith("#")
+        bodies = {parse_qs(urlsplit(link.replace("&amp;", "&")).query)["body"][0]
+                  for link in re.findall(r'href="(mailto:[^"]+)"', html)}
+        assert "#reponse positive\r\n" in bodies and "#cloturer " in bodies
+        assert any(re.fullmatch(r"#action \d{4}-\d{2}-\d{2} ", b) for b in bodies)
+
+
+def test_the_help_is_one_description_everywhere(sent: list[tuple[str, Any]]) -> None:
+    """rules/commands.toml covers every command the parser knows, and the README shows
+    exactly what the director gets."""
+    from bot.config import package_data_dir
+    from bot.render import Renderer
+    from bot.rulebook import load_rulebook
+
+    rules = load_rulebook(package_data_dir("rules"))
+    described = " ".join(c.syntax for c in rules.commands.commands)
+    assert {n for n in NAMES.values() if f"#{n}" not in described} == set()
+    help_text = Renderer(package_data_dir("templates"), {"rules": rules}).env.get_template(
+        "_commands.txt").render().strip()
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"```\n{help_text}\n```" in readme
+    aide = next(m for kind, m in sent if kind == "director_confirmation"
+                and "cette aide" in _parts(m)[0])
+    assert help_text.splitlines()[1] in _parts(aide)[0]
