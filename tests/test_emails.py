@@ -33,8 +33,8 @@ PHONE, DESKTOP = 375, 800
 
 
 @pytest.fixture(scope="module")
-def sent(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Any]]:
-    """(kind, parsed email) of everything the demo and the hostile complaint sent."""
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's folder, once the hostile complaint and the director's commands ran."""
     directory = tmp_path_factory.mktemp("emails") / "demo"
     assert main(["demo", "--dir", str(directory)]) == 0
     config = str(directory / "config.toml")
@@ -56,18 +56,24 @@ def sent(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Any]]:
     inbox.add(samples.reply(notice.as_bytes(), "#inconnue <x> & y\n",
                             sender="direction@example.fr"))
     assert main(["--config", config, "run", "--once"]) == 0
+    return directory
+
+
+@pytest.fixture(scope="module")
+def sent(demo: Path) -> list[tuple[str, Any]]:
+    """(kind, parsed email) of everything the demo and the hostile complaint sent."""
     from sqlalchemy import select
 
     from bot.app import build_app
     from bot.config import load_config
     from bot.models import Outbox
 
-    app = build_app(load_config(Path(config)))
+    app = build_app(load_config(demo / "config.toml"))
     with app.sessions() as session:
         kinds = dict(session.execute(select(Outbox.message_id, Outbox.kind)).all())
     app.close()
     messages = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default)
-                for _key, m in sorted(mailbox.Maildir(directory / "maildir" / "outbox",
+                for _key, m in sorted(mailbox.Maildir(demo / "maildir" / "outbox",
                                                       create=False).items())]
     return [(kinds[str(m["Message-ID"]).strip()], m) for m in messages]
 
@@ -193,3 +199,35 @@ def test_the_help_is_one_description_everywhere(sent: list[tuple[str, Any]]) -> 
     aide = next(m for kind, m in sent if kind == "director_confirmation"
                 and "cette aide" in _parts(m)[0])
     assert help_text.splitlines()[1] in _parts(aide)[0]
+
+
+ENGLISH_STATES = re.compile(r"\b(open|closed|answered|requalified|pending|sending|sent|failed"
+                            r"|converted|abandoned|incomplete)\b")
+
+
+def test_no_email_nor_document_shows_an_english_state_word(
+        sent: list[tuple[str, Any]], demo: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The states people read come from the one French vocabulary (bot.models.STATE_LABELS):
+    emails, the CSV register, ``status``, ``outbox`` and ``#liste``."""
+    found = []
+    for kind, message in sent:
+        text, html = _parts(message)
+        for name, body in (("text", text), ("html", re.sub(r"<[^>]+>", " ", html))):
+            words = ENGLISH_STATES.findall(_without_urls(body))
+            if words:
+                found.append(f"{kind} ({name}): {sorted(set(words))}")
+    config = demo / "config.toml"
+    output = tmp_path / "registre.csv"
+    assert main(["--config", str(config), "export", "--format", "csv",
+                 "--output", str(output)]) == 0
+    for name, args in (("status", ["status"]), ("outbox", ["outbox"])):
+        capsys.readouterr()
+        assert main(["--config", str(config), *args]) == 0
+        words = ENGLISH_STATES.findall(capsys.readouterr().out)
+        if words:
+            found.append(f"{name}: {sorted(set(words))}")
+    words = ENGLISH_STATES.findall(output.read_text(encoding="utf-8-sig"))
+    if words:
+        found.append(f"register.csv: {sorted(set(words))}")
+    assert found == [], found
