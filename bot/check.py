@@ -44,14 +44,14 @@ def _templates(config: Config) -> str:
     renderer = Renderer(config.templates_dir)
     missing = sorted(set(EMAIL_KINDS) - set(renderer.kinds()))
     if missing:
-        raise ReclambotError(f"missing templates for: {', '.join(missing)}")
+        raise ReclambotError(f"modèles manquants pour : {', '.join(missing)}")
     for name in renderer.env.list_templates():
         source = (config.templates_dir / name).read_text(encoding="utf-8")
         try:
             renderer.env.parse(source)
         except TemplateSyntaxError as exc:
-            raise ReclambotError(f"templates/{name} line {exc.lineno}: {exc.message}") from exc
-    return f"{len(EMAIL_KINDS)} kinds of email in {config.templates_dir}"
+            raise ReclambotError(f"templates/{name} ligne {exc.lineno} : {exc.message}") from exc
+    return f"{len(EMAIL_KINDS)} sortes de courriels dans {config.templates_dir}"
 
 
 def _rules(config: Config) -> str:
@@ -59,7 +59,8 @@ def _rules(config: Config) -> str:
 
     rules = load_rulebook(config.rules_dir)
     versions = ", ".join(v.id for v in rules.form_versions)
-    return f"form versions {versions}; answer within {rules.answer_working_days} working days"
+    return (f"versions du formulaire {versions} ; réponse sous {rules.answer_working_days} "
+            "jours ouvrés")
 
 
 def _database(config: Config) -> str:
@@ -72,37 +73,38 @@ def _database(config: Config) -> str:
         revision = schema_state(engine)
         if revision is None:
             ensure_schema(engine)
-            return f"{where}: register created (schema {HEAD})"
+            return f"{where} : registre créé (schéma {HEAD})"
     except Exception as exc:  # any driver error: reported, not raised
         raise ReclambotError(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
     finally:
         engine.dispose()
     if revision != HEAD:
-        raise ReclambotError(f"{where}: schema {revision}, this version needs {HEAD}: "
-                             "run `reclambot upgrade`")
-    return f"{where} (schema {HEAD})"
+        raise ReclambotError(f"{where} : schéma {revision}, cette version demande {HEAD} : "
+                             "lancez `reclambot upgrade`")
+    return f"{where} (schéma {HEAD})"
 
 
 def _dossiers(config: Config) -> str:
     config.dossiers.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=config.dossiers, prefix=".check-"):
         pass
-    return f"{config.dossiers} is writable"
+    return f"{config.dossiers} accessible en écriture"
 
 
 def _fallbacks(config: Config, capabilities: set[str]) -> dict[str, str]:
     """What the bot does when the server lacks each extension it would use."""
-    moved = ("so UID COPY, then \\Deleted and UID EXPUNGE of the original" if "UIDPLUS" in
-             capabilities else "so UID COPY; the original stays flagged \\Deleted \\Seen "
-             "and is skipped (never a bare EXPUNGE)")
+    moved = ("donc UID COPY, puis \\Deleted et UID EXPUNGE de l'original" if "UIDPLUS" in
+             capabilities else "donc UID COPY ; l'original reste marqué \\Deleted \\Seen "
+             "et est ignoré (jamais d'EXPUNGE nu)")
     return {
-        "IDLE": f"so the bot looks every {config.bot.poll_interval:g} s (poll_interval)",
+        "IDLE": f"donc le bot relève toutes les {config.bot.poll_interval:g} s (poll_interval)",
         "MOVE": moved,
-        "UIDPLUS": ("(not needed: MOVE is there)" if "MOVE" in capabilities
-                    else "so filed originals stay flagged \\Deleted \\Seen, and are skipped"),
-        "CONDSTORE": "(not needed: the bot keeps a UID watermark)",
-        "UTF8=ACCEPT": "(not needed: folder names travel in modified UTF-7)",
-        "SPECIAL-USE": "(not needed: the bot's folders are named in [folders])",
+        "UIDPLUS": ("(inutile : MOVE est là)" if "MOVE" in capabilities
+                    else "donc les originaux classés restent marqués \\Deleted \\Seen, "
+                         "et sont ignorés"),
+        "CONDSTORE": "(inutile : le bot garde un repère d'UID)",
+        "UTF8=ACCEPT": "(inutile : les noms de dossiers voyagent en UTF-7 modifié)",
+        "SPECIAL-USE": "(inutile : les dossiers du bot sont nommés dans [folders])",
     }
 
 
@@ -121,15 +123,15 @@ def _source(config: Config) -> list[CheckResult]:
         if not isinstance(source, ImapSource):
             return [CheckResult("mailbox", True, f"{source.mailbox} (UIDVALIDITY {uidvalidity})")]
         results = [
-            CheckResult("mailbox", True, f"{source.mailbox}: server folder '{source.watched}' "
-                                         f"(UIDVALIDITY {uidvalidity})"),
+            CheckResult("mailbox", True, f"{source.mailbox} : dossier du serveur "
+                                         f"« {source.watched} » (UIDVALIDITY {uidvalidity})"),
             CheckResult("namespace", True, source.namespace.describe()),
         ]
         capabilities = source.capabilities()
         for name, fallback in _fallbacks(config, capabilities).items():
-            comma = "," if fallback.startswith("so ") else ""
-            detail = "yes" if name in capabilities else f"missing{comma} {fallback}"
-            results.append(CheckResult("imap", True, f"{name}: {detail}"))
+            comma = "," if fallback.startswith("donc ") else ""
+            detail = "oui" if name in capabilities else f"absent{comma} {fallback}"
+            results.append(CheckResult("imap", True, f"{name} : {detail}"))
         results.extend(_folders(source))
         return results
     finally:
@@ -144,11 +146,11 @@ def _folders(source: ImapSource) -> Iterator[CheckResult]:
             server_name = source.ensure_folder(name)
             source.open_folder(server_name)
         except ReclambotError as exc:
-            yield CheckResult("folder", False, f"{key} = {name!r}: {exc}")
+            yield CheckResult("folder", False, f"{key} = {name!r} : {exc}")
             continue
-        how = "exists" if before[key] in existing else "created"
-        yield CheckResult("folder", True, f"{key} = {name!r}: server folder '{server_name}' "
-                                          f"({how})")
+        how = "existant" if before[key] in existing else "créé"
+        yield CheckResult("folder", True, f"{key} = {name!r} : dossier du serveur "
+                                          f"« {server_name} » ({how})")
 
 
 def _sink(config: Config) -> str:
@@ -157,7 +159,7 @@ def _sink(config: Config) -> str:
     with make_sink(config).connect():
         pass
     if config.smtp is not None and config.bot.sink == "smtp":
-        return f"{config.smtp.host}:{config.smtp.port} ({config.smtp.security}) accepts us"
+        return f"{config.smtp.host}:{config.smtp.port} ({config.smtp.security}) nous accepte"
     return "Maildir outbox is writable"
 
 
@@ -167,13 +169,13 @@ def _oauth2(config: Config) -> str:
     from bot.oauth2 import AccessTokens
 
     if config.oauth2 is None:
-        return "not used (password login)"
+        return "non utilisé (connexion par mot de passe)"
     tokens = AccessTokens(config.oauth2)
     tokens.get()
     saved = tokens.file.load()
     until = time.strftime("%H:%M", time.localtime(float(saved.get("expires_at") or 0)))
-    return (f"signed in as {saved.get('username') or '?'} ({config.oauth2.provider}); "
-            f"access token valid until {until}")
+    return (f"connecté en tant que {saved.get('username') or '?'} ({config.oauth2.provider}) ; "
+            f"jeton d'accès valable jusqu'à {until}")
 
 
 CHECKS: tuple[tuple[str, Callable[[Config], str | list[CheckResult]]], ...] = (

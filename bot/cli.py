@@ -149,7 +149,7 @@ def _job(name: str) -> Callable[[argparse.Namespace], int]:
             for result in results:
                 print(result.line())
             sent = send_pending(app, make_sink(app.config))
-            print(f"sent {sent.sent} email(s)")
+            print(f"{sent.sent} courriel(s) envoyé(s)")
         return 0
 
     return command
@@ -166,14 +166,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
             result = jobs.monthly_report(app, jobs.today(app), force=True)
             print(result.line())
-            print(f"sent {send_pending(app, make_sink(app.config)).sent} email(s)")
+            print(f"{send_pending(app, make_sink(app.config)).sent} courriel(s) envoyé(s)")
             return 0
         if args.period:
             try:
                 start = dt.date.fromisoformat(args.period + "-01")
             except ValueError:
                 raise ReclambotErrorLine(
-                    f"--period: not a month (AAAA-MM): {args.period!r}") from None
+                    f"--period : ce n'est pas un mois (AAAA-MM) : {args.period!r}") from None
             end = (start + dt.timedelta(days=32)).replace(day=1)
         elif args.start and args.end:
             start, end = args.start, args.end + dt.timedelta(days=1)
@@ -190,8 +190,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         (args.output / f"{stem}.html").write_text(report.html, encoding="utf-8")
         with (args.output / f"{stem}.csv").open("w", encoding="utf-8-sig", newline="") as out:
             write_csv(report, out)
-        print(f"{report.figures['received']} complaint(s); written "
-              f"{args.output / stem}.html and .csv")
+        print(f"{report.figures['received']} réclamation(s) ; rapport écrit dans "
+              f"{args.output / stem}.html et .csv")
     return 0
 
 
@@ -203,7 +203,7 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
         with app.sessions() as session:
             held = gdpr.find(session, address)
         if held.empty():
-            print(f"nothing is held about {address}")
+            print(f"aucune donnée n'est conservée sur {address}")
             return 0
         if args.gdpr_command == "export":
             output = args.output or Path(f"rgpd-{address.replace('@', '_at_')}.zip")
@@ -211,22 +211,23 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
 
             with Progress(1, "gdpr export") as progress:
                 count = gdpr.export(app, address, output, progress.update)
-            print(f"{count} file(s) about {address} written to {output}")
+            print(f"{count} fichier(s) sur {address} écrit(s) dans {output}")
             return 0
-        references = ", ".join(held.references()) or "(messages only)"
+        references = ", ".join(held.references()) or "(messages seulement)"
         if not args.yes:
             if not sys.stdin.isatty():
-                print("reclambot: error: gdpr erase: confirm with --yes (no terminal to ask)",
+                print("reclambot : erreur : gdpr erase : confirmez avec --yes "
+                      "(pas de terminal pour demander)",
                       file=sys.stderr)
                 return 2
-            answer = input(f"Erase everything about {address} ({references})? [oui/non] ")
+            answer = input(f"Effacer tout ce qui concerne {address} ({references}) ? [oui/non] ")
             if answer.strip().lower() not in ("oui", "o", "yes", "y"):
-                print("nothing erased")
+                print("rien n'a été effacé")
                 return 1
         erased, held_back = gdpr.erase(app, address)
-        print(f"erased: {', '.join(erased) or '(messages only)'}")
+        print(f"effacé : {', '.join(erased) or '(messages seulement)'}")
         if held_back:
-            print(f"kept under legal hold (#conserver): {', '.join(held_back)}")
+            print(f"conservé (#conserver) : {', '.join(held_back)}")
     return 0
 
 
@@ -237,12 +238,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.once:
             summary = run_once(app)
             actions = ", ".join(f"{k}: {v}" for k, v in sorted(summary.actions.items()))
-            print(f"handled {summary.fetched} message(s){' (' + actions + ')' if actions else ''}; "
-                  f"sent {summary.sent.sent}, deferred {summary.sent.deferred}, "
-                  f"refused {summary.sent.refused}")
+            print(f"{summary.fetched} message(s) traité(s)"
+                  f"{' (' + actions + ')' if actions else ''} ; {summary.sent.sent} envoyé(s), "
+                  f"{summary.sent.deferred} différé(s), {summary.sent.refused} refusé(s)")
             if summary.unfiled:
-                print(f"{summary.unfiled} message(s) handled but not filed: their folder "
-                      "failed (see reclambot status); the next pass files them")
+                print(f"{summary.unfiled} message(s) traité(s) mais non classé(s) : leur dossier "
+                      "est en échec (voir reclambot status) ; la prochaine relève les classe")
         else:
             run_forever(app)
     return 0
@@ -268,7 +269,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
             output.write_bytes(register_pdf(session, app.rulebook,
                                             app.config.organisation.name, app.clock()))
-        print(f"register written to {output}", file=sys.stderr)
+        print(f"registre écrit dans {output}", file=sys.stderr)
     return 0
 
 
@@ -315,21 +316,22 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         if args.quarantine_command == "list":
             for item in items:
                 print(item.line())
-            print(f"{len(items)} message(s) in quarantine ({app.config.folders.quarantine})")
+            print(f"{len(items)} message(s) en quarantaine ({app.config.folders.quarantine})")
             return 0
         if not items:
-            print("nothing in quarantine")
+            print("rien en quarantaine")
             return 0
-        print(f"{len(items)} message(s) put back into {app.config.watched_folder}")
+        print(f"{len(items)} message(s) remis dans {app.config.watched_folder}")
         try:
             with ProcessLock(app):
                 summary = run_pass(app)
         except LockError:
             # Marked and moved already: the running bot handles them at its next look.
-            print("reclambot run is running: it handles them at its next pass")
+            print("reclambot run est en cours : il les traitera à sa prochaine relève")
             return 0
         actions = ", ".join(f"{k}: {v}" for k, v in sorted(summary.actions.items()))
-        print(f"handled {summary.fetched} message(s) ({actions}); sent {summary.sent.sent}")
+        print(f"{summary.fetched} message(s) traité(s) ({actions}) ; "
+              f"{summary.sent.sent} courriel(s) envoyé(s)")
     return 0
 
 
@@ -368,7 +370,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 .values(status="imported")).rowcount
         source.close()
         actions = ", ".join(f"{k}: {v}" for k, v in sorted(summary.actions.items()))
-        print(f"imported {summary.fetched} message(s) ({actions}); {skipped} email(s) not sent")
+        print(f"{summary.fetched} message(s) importé(s) ({actions}) ; "
+              f"{skipped} courriel(s) non envoyé(s)")
     return 0
 
 
@@ -378,13 +381,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     path, provider = write_config(args.config or default_config_path(), input)
     if provider.oauth2:
-        print(f"written {path}; sign the mailbox in once: reclambot auth {provider.oauth2}, "
-              "then: reclambot check (docs/providers.md)")
+        print(f"{path} écrit ; connectez la boîte une fois : reclambot auth {provider.oauth2}, "
+              "puis : reclambot check (docs/providers.md)")
     else:
-        print(f"written {path}; set the passwords in the environment variables it names "
-              f"(RECLAMBOT_IMAP_PASSWORD, RECLAMBOT_SMTP_PASSWORD), then: reclambot check")
+        print(f"{path} écrit ; mettez les mots de passe dans les variables d'environnement "
+              "qu'il nomme (RECLAMBOT_IMAP_PASSWORD, RECLAMBOT_SMTP_PASSWORD), "
+              "puis : reclambot check")
     if provider.note:
-        print(f"note: {provider.name}: {provider.note} (docs/providers.md)")
+        print(f"à savoir : {provider.name} : {provider.note} (docs/providers.md)")
     return 0
 
 
@@ -410,9 +414,9 @@ def cmd_auth(args: argparse.Namespace) -> int:
                                              f"not {args.provider!r}")
     username = next((s.username for s in (config.imap, config.smtp) if s and s.username), "")
     path = sign_in(config.oauth2, username, print)
-    print(f"signed in{' as ' + username if username else ''}; token saved in {path} "
-          "(readable by you only); set auth = \"oauth2\" in [imap] and [smtp], "
-          "then: reclambot check")
+    print(f"connecté{' en tant que ' + username if username else ''} ; jeton enregistré dans "
+          f"{path} (lisible par vous seul) ; mettez auth = \"oauth2\" dans [imap] et [smtp], "
+          "puis : reclambot check")
     return 0
 
 
@@ -428,11 +432,11 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if state.before is None:
-        print(f"register created at schema {state.after}")
+        print(f"registre créé au schéma {state.after}")
     elif state.changed:
-        print(f"register migrated from schema {state.before} to {state.after}")
+        print(f"registre migré du schéma {state.before} au schéma {state.after}")
     else:
-        print(f"register already at schema {state.after}: nothing to do")
+        print(f"registre déjà au schéma {state.after} : rien à faire")
     return 0
 
 
@@ -462,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ReclambotError, ReclambotErrorLine) as exc:
-        print(f"reclambot: error: {exc}", file=sys.stderr)
+        print(f"reclambot : erreur : {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from bot import samples
 from bot.app import App, build_app
 from bot.config import load_config
-from bot.models import Complaint, Inbound, Outbox
+from bot.models import Complaint, ComplaintStatus, Inbound, Outbox, OutboxStatus, state_label
 from bot.runner import run_once
 
 DEMO_CONFIG = """\
@@ -132,41 +132,45 @@ def run_demo(directory: Path) -> str:
     app = build_app(config)
     try:
         summary = run_once(app)
-        lines = [f"Demo folder: {directory.resolve()}"]
+        lines = [f"Dossier de la démonstration : {directory.resolve()}"]
         if seeded:
-            lines.append(f"Seeded the inbox with {len(seeded)} messages: " + "; ".join(seeded))
-        lines.append(f"Handled {summary.fetched} message(s); sent {summary.sent.sent} email(s).")
+            lines.append(f"Boîte de réception garnie de {len(seeded)} messages : "
+                         + " ; ".join(seeded))
+        lines.append(f"{summary.fetched} message(s) traité(s) ; "
+                     f"{summary.sent.sent} courriel(s) envoyé(s).")
         if seeded:
             answered = director_answers(app, directory)
             if answered:
                 second = run_once(app)
-                lines.append(f"Then the director answered {answered} by email: handled "
-                             f"{second.fetched} message(s); sent {second.sent.sent} email(s).")
+                lines.append(f"Puis la direction a répondu sur {answered} par courriel : "
+                             f"{second.fetched} message(s) traité(s) ; "
+                             f"{second.sent.sent} courriel(s) envoyé(s).")
         with app.sessions() as session:
-            lines.append("\nInbound messages and why:")
+            lines.append("\nMessages reçus et décisions (raisons enregistrées pour l'audit) :")
             for row in session.scalars(select(Inbound).order_by(Inbound.id)):
-                where = row.folder or "left in the inbox"
+                where = row.folder or "laissé dans la boîte de réception"
                 why = "; ".join(m["reason"] for m in row.rules)
                 lines.append(f"  - {row.subject[:60]!r}\n      -> {row.action} ({where}): {why}")
-            lines.append("\nRegister:")
+            lines.append("\nRegistre :")
             complaints = session.scalars(select(Complaint).order_by(Complaint.id)).all()
             for c in complaints:
-                answer = (f"answered {c.response_number} ({c.response_outcome})"
-                          if c.response_number else f"answer due {c.answer_due}")
-                lines.append(f"  {c.number}  {c.status:8} {c.client_name}  «{c.object}»  "
-                             f"{answer}  dossier {c.documents_location}")
+                answer = (f"réponse {c.response_number} ({c.response_outcome})"
+                          if c.response_number else f"réponse due le {c.answer_due:%d/%m/%Y}")
+                lines.append(f"  {c.number}  {state_label(ComplaintStatus, c.status):10} "
+                             f"{c.client_name}  «{c.object}»  {answer}  "
+                             f"dossier {c.documents_location}")
             if not complaints:
-                lines.append("  (empty)")
+                lines.append("  (vide)")
             sent_dir = directory / "emails-envoyes"
             sent_dir.mkdir(exist_ok=True)
-            lines.append(f"\nEmails sent (copies as .eml in {sent_dir}):")
+            lines.append(f"\nCourriels envoyés (copies .eml dans {sent_dir}) :")
             for row in session.scalars(select(Outbox).order_by(Outbox.id)):
                 path = sent_dir / f"{row.id:03d}-{row.kind}.eml"
                 path.write_bytes(row.raw)
-                lines.append(f"  {row.status:7} {path.name}  to {', '.join(row.recipients)}: "
-                             f"{row.subject}")
-        lines.append(f"\nRegister export: reclambot --config {config_path} export --format csv")
-        lines.append(f"Generated {dt.datetime.now():%Y-%m-%d %H:%M}.")
+                lines.append(f"  {state_label(OutboxStatus, row.status):10} {path.name}  à "
+                             f"{', '.join(row.recipients)} : {row.subject}")
+        lines.append(f"\nExport du registre : reclambot --config {config_path} export --format pdf")
+        lines.append(f"Édité le {dt.datetime.now():%d/%m/%Y à %H:%M}.")
         return "\n".join(lines)
     finally:
         app.close()

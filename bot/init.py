@@ -60,30 +60,36 @@ def _comment(text: str, section: str, key: str) -> str:
     return text.replace(f'{key} = "{marker}"', f"# {key} = (not used with auth = \"oauth2\")")
 
 
-def _question(ask: Ask, prompt: str, default: str = "", check: Callable[[str], bool] = bool
-              ) -> str:
+def _question(ask: Ask, prompt: str, default: str = "", check: Callable[[str], bool] = bool,
+              hint: str = "une réponse est nécessaire") -> str:
+    """Ask until ``check`` accepts the answer, saying what is expected after a wrong one."""
     while True:
         answer = ask(f"{prompt}{f' [{default}]' if default else ''} : ").strip() or default
         if check(answer):
             return answer
+        print(f"  → {hint}")
 
 
 def write_config(path: Path, ask: Ask) -> tuple[Path, Provider]:
     """Ask the questions and write ``path`` (never over an existing file); the mail provider."""
     if path.exists():
-        raise ConfigError("", f"{path} already exists: remove it or choose another --config")
+        raise ConfigError("", f"{path} existe déjà : supprimez-le ou choisissez un autre --config")
     email = lambda a: bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a))  # noqa: E731
     name = _question(ask, "Nom de l'organisme de formation")
-    bot_address = _question(ask, "Adresse de la boîte des réclamations", check=email)
+    expected = "une adresse e-mail est attendue (par exemple reclamations@organisme.fr)"
+    bot_address = _question(ask, "Adresse de la boîte des réclamations", check=email,
+                            hint=expected)
     director = _question(ask, "Nom de la directrice ou du directeur des formations")
-    director_address = _question(ask, "Son adresse e-mail", check=email)
+    director_address = _question(ask, "Son adresse e-mail", check=email, hint=expected)
     form_url = _question(ask, "Lien du formulaire « Réclamation » du site",
-                         check=lambda a: a.startswith(("http://", "https://")))
+                         check=lambda a: a.startswith(("http://", "https://")),
+                         hint="un lien commençant par https:// est attendu")
     form_sender = _question(ask, "Adresse d'envoi du formulaire du site (vide si aucune)",
-                            check=lambda a: not a or email(a))
+                            check=lambda a: not a or email(a), hint=expected)
     choices = ", ".join(PROVIDERS)
     provider_key = _question(ask, f"Messagerie ({choices})", "other",
-                             check=lambda a: a in PROVIDERS)
+                             check=lambda a: a in PROVIDERS,
+                             hint=f"répondez par l'un de : {choices}")
     provider = PROVIDERS[provider_key]
     imap_host = provider.imap_host or _question(ask, "Serveur IMAP")
     smtp_host = provider.smtp_host or _question(ask, "Serveur SMTP")

@@ -26,15 +26,17 @@ class Provider:
 PROVIDERS: dict[str, Provider] = {
     "microsoft365": Provider("Microsoft 365", "outlook.office365.com", 993, "ssl",
                              "smtp.office365.com", 587, "starttls",
-                             "passwords are refused: an app must be registered for OAuth2",
+                             "les mots de passe sont refusés : une application doit être "
+                             "enregistrée pour OAuth2",
                              oauth2="microsoft"),
     "google": Provider("Google Workspace / Gmail", "imap.gmail.com", 993, "ssl",
-                       "smtp.gmail.com", 465, "ssl", "use an app password (2-step verification)"),
+                       "smtp.gmail.com", 465, "ssl",
+                       "utilisez un mot de passe d'application (validation en deux étapes)"),
     "ovh": Provider("OVHcloud (MX Plan, Email Pro)", "ssl0.ovh.net", 993, "ssl",
                     "ssl0.ovh.net", 465, "ssl"),
     "ionos": Provider("IONOS", "imap.ionos.fr", 993, "ssl", "smtp.ionos.fr", 465, "ssl"),
     "gandi": Provider("Gandi", "mail.gandi.net", 993, "ssl", "mail.gandi.net", 465, "ssl"),
     "infomaniak": Provider("Infomaniak", "mail.infomaniak.com", 993, "ssl",
                            "mail.infomaniak.com", 465, "ssl"),
-    "other": Provider("Own server (Dovecot/Postfix...)", "", 993, "ssl", "", 587, "starttls"),
+    "other": Provider("Serveur propre (Dovecot, Postfix…)", "", 993, "ssl", "", 587, "starttls"),
 }

@@ -111,7 +111,7 @@ def test_cli_reports_config_error_in_one_line(tmp_path: Path,
     path = write(tmp_path, MINIMAL.replace('form_url = "https://example.fr/f"\n', ""))
     assert main(["--config", str(path), "run", "--once"]) == 2
     err = capsys.readouterr().err
-    assert err == "reclambot: error: config: organisation.form_url: missing (required)\n"
+    assert err == "reclambot : erreur : config: organisation.form_url: missing (required)\n"
 
 
 def test_missing_file_and_bad_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,7 +150,9 @@ def test_init_writes_a_commented_working_config(tmp_path: Path,
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
     path = tmp_path / "config.toml"
     assert main(["--config", str(path), "init"]) == 0
-    assert "reclambot check" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "reclambot check" in out and "écrit" in out
+    assert "→ une adresse e-mail est attendue" in out  # why "pas-une-adresse" was asked again
     monkeypatch.setenv("RECLAMBOT_IMAP_PASSWORD", "x")
     monkeypatch.setenv("RECLAMBOT_SMTP_PASSWORD", "y")
     config = load_config(path)
@@ -161,7 +163,7 @@ def test_init_writes_a_commented_working_config(tmp_path: Path,
     assert config.smtp is not None and config.smtp.security == "ssl"
     assert "# The director of training" in path.read_text()  # the comments stay
     assert main(["--config", str(path), "init"]) == 2  # never overwrites
-    assert "already exists" in capsys.readouterr().err
+    assert "existe déjà" in capsys.readouterr().err
 
 
 def test_init_for_microsoft_365_sets_up_oauth2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -17,9 +17,9 @@ def test_demo_runs_the_pipeline_and_is_idempotent(
     directory = tmp_path / "demo"
     assert main(["demo", "--dir", str(directory)]) == 0
     out = capsys.readouterr().out
-    assert "Handled 6 message(s); sent 6 email(s)." in out
-    assert "Then the director answered REC-" in out and "sent 3 email(s)" in out
-    assert "REC-" in out and "left in the inbox" in out
+    assert "6 message(s) traité(s) ; 6 courriel(s) envoyé(s)." in out
+    assert "Puis la direction a répondu sur REC-" in out and "3 courriel(s) envoyé(s)" in out
+    assert "REC-" in out and "laissé dans la boîte de réception" in out
 
     sent = sorted((directory / "emails-envoyes").glob("*.eml"))
     kinds = sorted(p.name.split("-", 1)[1] for p in sent)
@@ -35,7 +35,7 @@ def test_demo_runs_the_pipeline_and_is_idempotent(
 
     # Run again: nothing new arrives, nothing is sent twice.
     assert main(["demo", "--dir", str(directory)]) == 0
-    assert "Handled 0 message(s); sent 0 email(s)." in capsys.readouterr().out
+    assert "0 message(s) traité(s) ; 0 courriel(s) envoyé(s)." in capsys.readouterr().out
     assert len(list((directory / "maildir" / "outbox" / "new").iterdir())) == 9
 
     output = tmp_path / "register.csv"
@@ -52,7 +52,7 @@ def test_run_once_on_maildir_reports(tmp_path: Path, capsys: pytest.CaptureFixtu
     main(["demo", "--dir", str(directory)])
     capsys.readouterr()
     assert main(["--config", str(directory / "config.toml"), "run", "--once"]) == 0
-    assert "handled 0 message(s)" in capsys.readouterr().out
+    assert "0 message(s) traité(s)" in capsys.readouterr().out
     assert main(["--config", str(directory / "config.toml"), "outbox"]) == 0
     assert "0 courriel(s) non envoyé(s)" in capsys.readouterr().out
 
@@ -75,17 +75,17 @@ def test_quarantine_retry_on_a_maildir(tmp_path: Path, capsys: pytest.CaptureFix
 
     assert main(["--config", str(config), "quarantine", "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[-1].startswith("1 message(s) in quarantine")
+    assert listing[-1].startswith("1 message(s) en quarantaine")
     assert "max_message_bytes (5000)" in listing[0]
 
     config.write_text(text, encoding="utf-8")
     assert main(["--config", str(config), "quarantine", "retry", "--all"]) == 0
     out = capsys.readouterr().out
-    assert "1 message(s) put back" in out and "submission: 1" in out
+    assert "1 message(s) remis dans" in out and "submission: 1" in out
     assert main(["--config", str(config), "quarantine", "retry", "--all"]) == 0
-    assert "nothing in quarantine" in capsys.readouterr().out
+    assert "rien en quarantaine" in capsys.readouterr().out
     assert main(["--config", str(config), "run", "--once"]) == 0
-    assert "handled 0 message(s)" in capsys.readouterr().out
+    assert "0 message(s) traité(s)" in capsys.readouterr().out
     acknowledgements = [p for p in (directory / "maildir" / "outbox" / "new").iterdir()
                         if b"paul@example.org" in p.read_bytes()]
     assert len(acknowledgements) == 2  # the polite refusal, then the acknowledgement, once

@@ -139,32 +139,32 @@ def test_check_names_the_namespace_extensions_and_server_folders(
         assert line.startswith("OK"), line
         lines[line.split()[1]].append(line)
     [namespace] = lines["namespace"]
-    assert f"prefix '{layout.prefix}'" in namespace
-    assert f"delimiter '{layout.delimiter}'" in namespace
-    assert ("from LIST" in namespace) == ("NAMESPACE" in layout.lacks)
+    assert f"préfixe « {layout.prefix} »" in namespace
+    assert f"séparateur « {layout.delimiter} »" in namespace
+    assert ("par LIST" in namespace) == ("NAMESPACE" in layout.lacks)
     capabilities = {line.split()[2].rstrip(":"): line for line in lines["imap"]}
     assert set(capabilities) == {"IDLE", "MOVE", "UIDPLUS", "CONDSTORE", "UTF8=ACCEPT",
                                  "SPECIAL-USE"}
     for name in ("IDLE", "MOVE", "UIDPLUS"):
-        assert ("missing" in capabilities[name]) == (name in layout.lacks), capabilities[name]
+        assert ("absent" in capabilities[name]) == (name in layout.lacks), capabilities[name]
     if "IDLE" in layout.lacks:
-        assert "looks every 60 s (poll_interval)" in capabilities["IDLE"]
+        assert "relève toutes les 60 s (poll_interval)" in capabilities["IDLE"]
     if "MOVE" in layout.lacks:
-        fallback = "UID EXPUNGE" if "UIDPLUS" not in layout.lacks else "never a bare EXPUNGE"
+        fallback = "UID EXPUNGE" if "UIDPLUS" not in layout.lacks else "jamais d'EXPUNGE nu"
         assert fallback in capabilities["MOVE"]
     folder_lines = lines["folder"]
     assert len(folder_lines) == 3
     for key, name in (("processed", PROCESSED), ("ignored", IGNORED),
                       ("quarantine", QUARANTINE)):
         [line] = [x for x in folder_lines if f"folders.{key} " in x]
-        assert f"server folder '{layout.folder(name)}' (created)" in line
+        assert f"dossier du serveur « {layout.folder(name)} » (créé)" in line
     # Created for real, once: a second check finds them.
     assert {layout.folder(n) for n in (PROCESSED, IGNORED, QUARANTINE)} <= set(
         server_folders(env))
     assert main(["--config", str(env.config_path), "check"]) == 0
     again = [line for line in capsys.readouterr().out.splitlines()
              if line.split()[1] == "folder"]
-    assert all("(exists)" in line for line in again) and len(again) == 3
+    assert all("(existant)" in line for line in again) and len(again) == 3
     # And OK means run works.
     env.append(samples.form_submission())
     env.run()
@@ -230,7 +230,7 @@ def test_failed_folder_creation_still_sends_and_the_next_pass_files_once_dovecot
 
     assert main(["--config", str(env.config_path), "run", "--once"]) == 0
     out = capsys.readouterr().out
-    assert "1 message(s) handled but not filed" in out
+    assert "1 message(s) traité(s) mais non classé(s)" in out
     # Registered and acknowledged, although the message could not be filed.
     [complaint] = env.complaints()
     assert len(env.smtp.handler.to(CLIENT)) == 1
@@ -290,7 +290,7 @@ def test_quarantine_list_then_retry_after_a_fix_handles_each_once(
 
     assert main(["--config", str(env.config_path), "quarantine", "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[-1].startswith("1 message(s) in quarantine")
+    assert listing[-1].startswith("1 message(s) en quarantaine")
     uid = listing[0].split()[0]
     assert "max_message_bytes (5000)" in listing[0] and "no-reply@example.fr" in listing[0]
 
@@ -300,7 +300,7 @@ def test_quarantine_list_then_retry_after_a_fix_handles_each_once(
     env.config_path.write_text(text, encoding="utf-8")  # the fix: the default limits
     assert main(["--config", str(env.config_path), "quarantine", "retry", uid]) == 0
     out = capsys.readouterr().out
-    assert "1 message(s) put back" in out and "submission: 1" in out
+    assert "1 message(s) remis dans" in out and "submission: 1" in out
     env.restart()
     assert len(env.complaints()) == 1
     assert len(env.smtp.handler.to(CLIENT)) == 2  # the polite refusal, then the acknowledgement
@@ -312,7 +312,7 @@ def test_quarantine_list_then_retry_after_a_fix_handles_each_once(
 
     # Exactly once: nothing left to retry, and another pass changes nothing.
     assert main(["--config", str(env.config_path), "quarantine", "retry", "--all"]) == 0
-    assert "nothing in quarantine" in capsys.readouterr().out
+    assert "rien en quarantaine" in capsys.readouterr().out
     env.run()
     assert len(env.complaints()) == 1 and len(env.smtp.handler.to(CLIENT)) == 2
     assert main(["--config", str(env.config_path), "status"]) == 0

@@ -232,7 +232,7 @@ def test_check_renews_the_token_and_logs_in(oauth_env: BotEnv, oauth: OAuthServe
     assert main(["--config", str(oauth_env.config_path), "check"]) == 0
     lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
     assert lines["oauth2"].startswith("OK")
-    assert f"signed in as {oauth_env.user} (google)" in lines["oauth2"]
+    assert f"connecté en tant que {oauth_env.user} (google)" in lines["oauth2"]
     assert lines["mailbox"].startswith("OK") and lines["sending"].startswith("OK")
     assert oauth_env.user in lines["mailbox"]
 

@@ -194,7 +194,7 @@ def test_second_process_exits_with_a_clear_message(env: BotEnv) -> None:
         [sys.executable, "-m", "bot", "--config", str(env.config_path), "run", "--once"],
         capture_output=True, text=True, env={**os.environ}, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.startswith("reclambot: error: another reclambot (")
+    assert result.stderr.startswith("reclambot : erreur : another reclambot (")
     assert "stop it first" in result.stderr and "Traceback" not in result.stderr
     assert env.complaints() == [] and env.smtp.handler.received == []
 
@@ -492,7 +492,7 @@ def test_check_reports_one_line_per_problem(env: BotEnv, tmp_path,  # type: igno
         "config", "rules", "templates", "database", "dossiers", "oauth2", "mailbox",
         "namespace", "imap", "folder", "sending"]
     assert names.count("folder") == 3 and names.count("imap") == 6
-    assert "not used (password login)" in out[5]
+    assert "non utilisé (connexion par mot de passe)" in out[5]
 
     import shutil
 
@@ -507,7 +507,7 @@ def test_check_reports_one_line_per_problem(env: BotEnv, tmp_path,  # type: igno
     out = capsys.readouterr().out.splitlines()
     failed = {line.split()[1]: line for line in out if line.startswith("FAIL")}
     assert set(failed) == {"templates", "mailbox", "sending"}
-    assert "templates/response.txt line 1" in failed["templates"]
+    assert "templates/response.txt ligne 1" in failed["templates"]
     assert "IMAP 127.0.0.1:1" in failed["mailbox"]
     assert "cannot connect to SMTP 127.0.0.1:2" in failed["sending"]
     assert all("secret" not in line for line in out)

@@ -137,12 +137,12 @@ def test_first_register_is_upgraded_without_loss_and_keeps_working(
     assert len(before["complaints"]) == 2 and len(before["events"]) == 11
 
     assert main(["--config", str(env_unbuilt.config_path), "upgrade"]) == 0
-    assert f"migrated from schema {FIRST} to {HEAD}" in capsys.readouterr().out
+    assert f"migré du schéma {FIRST} au schéma {HEAD}" in capsys.readouterr().out
     assert schema_state(engine) == HEAD
     assert table_rows(engine) == before
     assert schema_differences(engine) == []
     assert main(["--config", str(env_unbuilt.config_path), "upgrade"]) == 0
-    assert "nothing to do" in capsys.readouterr().out
+    assert "rien à faire" in capsys.readouterr().out
 
     # The upgraded register goes on: the next complaint follows 0.1.0's numbering.
     env_unbuilt.now = dt.datetime(2026, 11, 28, 17, 0)

@@ -400,7 +400,7 @@ def test_import_a_past_year_sends_nothing(env: BotEnv, tmp_path, capsys) -> None
     config = ["--config", str(env.config_path)]
     assert main([*config, "import", "--mbox", str(export)]) == 0
     out = capsys.readouterr().out
-    assert "imported 3 message(s)" in out and "3 email(s) not sent" in out
+    assert "3 message(s) importé(s)" in out and "3 courriel(s) non envoyé(s)" in out
     [complaint] = env.complaints()
     assert complaint.received_at == dt.datetime(2026, 3, 10, 9, 30)
     assert complaint.answer_due == dt.date(2026, 3, 24)
@@ -409,5 +409,5 @@ def test_import_a_past_year_sends_nothing(env: BotEnv, tmp_path, capsys) -> None
     send_pending(env.app, make_sink(env.app.config))
     assert env.smtp.handler.received == []
     assert main([*config, "import", "--mbox", str(export)]) == 0  # again: nothing new
-    assert "imported 0 message(s)" in capsys.readouterr().out
+    assert "0 message(s) importé(s)" in capsys.readouterr().out
     assert len(env.complaints()) == 1

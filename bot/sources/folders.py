@@ -29,8 +29,8 @@ class Namespace:
 
     def describe(self) -> str:
         """One line for ``reclambot check``."""
-        delimiter = "none (flat)" if self.delimiter is None else f"'{self.delimiter}'"
-        return f"prefix '{self.prefix}', delimiter {delimiter} (from {self.learned_from})"
+        delimiter = "aucun (à plat)" if self.delimiter is None else f"« {self.delimiter} »"
+        return f"préfixe « {self.prefix} », séparateur {delimiter} (appris par {self.learned_from})"
 
     def _parts(self, name: str, key: str) -> list[str]:
         parts = [part for part in name.split("/") if part]
