@@ -572,7 +572,7 @@ def test_status_shows_poll_complaints_outbox_quarantine_and_errors(
     [complaint] = env.complaints()
     assert "Dernière relève" in out and "jamais" not in out
     assert f"{complaint.number}" in out and "réponse avant le" in out
-    assert "sent 2" in out
+    assert "envoyé 2" in out
     assert "Quarantaine             1" in out
     assert "timed out" in out
 
