@@ -55,6 +55,19 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         sender="direction@example.fr"))
     inbox.add(samples.reply(notice.as_bytes(), "#inconnue <x> & y\n",
                             sender="direction@example.fr"))
+    inbox.add(samples.reply(notice.as_bytes(), "#prolonger 5 formateur <absent> & remplacé\n",
+                            sender="direction@example.fr"))
+    ack = next(m for m in parsed if str(m["To"]) == "hostile@example.org")
+    inbox.add(samples.reply(ack.as_bytes(), "Merci <vraiment> & à bientôt.",
+                            sender="hostile@example.org"))
+    # The other open complaint of the demo: its acknowledgement bounces, then it is
+    # requalified.
+    other = next(m for m in parsed if "REC-2026-0002" in str(m["Subject"])
+                 and "Nouvelle réclamation" in str(m["Subject"]))
+    other_ack = next(m for m in parsed if str(m["To"]) == "sophie.leroy@example.net")
+    inbox.add(samples.delivery_report(other_ack.as_bytes(), "sophie.leroy@example.net"))
+    inbox.add(samples.reply(other.as_bytes(), "#requalifier demande <d'information> & devis\n",
+                            sender="direction@example.fr"))
     assert main(["--config", config, "run", "--once"]) == 0
     return directory
 
@@ -100,8 +113,9 @@ def _parts(message: Any) -> tuple[str, str]:
 def test_every_kind_the_demo_sends_is_looked_at(sent: list[tuple[str, Any]]) -> None:
     kinds = {kind for kind, _ in sent}
     assert {"form_link", "acknowledgement", "director_new_complaint", "information_request",
-            "response", "mediation_rights", "director_confirmation",
-            "director_error"} <= kinds, kinds
+            "response", "mediation_rights", "director_confirmation", "director_error",
+            "interim_notice", "director_correspondence", "director_unreachable",
+            "requalified"} <= kinds, kinds
     assert all(_parts(m)[1] for _, m in sent)  # every email has its HTML version
 
 
@@ -122,7 +136,9 @@ def test_every_html_email_fits_a_phone_and_keeps_its_special_characters(
         page.screenshot(path=str(screens / f"{name}-{PHONE}.png"), full_page=True)
         visible = page.evaluate("document.body.innerText")
         for value in (HOSTILE_NAME, HOSTILE_OBJECT, "<oubliée> & relance", "<texte>",
-                      "<motif>", "<jours ouvrés>", "<texte de la réponse>", "< 100 € & > 50 €"):
+                      "<motif>", "<jours ouvrés>", "<texte de la réponse>", "< 100 € & > 50 €",
+                      "<absent> & remplacé", "<vraiment> & à bientôt",
+                      "<d'information> & devis"):
             if value in text and value not in visible:
                 mangled.append(f"{name}: {value!r} is in the text version, not on screen")
         assert page.evaluate("document.querySelectorAll('script').length") == 0, name
