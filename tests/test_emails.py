@@ -14,7 +14,7 @@ import email.policy
 import mailbox
 import re
 import shutil
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -91,19 +91,6 @@ def sent(demo: Path) -> list[tuple[str, Any]]:
     return [(kinds[str(m["Message-ID"]).strip()], m) for m in messages]
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.fail("Chromium is not installed (scripts/test.sh installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM,
-                                              args=["--no-sandbox", "--disable-gpu"])
-        yield instance
-        instance.close()
-
-
 def _parts(message: Any) -> tuple[str, str]:
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
@@ -119,34 +106,73 @@ def test_every_kind_the_demo_sends_is_looked_at(sent: list[tuple[str, Any]]) -> 
     assert all(_parts(m)[1] for _, m in sent)  # every email has its HTML version
 
 
-def test_every_html_email_fits_a_phone_and_keeps_its_special_characters(
-        sent: list[tuple[str, Any]], browser: Any, tmp_path: Path) -> None:
-    screens = tmp_path / "screens"
-    screens.mkdir()
+HOSTILE_VALUES = (HOSTILE_NAME, HOSTILE_OBJECT, "<oubliée> & relance", "<texte>", "<motif>",
+                  "<jours ouvrés>", "<texte de la réponse>", "< 100 € & > 50 €",
+                  "<absent> & remplacé", "<vraiment> & à bientôt", "<d'information> & devis")
+
+
+def look_at(messages: list[tuple[str, Any]], screens: Path) -> list[str]:
+    """Open each email's HTML at a phone's width, then a desktop's, saving screenshots;
+    the problems found: sideways scrolling, a value of the text version that is not on
+    screen (``<``, ``>``, ``&`` read as markup), a script, words that differ.
+
+    Playwright's synchronous API keeps an event loop running in its thread, where the
+    bot's SMTP sink could not run its own: the browser gets a thread of its own.
+    """
+    if CHROMIUM is None:
+        pytest.fail("Chromium is not installed (scripts/test.sh installs Debian's chromium)")
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(_look_at, messages, screens).result()
+
+
+def _look_at(messages: list[tuple[str, Any]], screens: Path) -> list[str]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=["--no-sandbox", "--disable-gpu"])
+        try:
+            return _problems(browser, messages, screens)
+        finally:
+            browser.close()
+
+
+def _problems(browser: Any, messages: list[tuple[str, Any]], screens: Path) -> list[str]:
+    screens.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": PHONE, "height": 800})
-    wide, mangled = [], []
-    for index, (kind, message) in enumerate(sent):
+    problems = []
+    for index, (kind, message) in enumerate(messages):
         text, html = _parts(message)
         name = f"{index:02d}-{kind}"
         page.set_viewport_size({"width": PHONE, "height": 800})
         page.set_content(html)
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > PHONE:
-            wide.append(f"{name}: {width} px")
+            problems.append(f"{name}: {width} px wide at {PHONE} px")
         page.screenshot(path=str(screens / f"{name}-{PHONE}.png"), full_page=True)
         visible = page.evaluate("document.body.innerText")
-        for value in (HOSTILE_NAME, HOSTILE_OBJECT, "<oubliée> & relance", "<texte>",
-                      "<motif>", "<jours ouvrés>", "<texte de la réponse>", "< 100 € & > 50 €",
-                      "<absent> & remplacé", "<vraiment> & à bientôt",
-                      "<d'information> & devis"):
-            if value in text and value not in visible:
-                mangled.append(f"{name}: {value!r} is in the text version, not on screen")
-        assert page.evaluate("document.querySelectorAll('script').length") == 0, name
+        problems += [f"{name}: {value!r} is in the text version, not on screen"
+                     for value in HOSTILE_VALUES if value in text and value not in visible]
+        if page.evaluate("document.querySelectorAll('script').length"):
+            problems.append(f"{name}: a script element")
+        only_text = _words(_without_urls(text)) - _words(_without_urls(visible))
+        only_html = _words(_without_urls(visible)) - _words(_without_urls(text))
+        if only_text or only_html:
+            problems.append(f"{name}: only in text {sorted(only_text)}, "
+                            f"only in HTML {sorted(only_html)}")
         page.set_viewport_size({"width": DESKTOP, "height": 900})
         page.screenshot(path=str(screens / f"{name}-{DESKTOP}.png"), full_page=True)
     page.close()
-    assert wide == [] and mangled == [], wide + mangled
-    assert len(list(screens.glob("*.png"))) == 2 * len(sent)
+    return problems
+
+
+def test_every_html_email_of_the_demo_reads_well_in_a_browser(
+        sent: list[tuple[str, Any]], tmp_path: Path) -> None:
+    """No sideways scrolling at 375 px, special characters intact, no script, and the
+    same visible words as the text version (but for what each format writes its own
+    way: links, the text version's URLs)."""
+    assert look_at(sent, tmp_path / "screens") == []
+    assert len(list((tmp_path / "screens").glob("*.png"))) == 2 * len(sent)
 
 
 def _without_urls(text: str) -> str:
@@ -155,25 +181,6 @@ def _without_urls(text: str) -> str:
 
 def _words(text: str) -> set[str]:
     return {w.casefold() for w in re.findall(r"[^\W\d_]{3,}", text)}
-
-
-def test_text_and_html_versions_say_the_same(sent: list[tuple[str, Any]],
-                                             browser: Any) -> None:
-    """The visible words of the HTML version and those of the text version are the same,
-    but for what each format writes its own way (links, the text version's URLs)."""
-    page = browser.new_page()
-    differences = []
-    for kind, message in sent:
-        text, html = _parts(message)
-        page.set_content(html)
-        visible = _words(_without_urls(page.evaluate("document.body.innerText")))
-        written = _words(_without_urls(text))
-        only_text, only_html = written - visible, visible - written
-        if only_text or only_html:
-            differences.append(f"{kind}: only in text {sorted(only_text)}, "
-                               f"only in HTML {sorted(only_html)}")
-    page.close()
-    assert differences == [], "\n".join(differences)
 
 
 def test_each_command_is_a_mailto_link_that_opens_a_ready_reply(
@@ -247,3 +254,60 @@ def test_no_email_nor_document_shows_an_english_state_word(
     if words:
         found.append(f"register.csv: {sorted(set(words))}")
     assert found == [], found
+
+
+def test_every_kind_of_email_reads_well_in_a_browser(env: Any, tmp_path: Path) -> None:
+    """Every kind of email the bot can send (``bot.check.EMAIL_KINDS``), produced by a
+    month of one organisation's life through the real Dovecot and SMTP servers, with the
+    complainants' values full of ``<``, ``>`` and ``&``: each one looked at as above."""
+    import datetime as dt
+
+    from bot import jobs
+    from bot.check import EMAIL_KINDS
+    from bot.models import Outbox
+    from tests.test_director import command, register
+    from tests.test_time import at, run_job
+
+    text = env.config_path.read_text(encoding="utf-8")
+    env.config_path.write_text(text + "\n[limits]\nmax_attachments = 1\n", encoding="utf-8")
+    env.restart()
+    env.now = at(dt.date(2026, 9, 16))
+    hostile = {"Nom et prénom": HOSTILE_NAME, "Objet de la réclamation": HOSTILE_OBJECT,
+               "Description": "Le tarif était < 100 € & > 50 €, on m'a dit <rien>."}
+    first = register(env, **hostile)  # acknowledgement, director_new_complaint
+    command(env, first, "#reponse positive\nVotre attestation <oubliée> & relance est "
+                        "partie.\n")  # response, director_confirmation
+    second = register(env, **dict(hostile, **{"Adresse e-mail": "paul@example.org",
+                                              "Vous agissez en tant que": "Particulier"}))
+    command(env, second, "#reponse negative\nNous ne pouvons pas.\n")  # mediation_rights
+    third = register(env, **dict(hostile, **{"Adresse e-mail": "luc@example.org"}))
+    command(env, third, "#prolonger 5 formateur <absent> & remplacé\n")  # interim_notice
+    command(env, third, "#inconnue <x> & y\n")  # director_error
+    fourth = register(env, **dict(hostile, **{"Adresse e-mail": "ines@example.org"}))
+    command(env, fourth, "#requalifier demande <d'information> & devis\n")  # requalified
+    [ack] = [c for c in env.smtp.handler.to("luc@example.org") if "Accusé" in c.subject]
+    env.append(samples.reply(ack.data, "Merci <vraiment> & à bientôt.",
+                             sender="luc@example.org"))  # director_correspondence
+    env.append(samples.delivery_report(ack.data, "luc@example.org"))  # director_unreachable
+    env.append(samples.free_text(sender="lea@example.org"))  # form_link
+    incomplete = dict(samples.COMPLETE_FORM, **dict(hostile, Description=""))
+    env.append(samples.form_submission(dict(incomplete, **{"Adresse e-mail": "zoe@example.org"})))
+    env.append(samples.form_submission(dict(incomplete, **{"Adresse e-mail": ""})))
+    env.append(samples.free_text(subject=f"Re: {first.subject}", sender="intrus@example.org"))
+    env.append(samples.free_text(sender="max@example.org", attachments=[
+        ("a.pdf", "application/pdf", samples.pdf_bytes()),
+        ("b.pdf", "application/pdf", samples.pdf_bytes())]))  # too_large
+    env.smtp.handler.refuse["nadia@example.org"] = "550 5.1.1 <nadia@example.org>: unknown"
+    env.append(samples.form_submission(dict(samples.COMPLETE_FORM,
+                                            **{"Adresse e-mail": "nadia@example.org"})))
+    env.run()
+    env.run()  # the refusal's report to the director
+    run_job(env, jobs.followup, dt.date(2026, 9, 23))  # satisfaction
+    run_job(env, jobs.followup, dt.date(2026, 9, 24))  # ticket_reminder
+    run_job(env, jobs.remind, dt.date(2026, 10, 1))  # director_digest
+    run_job(env, jobs.monthly_report, dt.date(2026, 10, 1))  # director_monthly_report
+    kinds = {row.message_id: row.kind for row in env.query(Outbox)}
+    messages = [(kinds[str(c.message["Message-ID"]).strip()], c.message)
+                for c in env.smtp.handler.received]
+    assert set(EMAIL_KINDS) - {kind for kind, _ in messages} == set()
+    assert look_at(messages, tmp_path / "screens") == []
