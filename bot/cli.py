@@ -407,11 +407,11 @@ def cmd_auth(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     if config.oauth2 is None:
-        raise ConfigError("oauth2", "missing section: set provider, client_id and token_file "
-                                    "(see config.example.toml and docs/providers.md)")
+        raise ConfigError("oauth2", "section manquante : indiquez provider, client_id et "
+                                    "token_file (voir config.example.toml et docs/providers.md)")
     if config.oauth2.provider != args.provider:
-        raise ConfigError("oauth2.provider", f"is {config.oauth2.provider!r}, "
-                                             f"not {args.provider!r}")
+        raise ConfigError("oauth2.provider", f"vaut {config.oauth2.provider!r}, "
+                                             f"pas {args.provider!r}")
     username = next((s.username for s in (config.imap, config.smtp) if s and s.username), "")
     path = sign_in(config.oauth2, username, print)
     print(f"connecté{' en tant que ' + username if username else ''} ; jeton enregistré dans "

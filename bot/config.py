@@ -216,7 +216,7 @@ def package_data_dir(name: str) -> Path:
     for candidate in (here / name, here.parent / name):
         if candidate.is_dir():
             return candidate
-    raise ConfigError(f"paths.{name}", f"no '{name}' folder found next to the package")
+    raise ConfigError(f"paths.{name}", f"aucun dossier « {name} » à côté du paquet")
 
 
 class _Section:
@@ -235,7 +235,7 @@ class _Section:
         self.used.add(key)
         if key not in self.data:
             if required:
-                raise ConfigError(self.key(key), "missing (required)")
+                raise ConfigError(self.key(key), "manquant (obligatoire)")
             return None
         return self.data[key]
 
@@ -244,15 +244,16 @@ class _Section:
         if value is None:
             return default  # type: ignore[return-value]
         if not isinstance(value, str):
-            raise ConfigError(self.key(key), f"must be a string, not {type(value).__name__}")
+            raise ConfigError(self.key(key), f"doit être un texte, pas {type(value).__name__}")
         if not value.strip() and default is None:
-            raise ConfigError(self.key(key), "must not be empty")
+            raise ConfigError(self.key(key), "ne doit pas être vide")
         return value
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
         value = self.string(key, default)
         if value not in choices:
-            raise ConfigError(self.key(key), f"must be one of {', '.join(choices)}, not {value!r}")
+            raise ConfigError(self.key(key),
+                              f"doit être l'un de {', '.join(choices)}, pas {value!r}")
         return value
 
     def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int:
@@ -260,9 +261,9 @@ class _Section:
         if value is None:
             return default  # type: ignore[return-value]
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self.key(key), f"must be an integer, not {value!r}")
+            raise ConfigError(self.key(key), f"doit être un nombre entier, pas {value!r}")
         if value < minimum:
-            raise ConfigError(self.key(key), f"must be at least {minimum}, not {value}")
+            raise ConfigError(self.key(key), f"doit valoir au moins {minimum}, pas {value}")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -270,7 +271,7 @@ class _Section:
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise ConfigError(self.key(key), f"must be true or false, not {value!r}")
+            raise ConfigError(self.key(key), f"doit être true ou false, pas {value!r}")
         return value
 
     def number(self, key: str, default: float) -> float:
@@ -278,7 +279,7 @@ class _Section:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(self.key(key), f"must be a positive number, not {value!r}")
+            raise ConfigError(self.key(key), f"doit être un nombre positif, pas {value!r}")
         return float(value)
 
     def addresses(self, key: str, required: bool) -> tuple[str, ...]:
@@ -288,9 +289,9 @@ class _Section:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) and "@" in v for v in value):
-            raise ConfigError(self.key(key), "must be a list of email addresses")
+            raise ConfigError(self.key(key), "doit être une liste d'adresses e-mail")
         if required and not value:
-            raise ConfigError(self.key(key), "must name at least one address")
+            raise ConfigError(self.key(key), "doit contenir au moins une adresse")
         return tuple(v.strip().lower() for v in value)
 
     def path(self, key: str, default: str | None = None) -> Path:
@@ -304,7 +305,7 @@ class _Section:
             return None
         path = self.path(key)
         if not path.is_file():
-            raise ConfigError(self.key(key), f"file {path} not found")
+            raise ConfigError(self.key(key), f"fichier {path} introuvable")
         return path
 
     def secret(self, key: str, required: bool) -> Secret:
@@ -313,38 +314,38 @@ class _Section:
         direct = self._get(key, False)
         env_name = self._get(env_key, False)
         if direct is not None and env_name is not None:
-            raise ConfigError(self.key(key), f"set either {key} or {env_key}, not both")
+            raise ConfigError(self.key(key), f"indiquez {key} ou {env_key}, pas les deux")
         if env_name is not None:
             if not isinstance(env_name, str) or not env_name:
-                raise ConfigError(self.key(env_key), "must name an environment variable")
+                raise ConfigError(self.key(env_key), "doit nommer une variable d'environnement")
             if env_name not in os.environ:
                 raise ConfigError(
-                    self.key(env_key), f"environment variable {env_name} is not set"
+                    self.key(env_key), f"la variable d'environnement {env_name} n'est pas définie"
                 )
             return Secret(os.environ[env_name])
         if direct is None:
             if required:
-                raise ConfigError(self.key(key), f"missing (set {key} or {env_key})")
+                raise ConfigError(self.key(key), f"manquant (indiquez {key} ou {env_key})")
             return Secret("")
         if not isinstance(direct, str):
-            raise ConfigError(self.key(key), "must be a string")
+            raise ConfigError(self.key(key), "doit être un texte")
         return Secret(direct)
 
     def finish(self) -> None:
         """Reject keys nobody read: a typo must not be silently ignored."""
         unknown = sorted(set(self.data) - self.used)
         if unknown:
-            raise ConfigError(self.key(unknown[0]), "unknown key (see config.example.toml)")
+            raise ConfigError(self.key(unknown[0]), "clé inconnue (voir config.example.toml)")
 
 
 def _table(raw: dict[str, Any], name: str, base: Path, required: bool) -> _Section | None:
     data = raw.get(name)
     if data is None:
         if required:
-            raise ConfigError(name, "missing section")
+            raise ConfigError(name, "section manquante")
         return None
     if not isinstance(data, dict):
-        raise ConfigError(name, "must be a table ([" + name + "])")
+        raise ConfigError(name, "doit être une table ([" + name + "])")
     return _Section(data, name, base)
 
 
@@ -354,9 +355,9 @@ def _server(section: _Section, kind: str, oauth2: OAuth2Config | None) -> dict[s
     auth = section.choice("auth", ("password", "oauth2"), "password")
     if auth == "oauth2":
         if oauth2 is None:
-            raise ConfigError(section.key("auth"), "oauth2 needs an [oauth2] section")
+            raise ConfigError(section.key("auth"), "oauth2 demande une section [oauth2]")
         if not username:
-            raise ConfigError(section.key("username"), "required with auth = \"oauth2\"")
+            raise ConfigError(section.key("username"), "obligatoire avec auth = \"oauth2\"")
     ca_file = section.existing_file("ca_file")
     return {
         "ca_file": ca_file,
@@ -375,14 +376,14 @@ def _oauth2(section: _Section) -> OAuth2Config:
     provider = section.choice("provider", OAUTH2_PROVIDERS, "microsoft")
     token_url = section.string("token_url", "")
     if provider == "custom" and not token_url:
-        raise ConfigError(section.key("token_url"), "required with provider = \"custom\"")
+        raise ConfigError(section.key("token_url"), "obligatoire avec provider = \"custom\"")
     if token_url and not token_url.startswith("https://"):
-        raise ConfigError(section.key("token_url"), "must be an https:// URL")
+        raise ConfigError(section.key("token_url"), "doit être une adresse https://")
     ca_file = section.existing_file("ca_file")
     scopes = section.data.get("scopes", [])
     section.used.add("scopes")
     if not isinstance(scopes, list) or not all(isinstance(x, str) and x for x in scopes):
-        raise ConfigError(section.key("scopes"), "must be a list of strings")
+        raise ConfigError(section.key("scopes"), "doit être une liste de textes")
     return OAuth2Config(
         provider=provider,
         client_id=section.string("client_id"),
@@ -416,7 +417,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     base = path.resolve().parent
     for name in raw:
         if name not in KNOWN_SECTIONS:
-            raise ConfigError(name, "unknown section (see config.example.toml)")
+            raise ConfigError(name, "section inconnue (voir config.example.toml)")
     sections: list[_Section] = []
 
     def table(name: str, required: bool = False) -> _Section | None:
@@ -511,7 +512,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         if security.require_authentication_results and not security.authserv_id:
             raise ConfigError(
                 "security.authserv_id",
-                "required when require_authentication_results = true",
+                "obligatoire avec require_authentication_results = true",
             )
     limits_section = table("limits")
     limits = LimitsConfig()
@@ -545,7 +546,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         section.finish()
     for key, folder in (("paths.templates", templates_dir), ("paths.rules", rules_dir)):
         if not folder.is_dir():
-            raise ConfigError(key, f"folder {folder} does not exist")
+            raise ConfigError(key, f"le dossier {folder} n'existe pas")
 
     return Config(
         path=path,
@@ -575,12 +576,12 @@ def load_config(path: Path | None = None) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            "", f"file {path} not found (use --config or $RECLAMBOT_CONFIG)"
+            "", f"fichier {path} introuvable (utilisez --config ou $RECLAMBOT_CONFIG)"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("", f"cannot read {path}: {exc}") from None
+        raise ConfigError("", f"impossible de lire {path} : {exc}") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+        raise ConfigError("", f"{path} n'est pas un TOML valide : {exc}") from None
     return parse_config(raw, path)

@@ -18,7 +18,7 @@ class ConfigError(ReclambotError):
     def __init__(self, key: str, problem: str) -> None:
         self.key = key
         self.problem = problem
-        super().__init__(f"config: {key}: {problem}" if key else f"config: {problem}")
+        super().__init__(f"config : {key} : {problem}" if key else f"config : {problem}")
 
 
 class RulesError(ReclambotError):

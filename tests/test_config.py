@@ -92,7 +92,7 @@ def test_errors_name_the_key(tmp_path: Path, change, key: str) -> None:  # type:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, change(MINIMAL)))
     assert caught.value.key == key
-    assert str(caught.value).startswith(f"config: {key}: ")
+    assert str(caught.value).startswith(f"config : {key} : ")
 
 
 def test_oauth2_replaces_the_password(tmp_path: Path) -> None:
@@ -111,14 +111,14 @@ def test_cli_reports_config_error_in_one_line(tmp_path: Path,
     path = write(tmp_path, MINIMAL.replace('form_url = "https://example.fr/f"\n', ""))
     assert main(["--config", str(path), "run", "--once"]) == 2
     err = capsys.readouterr().err
-    assert err == "reclambot : erreur : config: organisation.form_url: missing (required)\n"
+    assert err == "reclambot : erreur : config : organisation.form_url : manquant (obligatoire)\n"
 
 
 def test_missing_file_and_bad_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(tmp_path / "none.toml"), "export", "--format", "csv"]) == 2
-    assert "not found" in capsys.readouterr().err
+    assert "introuvable" in capsys.readouterr().err
     assert main(["--config", str(write(tmp_path, "[organisation\n")), "run", "--once"]) == 2
-    assert "not valid TOML" in capsys.readouterr().err
+    assert "n'est pas un TOML valide" in capsys.readouterr().err
 
 
 def test_secret_never_prints() -> None:

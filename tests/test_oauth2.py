@@ -240,7 +240,7 @@ def test_check_renews_the_token_and_logs_in(oauth_env: BotEnv, oauth: OAuthServe
 def test_auth_command_checks_the_provider(oauth_env: BotEnv,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(oauth_env.config_path), "auth", "microsoft"]) == 2
-    assert "config: oauth2.provider: is 'google', not 'microsoft'" in capsys.readouterr().err
+    assert "config : oauth2.provider : vaut 'google', pas 'microsoft'" in capsys.readouterr().err
 
 
 class FakeGoogleFlow:

@@ -324,9 +324,9 @@ def test_a_level_with_the_delimiter_is_a_config_error_naming_the_key() -> None:
     from bot.errors import ConfigError
     from bot.sources.folders import Namespace
 
-    with pytest.raises(ConfigError, match=r"folders\.ignored: 'Ignorées\.2026' contains '\.'"):
+    with pytest.raises(ConfigError, match=r"folders\.ignored : « Ignorées\.2026 » contient « \. »"):
         Namespace("INBOX.", ".").server_name("Réclamations/Ignorées.2026", "folders.ignored")
-    with pytest.raises(ConfigError, match=r"imap\.folder: an empty folder name"):
+    with pytest.raises(ConfigError, match=r"imap\.folder : un nom de dossier vide"):
         Namespace().server_name("/", "imap.folder")
     # On a '/' server the same name is one level with a dot in it: no error.
     assert Namespace("", "/").server_name("A/B.2026", "folders.ignored") == "A/B.2026"

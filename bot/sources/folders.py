@@ -35,14 +35,14 @@ class Namespace:
     def _parts(self, name: str, key: str) -> list[str]:
         parts = [part for part in name.split("/") if part]
         if not parts:
-            raise ConfigError(key, "an empty folder name")
+            raise ConfigError(key, "un nom de dossier vide")
         delimiter = self.delimiter
         if delimiter is not None and delimiter != "/":
             for part in parts:
                 if delimiter in part:
                     raise ConfigError(
-                        key, f"'{part}' contains '{delimiter}', this server's hierarchy "
-                        "delimiter: separate the levels with '/', or choose another name")
+                        key, f"« {part} » contient « {delimiter} », le séparateur de niveaux "
+                        "de ce serveur : séparez les niveaux par « / », ou choisissez un autre nom")
         return parts
 
     def server_name(self, name: str, key: str) -> str:
