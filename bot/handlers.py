@@ -371,6 +371,9 @@ def handle_command(session: Session, app: App, msg: InboundMessage, decision: De
         "done": done,
         "error": error,
         "attachments": [a.filename for a in msg.attachments] if complaint else [],
+        # The commands one tap away, unless #aide already put the help in the answer.
+        "commands": complaint is not None and not any(
+            line.startswith(app.rulebook.commands.intro) for line in done),
     }
     if error is None and complaint is not None and msg.attachments:
         _event(session, row, "documents", {"count": len(msg.attachments)}, complaint=complaint)
@@ -425,6 +428,7 @@ def handle_bounce(session: Session, app: App, msg: InboundMessage, decision: Dec
                complaint=complaint, contact=contact, ticket=ticket)
         enqueue(session, app, kind="director_unreachable", recipients=_directors(app),
                 context={"sent": sent, "reference_of": reference,
+                         "commands": complaint is not None,
                          "tag": app.tokens.tag(complaint.number) if complaint else
                          f"[{reference}]"},
                 reference=reference or "envoi", auto_submitted="auto-generated",

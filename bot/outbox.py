@@ -286,7 +286,8 @@ def _report_refusal(session: Session, app: App, row: Outbox, error: str) -> None
     tag = app.tokens.tag(complaint.number) if complaint else f"[{reference or 'envoi'}]"
     enqueue(session, app, kind="director_delivery_failure",
             recipients=list(app.config.organisation.director_addresses),
-            context={"row": row, "error": error, "reference_of": reference, "tag": tag},
+            context={"row": row, "error": error, "reference_of": reference, "tag": tag,
+                     "commands": complaint is not None},
             reference=reference or "envoi", auto_submitted="auto-generated", complaint=complaint)
 
 
