@@ -48,5 +48,5 @@ def authentication_problem(msg: InboundMessage, security: SecurityConfig) -> str
                 if any(_aligned(d, from_domain) for d in signing):
                     return None
     if not seen_ours:
-        return f"no Authentication-Results header from {security.authserv_id}"
-    return f"{security.authserv_id} reports neither dmarc=pass nor an aligned dkim=pass"
+        return f"pas d'en-tête Authentication-Results de {security.authserv_id}"
+    return (f"{security.authserv_id} n'indique ni dmarc=pass ni un dkim=pass aligné")

@@ -373,7 +373,7 @@ def director_decision(session: Session, msg: InboundMessage, app: App,
         complaint = session.scalar(select(Complaint).where(Complaint.number == number))
         if complaint is None or not app.tokens.check(number, token):
             return Decision(Action.ALERT, (*matches, Match(
-                "command_token", f"token in the subject is not valid for {number}")))
+                "command_token", f"la clé de l'objet n'est pas valable pour {number}")))
         if auth:
             return Decision(Action.ALERT, (*matches, Match("authentication", auth)))
         thread = Thread("complaint", complaint.id, complaint.number, complaint.client_email)
@@ -381,7 +381,7 @@ def director_decision(session: Session, msg: InboundMessage, app: App,
             "command_token", f"valid command token for {number}")), thread=thread)
     if names is None or (names and not set(names) <= READ_ONLY):
         return Decision(Action.ALERT, (*matches, Match(
-            "command_token", "commands without the token of a complaint in the subject")))
+            "command_token", "des commandes sans la clé d'une réclamation dans l'objet")))
     if names:
         if auth:
             return Decision(Action.ALERT, (*matches, Match("authentication", auth)))
@@ -393,8 +393,8 @@ def director_decision(session: Session, msg: InboundMessage, app: App,
 
 def foreign_token(msg: InboundMessage, app: App) -> str | None:
     if tokens.subject_pattern(app.rulebook.complaint_prefix).search(msg.subject):
-        return f"a command token in the subject, but {msg.from_address or 'the sender'} " \
-               "is not a director address"
+        return (f"une clé de commande dans l'objet, mais {msg.from_address or 'l’expéditeur'} "
+                "n'est pas une adresse de la direction")
     return None
 
 

@@ -106,13 +106,14 @@ def _folder_name(app: App, key: str) -> str:
 def over_limit(raw: RawMessage, msg: InboundMessage, limits: LimitsConfig) -> str | None:
     """Why a message exceeds ``[limits]``, or ``None``."""
     if raw.headers_only or raw.size > limits.max_message_bytes:
-        return f"message of {raw.size} bytes, over max_message_bytes ({limits.max_message_bytes})"
+        return (f"message de {raw.size} octets, au-delà de max_message_bytes "
+                f"({limits.max_message_bytes})")
     if len(msg.attachments) > limits.max_attachments:
-        return (f"{len(msg.attachments)} attachments, over max_attachments "
+        return (f"{len(msg.attachments)} pièces jointes, au-delà de max_attachments "
                 f"({limits.max_attachments})")
     largest = max((len(a.data) for a in msg.attachments), default=0)
     if largest > limits.max_attachment_bytes:
-        return (f"an attachment of {largest} bytes, over max_attachment_bytes "
+        return (f"une pièce jointe de {largest} octets, au-delà de max_attachment_bytes "
                 f"({limits.max_attachment_bytes})")
     return None
 

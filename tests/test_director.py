@@ -281,7 +281,8 @@ def test_wrong_sender_with_valid_token(env: BotEnv) -> None:
     assert answer is None  # the sender gets nothing
     assert_nothing_changed(env, before)
     [alert] = alerts(env)
-    assert "mallory@example.com" in alert.text() and "not a director address" in alert.text()
+    assert "mallory@example.com" in alert.text()
+    assert "pas une adresse de la direction" in alert.text()
     assert env.smtp.handler.to("mallory@example.com") == []
 
 
@@ -293,7 +294,7 @@ def test_director_without_token(env: BotEnv) -> None:
     env.run()
     assert_nothing_changed(env, before)
     [alert] = alerts(env)
-    assert "without the token" in alert.text()
+    assert "sans la clé d'une réclamation" in alert.text()
 
 
 def test_token_of_another_complaint(env: BotEnv) -> None:
@@ -307,7 +308,7 @@ def test_token_of_another_complaint(env: BotEnv) -> None:
     assert_nothing_changed(env, before)
     assert len(env.smtp.handler.to("autre@example.org")) == 1  # its acknowledgement only
     [alert] = alerts(env)
-    assert f"not valid for {two.number}" in alert.text()
+    assert f"n'est pas valable pour {two.number}" in alert.text()
 
 
 def test_forged_token(env: BotEnv) -> None:
@@ -318,7 +319,7 @@ def test_forged_token(env: BotEnv) -> None:
     command(env, notification, "#cloturer\n", subject=f"Re: {forged}")
     assert_nothing_changed(env, before)
     [alert] = alerts(env)
-    assert f"not valid for {complaint.number}" in alert.text()
+    assert f"n'est pas valable pour {complaint.number}" in alert.text()
 
 
 def test_authentication_results_required(env: BotEnv) -> None:
@@ -331,7 +332,7 @@ def test_authentication_results_required(env: BotEnv) -> None:
     # Forged From with a valid token but no authentication by our server: refused.
     command(env, notification, "#manquement test\n")
     assert_nothing_changed(env, before)
-    assert "no Authentication-Results header from mx.example.fr" in alerts(env)[0].text()
+    assert "pas d'en-tête Authentication-Results de mx.example.fr" in alerts(env)[0].text()
     # A header from another server proves nothing.
     command(env, notification, "#manquement test\n",
             headers={"Authentication-Results": "evil.example; dmarc=pass header.from=example.fr"})

@@ -462,7 +462,8 @@ def test_oversized_message_stays_on_server_and_sender_is_told(env: BotEnv) -> No
     answers = [c for c in env.smtp.handler.received if "trop volumineux" in c.subject]
     assert sorted(c.recipients[0] for c in answers) == [CLIENT, "many@example.org"]
     reasons = [r.rules[0]["reason"] for r in env.inbound()]
-    assert "over max_message_bytes" in reasons[0] and "over max_attachments" in reasons[1]
+    assert "au-delà de max_message_bytes" in reasons[0]
+    assert "au-delà de max_attachments" in reasons[1]
 
 
 def test_imap_down_is_a_clear_transient_error(env: BotEnv) -> None:
