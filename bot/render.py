@@ -28,6 +28,15 @@ def local(moment: dt.datetime) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC).astimezone(PARIS)
 
 
+def number_fr(value: object) -> str:
+    """Jinja filter ``nombre``: a figure as French writes it (``12,5``); ``—`` for none."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.1f}".replace(".", ",")
+    return str(value)
+
+
 def complaint_status(code: str) -> str:
     """Jinja filter ``statut``: a complaint's state in French."""
     from bot.models import ComplaintStatus, state_label
@@ -81,6 +90,7 @@ class Renderer:
         )
         self.env.filters["date_fr"] = date_fr
         self.env.filters["statut"] = complaint_status
+        self.env.filters["nombre"] = number_fr
         self.env.filters["datetime_fr"] = datetime_fr
         self.env.globals.update(globals_ or {})
         # The day an email is written, in Paris (the commands' prefilled dates).
