@@ -160,7 +160,7 @@ def _sink(config: Config) -> str:
         pass
     if config.smtp is not None and config.bot.sink == "smtp":
         return f"{config.smtp.host}:{config.smtp.port} ({config.smtp.security}) nous accepte"
-    return "Maildir outbox is writable"
+    return "boîte d'envoi Maildir accessible en écriture"
 
 
 def _oauth2(config: Config) -> str:

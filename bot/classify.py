@@ -50,6 +50,23 @@ class Action(StrEnum):
     LEAVE = "leave"  # not for the bot: left unread in the inbox for humans
 
 
+#: What each action is called where people read it (the demo, the audit file).
+ACTION_LABELS: dict[str, str] = {
+    Action.ROBOT: "robot (jamais de réponse)",
+    Action.BOUNCE: "rapport d'échec de remise",
+    Action.TOO_LARGE: "trop volumineux",
+    Action.COMMAND: "commandes de la direction",
+    Action.ALERT: "alerte",
+    Action.DIRECTOR: "courriel de la direction",
+    Action.SUBMISSION: "formulaire reçu",
+    Action.TICKET_REPLY: "complément d'un ticket",
+    Action.CONTACT_REPLY: "réponse au lien du formulaire",
+    Action.COMPLAINT_REPLY: "message sur une réclamation",
+    Action.NEW_CONTACT: "premier contact",
+    Action.LEAVE: "laissé aux personnes",
+}
+
+
 @dataclass(frozen=True)
 class Match:
     """A rule that matched, and why."""
@@ -91,7 +108,7 @@ Rule = Callable[["InboundMessage", "App"], "str | None"]
 def auto_submitted(msg: InboundMessage, app: App) -> str | None:
     value = msg.header("Auto-Submitted").split(";", 1)[0].strip().lower()
     if value and value not in app.rulebook.robots.auto_submitted_human_values:
-        return f"Auto-Submitted: {value} (RFC 3834 automatic message)"
+        return f"Auto-Submitted: {value} (message automatique, RFC 3834)"
     return None
 
 
@@ -101,19 +118,19 @@ def return_path(msg: InboundMessage, app: App) -> str | None:
         return None
     value = msg.header("Return-Path").strip()
     if value in ("<>", ""):
-        return "Return-Path: <> (delivery report or automatic notice)"
+        return "Return-Path: <> (rapport de remise ou avis automatique)"
     local = value.strip("<>").rsplit("@", 1)[0].strip().lower()
     if local in app.rulebook.robots.robot_return_paths:
-        return f"Return-Path {local}@… (the envelope of a delivery system)"
+        return f"Return-Path {local}@… (l'enveloppe d'un système de messagerie)"
     return None
 
 
 def robot_sender(msg: InboundMessage, app: App) -> str | None:
     if not msg.from_address:
-        return "no usable From address"
+        return "pas d'adresse From utilisable"
     local = msg.from_address.split("@", 1)[0]
     if local in app.rulebook.robots.robot_senders:
-        return f"sender {local}@… is a machine"
+        return f"l'expéditeur {local}@… est une machine"
     return None
 
 
@@ -126,12 +143,12 @@ def precedence(msg: InboundMessage, app: App) -> str | None:
 
 def robot_headers(msg: InboundMessage, app: App) -> str | None:
     present = [h for h in app.rulebook.robots.presence_headers if msg.has_header(h)]
-    return f"header {present[0]} present (list or automatic sender)" if present else None
+    return f"en-tête {present[0]} présent (liste ou expéditeur automatique)" if present else None
 
 
 def delivery_report(msg: InboundMessage, app: App) -> str | None:
     if msg.content_type in app.rulebook.robots.report_content_types:
-        return f"content type {msg.content_type} (delivery or read report)"
+        return f"type de contenu {msg.content_type} (rapport de remise ou de lecture)"
     return None
 
 
@@ -161,7 +178,7 @@ def report_structure(msg: InboundMessage, app: App) -> str | None:
     """A part only reports carry, wherever it sits (but inside a forwarded message)."""
     found = [kind for kind in _outside_enclosed(msg, app)
              if kind in app.rulebook.robots.report_part_types]
-    return f"a {found[0]} part (the structure of a report)" if found else None
+    return f"une partie {found[0]} (la structure d'un rapport)" if found else None
 
 
 def report_body_opening(msg: InboundMessage, app: App) -> str | None:
@@ -170,7 +187,7 @@ def report_body_opening(msg: InboundMessage, app: App) -> str | None:
              for line in msg.text.splitlines() if line.strip()][:3]
     for pattern in app.rulebook.robots.report_body_openings:
         if any(pattern.match(line) for line in lines):
-            return f"the body opens as a delivery report does ({pattern.pattern!r})"
+            return f"le corps commence comme un rapport de remise ({pattern.pattern!r})"
     return None
 
 
@@ -187,7 +204,7 @@ def enclosed_failure(msg: InboundMessage, app: App) -> str | None:
     temporary, permanent = failures(msg.raw, leave_out=enclosed)
     found = sorted(permanent | temporary)
     if found:
-        return (f"an enclosed message, and flufl.bounce reads a failed delivery to "
+        return (f"un message joint, et flufl.bounce y lit un échec de remise à "
                 f"{', '.join(found[:3])}")
     return None
 
@@ -248,7 +265,7 @@ def subject_rules(msg: InboundMessage, app: App) -> tuple[Match, ...]:
     for rule in app.rulebook.robots.subject_rules:
         pattern = rule.match(subject)
         if pattern is not None:
-            matches.append(Match(rule.name, f"{rule.reason} (pattern {pattern!r})"))
+            matches.append(Match(rule.name, f"{rule.reason} (motif {pattern!r})"))
     return tuple(matches)
 
 
@@ -260,9 +277,9 @@ def robot_matches(msg: InboundMessage, app: App) -> tuple[Match, ...]:
 
 def own_message(msg: InboundMessage, app: App) -> str | None:
     if msg.has_header(OWN_HEADER):
-        return f"carries {OWN_HEADER}: one of the bot's own emails came back"
+        return f"porte {OWN_HEADER} : un courriel du bot lui-même est revenu"
     if msg.from_address == app.config.organisation.bot_address:
-        return "sent from the bot's own address"
+        return "envoyé depuis l'adresse du bot lui-même"
     return None
 
 
@@ -308,8 +325,9 @@ def quotes_own_email(session: Session, msg: InboundMessage, app: App) -> str | N
     if sender and session.scalar(select(Outbox.id).where(Outbox.to_address == sender)
                                  .limit(1)) is not None:
         return None  # a correspondent forwarding or quoting our email: a person
-    what = f"the bot's email {quoted[0]}" if quoted else f"an email with {OWN_HEADER}"
-    return f"quotes {what}, from {sender or 'no address'}, whom the bot never wrote to"
+    what = f"le courriel du bot {quoted[0]}" if quoted else f"un courriel portant {OWN_HEADER}"
+    return (f"cite {what}, depuis {sender or 'aucune adresse'}, à qui le bot n'a jamais "
+            "écrit")
 
 
 def bounce(session: Session, msg: InboundMessage, app: App,
@@ -330,12 +348,12 @@ def bounce(session: Session, msg: InboundMessage, app: App,
     failed = sorted(permanent_set)
     if failed:
         return Decision(Action.BOUNCE, (Match("bounce", (
-            f"delivery failure report for {', '.join(failed)} about outbox "
+            f"rapport d'échec de remise à {', '.join(failed)} sur l'envoi "
             f"#{', #'.join(str(r.id) for r in rows)}")), *robots),
             bounced=tuple(r.id for r in rows))
     if temporary:
-        return Decision(Action.ROBOT, (Match("delay_report", "temporary delivery delay "
-                                             "report about one of our emails"), *robots))
+        return Decision(Action.ROBOT, (Match("delay_report", "retard de remise temporaire "
+                                             "signalé sur un de nos courriels"), *robots))
     return None
 
 
@@ -344,13 +362,13 @@ def bounce(session: Session, msg: InboundMessage, app: App,
 
 def from_form(msg: InboundMessage, app: App) -> str | None:
     if msg.from_address in app.config.organisation.form_senders:
-        return f"sent by the website's form ({msg.from_address})"
+        return f"envoyé par le formulaire du site ({msg.from_address})"
     return None
 
 
 def from_director(msg: InboundMessage, app: App) -> str | None:
     if msg.from_address in app.config.organisation.director_addresses:
-        return "sent from a director address: never a complaint"
+        return "envoyé depuis une adresse de la direction : jamais une réclamation"
     return None
 
 
@@ -378,7 +396,7 @@ def director_decision(session: Session, msg: InboundMessage, app: App,
             return Decision(Action.ALERT, (*matches, Match("authentication", auth)))
         thread = Thread("complaint", complaint.id, complaint.number, complaint.client_email)
         return Decision(Action.COMMAND, (*matches, Match(
-            "command_token", f"valid command token for {number}")), thread=thread)
+            "command_token", f"clé de commande valable pour {number}")), thread=thread)
     if names is None or (names and not set(names) <= READ_ONLY):
         return Decision(Action.ALERT, (*matches, Match(
             "command_token", "des commandes sans la clé d'une réclamation dans l'objet")))
@@ -386,7 +404,7 @@ def director_decision(session: Session, msg: InboundMessage, app: App,
         if auth:
             return Decision(Action.ALERT, (*matches, Match("authentication", auth)))
         return Decision(Action.COMMAND, (*matches, Match(
-            "read_only_command", f"read-only command(s) {', '.join(names)}")))
+            "read_only_command", f"commande(s) de lecture seule {', '.join(names)}")))
     return Decision(Action.DIRECTOR, (*matches, Match(
         "no_command", "no command: the director's own mail, left for her")))
 
@@ -403,7 +421,7 @@ def subject_tag(msg: InboundMessage, app: App) -> str | None:
     words = f" {fold(msg.subject)}"
     for tag in app.rulebook.subject_tags:
         if f" {tag}" in words:
-            return f"subject carries the tag {tag.upper()}"
+            return f"l'objet porte l'étiquette {tag.upper()}"
     return None
 
 
@@ -468,20 +486,21 @@ def find_thread(session: Session, msg: InboundMessage, app: App) -> tuple[Thread
     for reference in _references_pattern(app).findall(msg.subject):
         found = _by_reference(session, reference)
         if found is not None:
-            how = f"subject reference {reference}"
+            how = f"référence {reference} dans l'objet"
             break
     if found is None:
         found = _by_message_id(session, msg.thread_ids())
-        how = "In-Reply-To/References of an email the bot sent"
+        how = "In-Reply-To/References d'un courriel envoyé par le bot"
     if found is None:
-        return None, Match("thread", "no known thread")
+        return None, Match("thread", "aucun fil connu")
     found = _final(session, found)
     sender = msg.from_address
     if sender != found.correspondent and msg.reply_to != found.correspondent:
         return None, Match(
-            "thread", f"{how} names {found.reference}, but the sender is not its correspondent"
+            "thread", f"{how} désigne {found.reference}, mais l'expéditeur n'en est pas le "
+                      "correspondant"
         )
-    return found, Match("thread", f"{how}: {found.kind} {found.reference}")
+    return found, Match("thread", f"{how} : {found.kind} {found.reference}")
 
 
 def classify(session: Session, msg: InboundMessage, app: App,
@@ -526,7 +545,7 @@ def classify(session: Session, msg: InboundMessage, app: App,
     if tag:
         fields = extract_fields(msg.text, msg.html, app.rulebook)
         if fields.get("form_version"):
-            reason = f"the body is the filled-in form (version {fields['form_version']})"
+            reason = f"le corps est le formulaire rempli (version {fields['form_version']})"
             return Decision(
                 Action.SUBMISSION, (Match("subject_tag", tag), Match("filled_form", reason)),
                 fields=fields,
@@ -535,5 +554,6 @@ def classify(session: Session, msg: InboundMessage, app: App,
     return Decision(
         Action.LEAVE,
         (thread_match,
-         Match("no_tag", "no RÉCLAMATION tag in the subject: left unread for humans")),
+         Match("no_tag", "pas d'étiquette RÉCLAMATION dans l'objet : laissé non lu pour "
+                         "une personne")),
     )

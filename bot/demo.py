@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from bot import samples
 from bot.app import App, build_app
+from bot.classify import ACTION_LABELS
 from bot.config import load_config
 from bot.models import Complaint, ComplaintStatus, Inbound, Outbox, OutboxStatus, state_label
 from bot.runner import run_once
@@ -64,19 +65,19 @@ def seed_messages() -> list[tuple[str, bytes]]:
         "Vous agissez en tant que": "Professionnel",
     })
     return [
-        ("free text with the RÉCLAMATION tag", samples.free_text(
+        ("texte libre avec l'étiquette RÉCLAMATION", samples.free_text(
             sender="Lucie Petit <lucie.petit@example.org>",
             subject="TR: Réclamation : accueil lors de la session du 12 novembre")),
-        ("complete form (plain text)", samples.form_submission()),
-        ("complete form (HTML) with an attachment", samples.form_submission(
+        ("formulaire complet (texte brut)", samples.form_submission()),
+        ("formulaire complet (HTML) avec une pièce jointe", samples.form_submission(
             html_form, as_html=True,
             attachments=[("../../etc/émargement novembre.pdf", "application/pdf",
                           samples.pdf_bytes())])),
-        ("incomplete form", samples.form_submission(incomplete)),
-        ("untagged message", samples.free_text(
+        ("formulaire incomplet", samples.form_submission(incomplete)),
+        ("message sans étiquette", samples.free_text(
             sender="Marc Blanc <marc.blanc@example.com>", subject="Demande de devis",
             body="Bonjour,\nPourriez-vous m'envoyer un devis pour une formation ?\n")),
-        ("out-of-office reply", samples.free_text(
+        ("réponse d'absence", samples.free_text(
             sender="Absent <absent@example.com>",
             subject="Réponse automatique : Réclamation",
             body="Je suis absent jusqu'au 1er décembre.\n",
@@ -149,8 +150,9 @@ def run_demo(directory: Path) -> str:
             lines.append("\nMessages reçus et décisions (raisons enregistrées pour l'audit) :")
             for row in session.scalars(select(Inbound).order_by(Inbound.id)):
                 where = row.folder or "laissé dans la boîte de réception"
-                why = "; ".join(m["reason"] for m in row.rules)
-                lines.append(f"  - {row.subject[:60]!r}\n      -> {row.action} ({where}): {why}")
+                why = " ; ".join(m["reason"] for m in row.rules)
+                action = ACTION_LABELS.get(row.action, row.action)
+                lines.append(f"  - {row.subject[:60]!r}\n      -> {action} ({where}) : {why}")
             lines.append("\nRegistre :")
             complaints = session.scalars(select(Complaint).order_by(Complaint.id)).all()
             for c in complaints:

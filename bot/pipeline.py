@@ -197,11 +197,11 @@ def _handle_one(session: Session, app: App, raw: RawMessage, msg: InboundMessage
             # UIDVALIDITY: this copy is that very message; it is filed in its place.
             original.state = "done"
             action, folder = RESUMED, original.folder
-            reason = f"inbound #{original.id} again, never filed: filed in its place now"
+            reason = f"de nouveau le message #{original.id}, jamais classé : classé à sa place"
         else:
             action = DUPLICATE
             folder = "" if not original.folder else app.config.folders.ignored
-            reason = f"same content as inbound #{original.id}"
+            reason = f"même contenu que le message #{original.id}"
         row = Inbound(
             **base,
             action=action,

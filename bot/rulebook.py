@@ -394,7 +394,7 @@ def _out_of_office_rule(data: dict[str, Any], path: Path) -> SubjectRule:
     followed by what mail clients put after it (a colon, a dash, a parenthesis, the end);
     a person who begins with those words goes on with others ("Réponse automatique reçue…")."""
     markers = (fold(v) for v in _strings(data, "out_of_office_subjects", path))
-    return SubjectRule("out_of_office", "an out-of-office reply's subject", tuple(
+    return SubjectRule("out_of_office", "l'objet d'une réponse d'absence", tuple(
         re.compile(rf"^{re.escape(marker)}\s*([:(\-–—]|$)") for marker in markers))
 
 

@@ -541,7 +541,7 @@ def test_stranger_cannot_complete_someone_elses_ticket(env: BotEnv) -> None:
     assert env.complaints() == []
     [_, row] = env.inbound()
     assert row.action == "new_contact"  # a tagged message from someone else: their own contact
-    assert any("not its correspondent" in m["reason"] for m in row.rules)
+    assert any("n'en est pas le correspondant" in m["reason"] for m in row.rules)
 
 
 def test_complainant_replies_are_forwarded_to_the_director(env: BotEnv) -> None:

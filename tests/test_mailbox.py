@@ -110,7 +110,7 @@ def test_a_level_containing_the_servers_delimiter_is_a_config_error(
     err = capsys.readouterr().err
     if env.server.layout.delimiter == ".":
         assert code == 2
-        assert "folders.processed" in err and "'Traitées.2026'" in err
+        assert "folders.processed" in err and "« Traitées.2026 »" in err
         assert env.complaints() == [] and env.smtp.handler.received == []
         assert len(env.folder("INBOX")) == 1  # nothing lost: it waits for the fix
     else:
