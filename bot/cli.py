@@ -283,7 +283,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_outbox(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from bot.models import Outbox, OutboxStatus, state_label
+    from bot.models import EMAIL_KIND_LABELS, Outbox, OutboxStatus, state_label
 
     with _app(args) as app, app.sessions() as session:
         rows = session.scalars(
@@ -293,7 +293,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         for row in rows:
             print(f"{row.id:6} {state_label(OutboxStatus, row.status):16} "
                   f"essais={row.attempts} prochain={row.next_attempt_at:%d/%m/%Y %H:%M} "
-                  f"{row.kind} : {row.last_error[:80]}")
+                  f"{EMAIL_KIND_LABELS.get(row.kind, row.kind)} : {row.last_error[:80]}")
         print(f"{len(rows)} courriel(s) non envoyé(s)")
     return 0
 

@@ -87,6 +87,25 @@ STATE_LABELS: dict[type[StrEnum], dict[str, str]] = {
 }
 
 
+#: What each kind of email the bot sends is called where people read it (``outbox``).
+EMAIL_KIND_LABELS: dict[str, str] = {
+    "acknowledgement": "accusé de réception", "form_link": "lien du formulaire",
+    "information_request": "demande de complément", "response": "réponse",
+    "mediation_rights": "information médiation", "interim_notice": "prolongation du délai",
+    "requalified": "requalification", "satisfaction": "enquête de satisfaction",
+    "ticket_reminder": "rappel de ticket incomplet", "too_large": "message trop volumineux",
+    "director_new_complaint": "nouvelle réclamation (direction)",
+    "director_confirmation": "confirmation de commandes (direction)",
+    "director_error": "commande refusée (direction)", "director_alert": "alerte (direction)",
+    "director_correspondence": "message du réclamant (direction)",
+    "director_delivery_failure": "envoi refusé (direction)",
+    "director_unreachable": "réclamant injoignable (direction)",
+    "director_unreachable_ticket": "ticket sans adresse (direction)",
+    "director_digest": "point du jour (direction)",
+    "director_monthly_report": "rapport mensuel (direction)",
+}
+
+
 def state_label(kind: type[StrEnum], code: str) -> str:
     """The French word for ``code``, a state of ``kind`` (the code itself if unknown)."""
     return STATE_LABELS[kind].get(code, code)

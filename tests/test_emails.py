@@ -311,3 +311,10 @@ def test_every_kind_of_email_reads_well_in_a_browser(env: Any, tmp_path: Path) -
                 for c in env.smtp.handler.received]
     assert set(EMAIL_KINDS) - {kind for kind, _ in messages} == set()
     assert look_at(messages, tmp_path / "screens") == []
+
+
+def test_every_kind_of_email_has_its_french_name() -> None:
+    from bot.check import EMAIL_KINDS
+    from bot.models import EMAIL_KIND_LABELS
+
+    assert set(EMAIL_KINDS) == set(EMAIL_KIND_LABELS)
