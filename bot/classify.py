@@ -436,8 +436,8 @@ def _references_pattern(app: App) -> re.Pattern[str]:
 def _final(session: Session, thread: Thread) -> Thread:
     """A contact or ticket that entered the register answers for its complaint."""
     if thread.kind in ("contact", "ticket"):
-        model = Contact if thread.kind == "contact" else Ticket
-        row = session.get(model, thread.id)
+        row: Contact | Ticket | None = (session.get(Contact, thread.id) if thread.kind == "contact"
+                                         else session.get(Ticket, thread.id))
         if row is not None and row.complaint_id is not None:
             complaint = session.get(Complaint, row.complaint_id)
             if complaint is not None:
@@ -466,17 +466,14 @@ def _by_message_id(session: Session, message_ids: tuple[str, ...]) -> Thread | N
     )
     if row is None:
         return None
-    for kind, model, key in (
-        ("complaint", Complaint, row.complaint_id),
-        ("ticket", Ticket, row.ticket_id),
-        ("contact", Contact, row.contact_id),
-    ):
-        if key is not None:
-            entity = session.get(model, key)
-            if entity is not None:
-                return _by_reference(session, entity.number if kind == "complaint"
-                                     else entity.reference)
-    return None
+    complaint = session.get(Complaint, row.complaint_id) if row.complaint_id else None
+    if complaint is not None:
+        return _by_reference(session, complaint.number)
+    pending: Ticket | Contact | None = (session.get(Ticket, row.ticket_id) if row.ticket_id
+                                        else None)
+    if pending is None and row.contact_id:
+        pending = session.get(Contact, row.contact_id)
+    return _by_reference(session, pending.reference) if pending is not None else None
 
 
 def find_thread(session: Session, msg: InboundMessage, app: App) -> tuple[Thread | None, Match]:

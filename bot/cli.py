@@ -346,7 +346,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from sqlalchemy import func, select, update
+    from sqlalchemy import CursorResult, func, select, update
 
     from bot.lock import ProcessLock
     from bot.models import Outbox
@@ -365,9 +365,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             summary = process_mailbox(app, source, sink=None, progress=progress.advance)
         with app.transaction() as session:
             # Past mail: what the bot would have answered is kept, never sent.
-            skipped = session.execute(
+            result: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
                 update(Outbox).where(Outbox.id > before, Outbox.status == "pending")
-                .values(status="imported")).rowcount
+                .values(status="imported"))
+            skipped = result.rowcount
         source.close()
         actions = ", ".join(f"{k}: {v}" for k, v in sorted(summary.actions.items()))
         print(f"{summary.fetched} message(s) importé(s) ({actions}) ; "

@@ -118,7 +118,7 @@ class RowBuffer:
         connection = session.connection()
         for model, values in rows.items():
             # One executemany per run of rows that give the same columns.
-            for _, run in itertools.groupby(values, key=lambda v: tuple(v)):
+            for _, run in itertools.groupby(values, key=_columns):
                 connection.execute(insert(model), [_with_ids(session, v) for v in run])
 
 
@@ -160,8 +160,19 @@ def _with_ids(session: Session, values: dict[str, Any]) -> dict[str, Any]:
     if any(isinstance(value, Base) and inspect(value).identity is None
            for value in values.values()):
         session.flush()  # a complaint (contact, ticket) created by this message: its id now
-    return {key: inspect(value).identity[0] if isinstance(value, Base) else value
+    return {key: _identity(value) if isinstance(value, Base) else value
             for key, value in values.items()}
+
+
+def _columns(values: dict[str, Any]) -> tuple[str, ...]:
+    """The columns a row gives, in order: rows giving the same ones share an INSERT."""
+    return tuple(values)
+
+
+def _identity(row: Base) -> Any:
+    identity = inspect(row).identity
+    assert identity is not None  # flushed above
+    return identity[0]
 
 
 def append_row(session: Session, model: type[Base], **values: Any) -> None:

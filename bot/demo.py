@@ -166,11 +166,11 @@ def run_demo(directory: Path) -> str:
             sent_dir = directory / "emails-envoyes"
             sent_dir.mkdir(exist_ok=True)
             lines.append(f"\nCourriels envoyés (copies .eml dans {sent_dir}) :")
-            for row in session.scalars(select(Outbox).order_by(Outbox.id)):
-                path = sent_dir / f"{row.id:03d}-{row.kind}.eml"
-                path.write_bytes(row.raw)
-                lines.append(f"  {state_label(OutboxStatus, row.status):10} {path.name}  à "
-                             f"{', '.join(row.recipients)} : {row.subject}")
+            for sent in session.scalars(select(Outbox).order_by(Outbox.id)):
+                path = sent_dir / f"{sent.id:03d}-{sent.kind}.eml"
+                path.write_bytes(sent.raw)
+                lines.append(f"  {state_label(OutboxStatus, sent.status):10} {path.name}  à "
+                             f"{', '.join(sent.recipients)} : {sent.subject}")
         lines.append(f"\nExport du registre : reclambot --config {config_path} export --format pdf")
         lines.append(f"Édité le {dt.datetime.now():%d/%m/%Y à %H:%M}.")
         return "\n".join(lines)

@@ -202,9 +202,9 @@ def register_pdf(session: Session, rules: Rulebook, organisation: str,
             table.row().cell(f"Réclamation {row[0]}", colspan=2)
             for label, value in zip(labels[1:], row[1:], strict=True):
                 if value:
-                    line = table.row()
-                    line.cell(label, style=label_style)
-                    line.cell(value)
+                    cells = table.row()
+                    cells.cell(label, style=label_style)
+                    cells.cell(value)
     return bytes(pdf.output())
 
 

@@ -58,7 +58,7 @@ def find(session: Session, address: str) -> Holdings:
 
 def _row(obj: object) -> dict[str, Any]:
     data = {}
-    for column in inspect(type(obj)).columns:  # type: ignore[arg-type]
+    for column in inspect(type(obj)).columns:
         value = getattr(obj, column.key)
         if isinstance(value, bytes):
             continue  # message copies go in as .eml files
@@ -88,7 +88,7 @@ def export(app: App, address: str, output: Path,
             "history": [_row(e) for e in events],
         }
         sent = [(o.id, o.kind, o.raw) for o in held.outbox if o.raw]
-    files = []
+    files: list[Path] = []
     for reference in held.references():
         try:
             folder = app.dossiers.folder(reference)
@@ -127,7 +127,8 @@ def erase(app: App, address: str) -> tuple[list[str], list[str]]:
             if complaint.purged_at is None:
                 erase_complaint(session, app, complaint, now, "demande RGPD")
             erased.append(complaint.number)
-        for row in [*held.tickets, *held.contacts]:
+        pending: list[Ticket | Contact] = [*held.tickets, *held.contacts]
+        for row in pending:
             if row.complaint_id is None and row.status != "erased":
                 erase_pending(session, app, row, now, "demande RGPD")
                 erased.append(row.reference)

@@ -100,13 +100,13 @@ def write_config(path: Path, ask: Ask) -> tuple[Path, Provider]:
                                    "pour reclambot (docs/providers.md)")
         tenant = _question(ask, "Annuaire (tenant) Microsoft", bot_address.split("@")[-1])
         text = _enable(text, "oauth2", ("provider", "client_id", "tenant", "token_file"))
-        for section, key, value in (("oauth2", "provider", provider.oauth2),
-                                    ("oauth2", "client_id", client_id),
-                                    ("oauth2", "tenant", tenant),
-                                    ("imap", "auth", "oauth2"), ("smtp", "auth", "oauth2")):
-            text = _set(text, section, key, value)
+        for section, key, answer in (("oauth2", "provider", provider.oauth2),
+                                     ("oauth2", "client_id", client_id),
+                                     ("oauth2", "tenant", tenant),
+                                     ("imap", "auth", "oauth2"), ("smtp", "auth", "oauth2")):
+            text = _set(text, section, key, answer)
         text = _comment(_comment(text, "imap", "password_env"), "smtp", "password_env")
-    for section, key, value in (
+    settings: tuple[tuple[str, str, object], ...] = (
         ("organisation", "name", name),
         ("organisation", "bot_address", bot_address),
         ("organisation", "director_name", director),
@@ -122,7 +122,8 @@ def write_config(path: Path, ask: Ask) -> tuple[Path, Provider]:
         ("smtp", "port", provider.smtp_port),
         ("smtp", "security", provider.smtp_security),
         ("smtp", "username", bot_address),
-    ):
+    )
+    for section, key, value in settings:
         text = _set(text, section, key, value)
     path.write_text(text, encoding="utf-8")
     return path, provider

@@ -21,8 +21,10 @@ class TicketFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         found = _REFERENCE.search(record.getMessage())
-        record.ticket = found.group(0) if found else ""
-        record.ticket_part = f" [{record.ticket}]" if found else ""
+        # Extra attributes of the record, as logging's documentation describes them.
+        ticket = found.group(0) if found else ""
+        record.ticket = ticket
+        record.ticket_part = f" [{ticket}]" if found else ""
         return True
 
 
@@ -42,12 +44,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is when a line is logged, not when configured."""
 
     # Embedding code (and test runners) swap sys.stderr; a handler holding the old one
     # would write to a closed file.
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -17,6 +17,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.errors import MessageError
 from bot.largeparts import DELIMITER_LINE, lift, restore
@@ -314,7 +315,7 @@ def salvage_text(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS) -> 
 
 
 @functools.cache
-def _walker() -> type:
+def _walker() -> Any:
     """mail-parser's parser, less the header analysis that this module does itself.
 
     mail-parser decodes every header, parses every address, date and ``Received`` line,
@@ -327,7 +328,9 @@ def _walker() -> type:
     """
     import mailparser
 
-    class MimeWalk(mailparser.MailParser):  # type: ignore[misc]
+    class MimeWalk(mailparser.MailParser):
+        _message: Any
+
         def _reset(self) -> None:
             message, self._message = self._message, None
             try:

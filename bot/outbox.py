@@ -391,7 +391,7 @@ def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
             if done is not None and booked is not None:
                 _keep_sent(app, done, *booked)
             done = None
-            if claimed is None:
+            if claimed is None or row_id is None:
                 continue
             attempt = _Attempt(row_id, claimed, "sent")
             try:

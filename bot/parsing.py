@@ -66,7 +66,8 @@ class BatchParser:
         ``hashes``, if given, are the messages' content hashes, not to be computed again.
         The work is handed to the worker at once, before the first result is asked for.
         """
-        jobs = list(zip(datas, hashes or [None] * len(datas), strict=True))
+        known: list[str | None] = list(hashes) if hashes else [None] * len(datas)
+        jobs = list(zip(datas, known, strict=True))
         if self.workers > 0 and len(datas) >= self.threshold:
             try:
                 if self.start().done():

@@ -139,7 +139,8 @@ def _dossier_plans(session: Session, rows: list[Inbound]
                 .where(model.complaint_id.in_(complaint_ids))
                 .order_by(model.id)
             ):
-                earlier[complaint_id].append(reference)
+                if complaint_id is not None:
+                    earlier[complaint_id].append(reference)
     references: dict[tuple[str, int], str] = {}
     for model, ids in ((Ticket, ticket_ids), (Contact, contact_ids)):
         if ids:
@@ -357,7 +358,8 @@ def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMes
                 log.warning("uid %s quarantined: %s", raw.uid, type(exc).__name__)
                 with session.begin_nested():
                     row = _quarantine(session, app, raw, row_base, reason)
-                msg = None
+                done.append((raw, row, None))
+                continue
             done.append((raw, row, msg))
         try:
             session.flush()

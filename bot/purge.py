@@ -40,6 +40,16 @@ log = logging.getLogger(__name__)
 ERASED = "(effacé)"
 
 
+#: The rows that precede a complaint (a ticket, a first contact) and hold personal data.
+PENDING_MODELS: tuple[type[Ticket] | type[Contact], ...] = (Ticket, Contact)
+
+
+def _pending_rows(session: Session, complaint_id: int) -> list[Ticket | Contact]:
+    """The tickets and first contacts that led to the complaint ``complaint_id``."""
+    return [*session.scalars(select(Ticket).where(Ticket.complaint_id == complaint_id)),
+            *session.scalars(select(Contact).where(Contact.complaint_id == complaint_id))]
+
+
 def years_after(day: dt.date, years: int) -> dt.date:
     """The same day ``years`` later (28 February for a 29 February)."""
     try:
@@ -104,9 +114,8 @@ def erase_complaint(session: Session, app: App, complaint: Complaint, now: dt.da
     inbound, outbox = _forget_messages(
         session, Inbound.complaint_id == complaint.id, Outbox.complaint_id == complaint.id)
     what.append(f"{inbound} copie(s) de messages reçus, {outbox} de messages envoyés")
-    for model in (Ticket, Contact):
-        for row in session.scalars(select(model).where(model.complaint_id == complaint.id)):
-            _blank_pending(row)
+    for pending in _pending_rows(session, complaint.id):
+        _blank_pending(pending)
     complaint.purged_at = now
     erasure = Erasure(at=now, reference=complaint.number, reason=reason, what=what)
     session.add(erasure)
@@ -150,8 +159,8 @@ def delete_pseudonymised(session: Session, complaint: Complaint, now: dt.datetim
                     .values(complaint_id=None))
     session.execute(update(Outbox).where(Outbox.complaint_id == complaint.id)
                     .values(complaint_id=None))
-    for model in (Ticket, Contact):
-        session.execute(update(model).where(model.complaint_id == complaint.id)
+    for kind in PENDING_MODELS:
+        session.execute(update(kind).where(kind.complaint_id == complaint.id)
                         .values(complaint_id=None))
     session.add(Erasure(at=now, reference=complaint.number, reason="fin de conservation",
                         what=["ligne pseudonymisée du registre"]))
@@ -183,9 +192,9 @@ def purge(app: App, day: dt.date) -> JobResult:
                 delete_pseudonymised(session, complaint, now)
                 counts["rows_deleted"] += 1
         limit = moment - dt.timedelta(days=365 * t.personal_data_years)
-        for model in (Ticket, Contact):
-            stale = session.scalars(select(model).where(
-                model.status == "abandoned")).all()
+        for kind in PENDING_MODELS:
+            stale: list[Ticket | Contact] = list(session.scalars(select(kind).where(
+                kind.status == "abandoned")))
             for row in stale:
                 last = row.updated_at if isinstance(row, Ticket) else row.received_at
                 if last <= limit:

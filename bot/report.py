@@ -12,7 +12,7 @@ import csv
 import datetime as dt
 import io
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -192,12 +192,13 @@ def compute(session: Session, calendar: Calendar, start: dt.date, end: dt.date,
     return report
 
 
-def _charts(calendar: Calendar, everything: list[Complaint], answered: list[Complaint],
+def _charts(calendar: Calendar, everything: Sequence[Complaint], answered: list[Complaint],
             outcomes: Counter[str], end: dt.date) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     def png(fig: Any) -> str:
         buffer = io.BytesIO()
@@ -217,14 +218,14 @@ def _charts(calendar: Calendar, everything: list[Complaint], answered: list[Comp
     ax.bar([m.strftime("%m/%y") for m in months], [per_month.get(m, 0) for m in months],
            color="#3b6ea5")
     ax.set_title("Réclamations reçues par mois")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     charts = {"per_month": png(fig)}
 
     fig, ax = plt.subplots(figsize=(8, 3))
     labels = [c.number[-7:] for c in answered]
     delays = [calendar.working_days_between(received_day(c), c.response_date)  # type: ignore[arg-type]
               for c in answered]
-    limits = [calendar.working_days_between(received_day(c), c.answer_due_initial)  # type: ignore[arg-type]
+    limits = [calendar.working_days_between(received_day(c), c.answer_due_initial)
               if c.answer_due_initial else 0 for c in answered]
     ax.bar(labels, delays, color=["#c0392b" if d > lim else "#27ae60"
                                   for d, lim in zip(delays, limits, strict=True)])
@@ -238,7 +239,7 @@ def _charts(calendar: Calendar, everything: list[Complaint], answered: list[Comp
     names = ["positive", "partielle", "négative"]
     ax.bar(names, [outcomes.get(n, 0) for n in names], color=["#27ae60", "#e67e22", "#c0392b"])
     ax.set_title("Issue des réponses")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     charts["outcomes"] = png(fig)
     return charts
 
@@ -256,7 +257,7 @@ def build_report(session: Session, app: App, start: dt.date, end: dt.date,
 
 def write_csv(report: Report, out: io.TextIOBase) -> None:
     """The report's figures as CSV (section;indicator;value)."""
-    writer = csv.writer(out, delimiter=";")  # type: ignore[arg-type]
+    writer = csv.writer(out, delimiter=";")
     writer.writerow(["Rubrique", "Indicateur", "Valeur"])
     writer.writerows(report.rows())
 

@@ -50,6 +50,7 @@ done
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check bot tests bench
+python3 -m mypy
 
 databases="${RECLAMBOT_TEST_DATABASE:-sqlite postgresql}"
 for database in $databases; do

@@ -263,8 +263,8 @@ class ImapSource:
                 "FETCH", client.fetch, big, ["BODY.PEEK[HEADER]", "INTERNALDATE"]))
         batch = []
         for uid in chunk:
-            data = response.get(uid)
-            body = (data or {}).get(b"BODY[]", (data or {}).get(b"BODY[HEADER]"))
+            data = response.get(uid) or {}
+            body = data.get(b"BODY[]", data.get(b"BODY[HEADER]"))
             if body is None:
                 continue  # expunged meanwhile
             moment = data.get(b"INTERNALDATE")

@@ -30,12 +30,14 @@ def ensure_maildir(path: Path) -> None:
 
 def _header_block(path: Path, limit: int = 256 * 1024) -> bytes:
     """The header of a message file, without reading its body."""
-    lines = []
+    lines: list[bytes] = []
+    size = 0
     with path.open("rb") as handle:
         for line in handle:
-            if line in (b"\n", b"\r\n") or sum(map(len, lines)) > limit:
+            if line in (b"\n", b"\r\n") or size > limit:
                 break
             lines.append(line)
+            size += len(line)
     return b"".join(lines) + b"\r\n"
 
 
