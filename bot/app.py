@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.clock import utcnow
 from bot.config import Config
-from bot.db import make_engine, session_factory, utcnow
+from bot.db import make_engine, session_factory
 from bot.dossier import Dossiers
 from bot.render import Renderer
 from bot.rulebook import Rulebook, load_rulebook

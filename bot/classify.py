@@ -23,8 +23,9 @@ from bot.authcheck import authentication_problem
 from bot.commands import READ_ONLY, CommandError
 from bot.commands import parse as parse_commands
 from bot.form import extract_fields
+from bot.message import split_head
 from bot.models import Complaint, Contact, Outbox, Ticket
-from bot.outbox import OWN_HEADER
+from bot.protocol import OUR_MESSAGE_ID, OWN_HEADER, OWN_HEADER_LINE
 from bot.replies import new_text
 from bot.text import fold, strip_accents
 
@@ -283,8 +284,6 @@ def own_message(msg: InboundMessage, app: App) -> str | None:
     return None
 
 
-_OUR_MESSAGE_ID = re.compile(rb"<[0-9a-f]{32}\.reclambot@[^<>\s]+>")
-_OWN_HEADER_LINE = re.compile(rb"(?im)^[ \t>]*" + OWN_HEADER.encode() + rb":")
 
 
 def failures(raw: bytes, leave_out: tuple[str, ...] = ()) -> tuple[set[str], set[str]]:
@@ -306,20 +305,12 @@ def failures(raw: bytes, leave_out: tuple[str, ...] = ()) -> tuple[set[str], set
             {a.decode("utf-8", "replace") for a in permanent})
 
 
-def _body(raw: bytes) -> bytes:
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        end = raw.find(separator)
-        if end >= 0:
-            return raw[end:]
-    return b""
-
-
 def quotes_own_email(session: Session, msg: InboundMessage, app: App) -> str | None:
     """The body quotes one of the bot's emails (its Message-ID or its X-Reclambot header),
     and the sender is nobody the bot ever wrote to: a machine sent it back."""
-    body = _body(msg.raw)
-    quoted = list(dict.fromkeys(m.decode("ascii") for m in _OUR_MESSAGE_ID.findall(body)))
-    if not quoted and not _OWN_HEADER_LINE.search(body):
+    body = msg.raw[split_head(msg.raw)[1]:]
+    quoted = list(dict.fromkeys(m.decode("ascii") for m in OUR_MESSAGE_ID.findall(body)))
+    if not quoted and not OWN_HEADER_LINE.search(body):
         return None
     sender = msg.from_address
     if sender and session.scalar(select(Outbox.id).where(Outbox.to_address == sender)
@@ -337,7 +328,7 @@ def bounce(session: Session, msg: InboundMessage, app: App,
     ``robots`` are the robot rules that matched: recorded after the report's own match,
     so the row tells an auditor both what the report was about and why it is a robot's.
     """
-    ours = list(dict.fromkeys(m.decode("ascii") for m in _OUR_MESSAGE_ID.findall(msg.raw)))
+    ours = list(dict.fromkeys(m.decode("ascii") for m in OUR_MESSAGE_ID.findall(msg.raw)))
     if not ours:
         return None
     rows = session.scalars(select(Outbox).where(Outbox.message_id.in_(ours))).all()

@@ -115,7 +115,7 @@ def _app(args: argparse.Namespace) -> Iterator[App]:
     clock = None
     day = getattr(args, "as_of", None)
     if day is not None:
-        from bot.jobs import job_moment
+        from bot.jobrun import job_moment
 
         moment = job_moment(day)
         clock = lambda: moment  # noqa: E731 - the whole command runs "on that day"
@@ -283,7 +283,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_outbox(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from bot.models import EMAIL_KIND_LABELS, Outbox, OutboxStatus, state_label
+    from bot.models import Outbox
+    from bot.states import EMAIL_KIND_LABELS, OutboxStatus, state_label
 
     with _app(args) as app, app.sessions() as session:
         rows = session.scalars(

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.clock import local
 from bot.db import append_row, next_in_sequence
 from bot.deadlines import next_deadline
 from bot.errors import ReclambotError
 from bot.models import ActionTaken, Complaint, Event, Failure, Inbound
 from bot.outbox import enqueue
-from bot.render import local
 from bot.text import fold
 
 if TYPE_CHECKING:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -14,11 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from bot.models import Base, Counter
-
-
-def utcnow() -> dt.datetime:
-    """Current time as naive UTC, the form every datetime is stored in."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def make_engine(url: str) -> Engine:

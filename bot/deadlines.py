@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from bot.render import local
+from bot.clock import local
 
 if TYPE_CHECKING:
     from bot.models import Complaint

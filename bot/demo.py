@@ -12,8 +12,9 @@ from bot import samples
 from bot.app import App, build_app
 from bot.classify import ACTION_LABELS
 from bot.config import load_config
-from bot.models import Complaint, ComplaintStatus, Inbound, Outbox, OutboxStatus, state_label
+from bot.models import Complaint, Inbound, Outbox
 from bot.runner import run_once
+from bot.states import ComplaintStatus, OutboxStatus, state_label
 
 DEMO_CONFIG = """\
 # Configuration written by `reclambot demo`: a local Maildir stands in for the mail server.

@@ -10,10 +10,11 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.clock import local
 from bot.deadlines import next_deadline
-from bot.models import Complaint, ComplaintStatus, state_label
-from bot.render import local
+from bot.models import Complaint
 from bot.rulebook import Rulebook
+from bot.states import ComplaintStatus, state_label
 
 
 def failures_text(complaint: Complaint) -> str:

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from bot import commands
 from bot.classify import Action, Decision
+from bot.clock import local
 from bot.db import append_row, next_in_sequence
 from bot.form import Validation, extract_fields, validate
 from bot.models import Complaint, Contact, Event, Inbound, Outbox, Ticket
 from bot.outbox import enqueue
-from bot.render import local
 from bot.replies import new_text
 from bot.text import fold
 

@@ -10,61 +10,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.clock import local
 from bot.db import append_row
 from bot.deadlines import next_deadline
+from bot.jobrun import JobResult, job_moment, once
 from bot.models import Complaint, Contact, Event, Inbound, JobRun, Ticket
 from bot.outbox import enqueue
-from bot.render import PARIS, local
+from bot.purge import purge
 from bot.status import repeated_filing_failures
 
 if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class JobResult:
-    """What a job did, for the command line and the tests."""
-
-    job: str
-    day: dt.date
-    skipped: bool = False  # already done for that day
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def line(self) -> str:
-        if self.skipped:
-            return f"{self.job} {self.day}: already done for that day"
-        done = ", ".join(f"{k}: {v}" for k, v in self.counts.items()) or "nothing to do"
-        return f"{self.job} {self.day}: {done}"
-
-
-def job_moment(day: dt.date) -> dt.datetime:
-    """The moment a day's jobs run: 07:00 in Paris, as naive UTC."""
-    moment = dt.datetime.combine(day, dt.time(7, 0), tzinfo=PARIS)
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _once(app: App, name: str, day: dt.date,
-          work: Callable[[Session, dt.datetime], dict[str, int]]) -> JobResult:
-    """Run ``work`` for ``day`` unless it already ran; record the run with its effects."""
-    result = JobResult(name, day)
-    with app.transaction() as session:
-        if session.get(JobRun, (name, day)) is not None:
-            result.skipped = True
-            return result
-        now = app.clock()
-        result.counts = work(session, now)
-        session.add(JobRun(job=name, day=day, at=now, detail=result.counts))
-    log.info("%s", result.line())
-    return result
 
 
 def _event(session: Session, now: dt.datetime, kind: str, detail: dict[str, object], *,
@@ -139,7 +102,7 @@ def remind(app: App, day: dt.date) -> JobResult:
         counts["last_inbound"] = newest
         return counts
 
-    return _once(app, "remind", day, work)
+    return once(app, "remind", day, work)
 
 
 # --- Follow-ups: incomplete tickets, forgotten contacts, satisfaction -----------------------
@@ -191,7 +154,7 @@ def followup(app: App, day: dt.date) -> JobResult:
                 counts["satisfaction_questions"] += 1
         return counts
 
-    return _once(app, "followup", day, work)
+    return once(app, "followup", day, work)
 
 
 # --- The monthly report -----------------------------------------------------------------------
@@ -229,13 +192,11 @@ def monthly_report(app: App, day: dt.date, force: bool = False) -> JobResult:
                 ])
         return {"report": 1, "complaints": report.figures["received"]}
 
-    return _once(app, "monthly_report", day, work)
+    return once(app, "monthly_report", day, work)
 
 
 def run_daily(app: App, day: dt.date) -> list[JobResult]:
     """Every daily job, in order; one failing does not stop the others."""
-    from bot.purge import purge
-
     results = []
     for job in (followup, remind, purge, monthly_report):
         try:

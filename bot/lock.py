@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
 
+from bot.clock import datetime_fr
 from bot.errors import LockError
 from bot.models import Lock
-from bot.render import datetime_fr
 
 if TYPE_CHECKING:
     from bot.app import App

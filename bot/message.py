@@ -74,7 +74,7 @@ class InboundMessage:
         return tuple(dict.fromkeys((*self.in_reply_to, *reversed(self.references))))
 
 
-def _split_head(raw: bytes) -> tuple[bytes, int]:
+def split_head(raw: bytes) -> tuple[bytes, int]:
     """The header block, and where the body starts (without copying the body)."""
     for separator in (b"\r\n\r\n", b"\n\n"):
         end = raw.find(separator)
@@ -89,7 +89,7 @@ CHUNK = 1 << 20
 def header_hash(raw: bytes) -> str:
     """The :func:`content_hash` of the message's header alone: that of an oversized
     message, of which only the header was fetched (``BODY.PEEK[HEADER]``)."""
-    head, _start = _split_head(raw)
+    head, _start = split_head(raw)
     return content_hash(head + b"\r\n\r\n")
 
 
@@ -99,7 +99,7 @@ def content_hash(raw: bytes) -> str:
     Line endings are normalised (a Maildir stores LF, IMAP serves CRLF), chunk by chunk so
     that a large message is never copied whole.
     """
-    head, start = _split_head(raw)
+    head, start = split_head(raw)
     digest = hashlib.sha256()
     keep = True
     for line in head.splitlines():
@@ -185,7 +185,7 @@ def _decode_chunk(chunk: bytes | str, charset: str | None,
 
 def _header_fields(raw: bytes) -> list[tuple[str, bytes]]:
     """(lower-case name, raw value) of each header field, unfolded; garbage lines skipped."""
-    head = _split_head(raw)[0]
+    head = split_head(raw)[0]
     fields: list[tuple[str, bytes]] = []
     name = None
     value = b""

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from bot.db import append_row, held_count
 from bot.errors import DeliveryRefused, TransientError
 from bot.models import Complaint, Contact, Event, Outbox, Ticket
+from bot.protocol import OWN_HEADER, new_message_id
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Marks every email the bot writes, so that one coming back is recognised as ours.
-OWN_HEADER = "X-Reclambot"
 MAX_REFERENCES = 20
 BACKOFF_SECONDS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600)
 
@@ -190,7 +189,7 @@ def enqueue(
             return None
     rendered = app.renderer.render(kind, reference=reference, **context)
     domain = app.config.organisation.bot_address.rpartition("@")[2]
-    message_id = f"<{uuid.uuid4().hex}.reclambot@{domain}>"
+    message_id = new_message_id(domain)
     raw = compose(
         app,
         recipients=recipients,

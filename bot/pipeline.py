@@ -38,7 +38,7 @@ from bot.models import RETRIED_STATE, Complaint, Contact, Inbound, MailboxState,
 from bot.outbox import SendReport, send_pending
 from bot.parsing import BatchParser
 from bot.sinks import Sink
-from bot.sources import RawMessage, Source
+from bot.sources.base import RawMessage, Source
 from bot.status import FilingLog, record_setting
 
 log = logging.getLogger(__name__)

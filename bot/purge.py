@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session
 
+from bot.clock import local
 from bot.db import compact
-from bot.jobs import JobResult, _once, job_moment
+from bot.jobrun import JobResult, job_moment, once
 from bot.models import (
     ActionTaken,
     Complaint,
@@ -31,7 +32,6 @@ from bot.models import (
     Outbox,
     Ticket,
 )
-from bot.render import local
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -202,7 +202,7 @@ def purge(app: App, day: dt.date) -> JobResult:
                     counts["pending_erased"] += 1
         return counts
 
-    result = _once(app, "purge", day, work)
+    result = once(app, "purge", day, work)
     if result.counts.get("erased") or result.counts.get("pending_erased"):
         compact(app.engine)
     return result

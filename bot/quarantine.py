@@ -24,7 +24,7 @@ from bot.app import App
 from bot.errors import ReclambotError
 from bot.message import content_hash, header_hash
 from bot.models import RETRIED_STATE, Event, Inbound
-from bot.sources import Source
+from bot.sources.base import Source
 
 #: Actions whose message is filed into the quarantine folder.
 QUARANTINE_ACTIONS = ("quarantine", "too_large")

@@ -11,21 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from bot.clock import date_fr, datetime_fr, local, utcnow
 from bot.errors import TemplateError
-
-PARIS = ZoneInfo("Europe/Paris")
-_MONTHS = (
-    "janvier", "février", "mars", "avril", "mai", "juin",
-    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
-)
-_DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-
-
-def local(moment: dt.datetime) -> dt.datetime:
-    """A stored (naive UTC) datetime in Paris time."""
-    return moment.replace(tzinfo=dt.UTC).astimezone(PARIS)
+from bot.states import ComplaintStatus, state_label
 
 
 def number_fr(value: object) -> str:
@@ -39,26 +28,7 @@ def number_fr(value: object) -> str:
 
 def complaint_status(code: str) -> str:
     """Jinja filter ``statut``: a complaint's state in French."""
-    from bot.models import ComplaintStatus, state_label
-
     return state_label(ComplaintStatus, code)
-
-
-def date_fr(value: dt.date | dt.datetime | None) -> str:
-    """``mardi 29 décembre 2026``: dates as a French reader expects them."""
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        value = local(value).date()
-    return f"{_DAYS[value.weekday()]} {value.day} {_MONTHS[value.month - 1]} {value.year}"
-
-
-def datetime_fr(value: dt.datetime | None) -> str:
-    """``25/11/2026 à 10 h 15`` (Paris time)."""
-    if value is None:
-        return ""
-    moment = local(value)
-    return f"{moment:%d/%m/%Y} à {moment.hour} h {moment:%M}"
 
 
 @dataclass(frozen=True)
@@ -94,7 +64,7 @@ class Renderer:
         self.env.filters["datetime_fr"] = datetime_fr
         self.env.globals.update(globals_ or {})
         # The day an email is written, in Paris (the commands' prefilled dates).
-        now = clock or (lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        now = clock or utcnow
         self.env.globals["today"] = lambda: local(now()).date().isoformat()
 
     def render(self, kind: str, **context: Any) -> Rendered:

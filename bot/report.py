@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.clock import local
 from bot.deadlines import received_day
 from bot.export import REGISTER_COLUMNS, cell, column_value
 from bot.models import Complaint, Ticket
-from bot.render import local
 
 if TYPE_CHECKING:
     from bot.app import App

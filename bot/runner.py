@@ -19,7 +19,8 @@ from bot.lock import ProcessLock
 from bot.outbox import recover_interrupted, send_pending
 from bot.pipeline import RunSummary, process_mailbox
 from bot.sinks import Sink, make_sink
-from bot.sources import Source, make_source
+from bot.sources import make_source
+from bot.sources.base import Source
 from bot.status import record_error
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,8 @@ def warm_up() -> None:
 
 
 def _daily(app: App) -> None:
+    from bot.clock import local
     from bot.jobs import run_daily, today
-    from bot.render import local
 
     if local(app.clock()).hour >= DAILY_HOUR:
         run_daily(app, today(app))

@@ -10,16 +10,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.models import (
-    RETRIED_STATE,
-    Complaint,
-    ComplaintStatus,
-    Inbound,
-    Outbox,
-    OutboxStatus,
-    Setting,
-    state_label,
-)
+from bot.models import RETRIED_STATE, Complaint, Inbound, Outbox, Setting
+from bot.states import ComplaintStatus, OutboxStatus, state_label
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -104,9 +96,9 @@ class FilingLog:
 
 def status_lines(app: App) -> list[str]:
     """The report, as lines of text."""
+    from bot.clock import local
     from bot.deadlines import next_deadline
     from bot.export import cell
-    from bot.render import local
 
     today = local(app.clock()).date()
     with app.sessions() as session:

@@ -51,6 +51,8 @@ done
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check bot tests bench
 python3 -m mypy
+# The layering contract of pyproject.toml ([tool.importlinter]); no console script needed.
+python3 -c 'import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True))'
 
 databases="${RECLAMBOT_TEST_DATABASE:-sqlite postgresql}"
 for database in $databases; do

@@ -315,6 +315,6 @@ def test_every_kind_of_email_reads_well_in_a_browser(env: Any, tmp_path: Path) -
 
 def test_every_kind_of_email_has_its_french_name() -> None:
     from bot.check import EMAIL_KINDS
-    from bot.models import EMAIL_KIND_LABELS
+    from bot.states import EMAIL_KIND_LABELS
 
     assert set(EMAIL_KINDS) == set(EMAIL_KIND_LABELS)

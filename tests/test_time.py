@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bot import gdpr, jobs, samples
-from bot.jobs import job_moment
+from bot.jobrun import job_moment
 from bot.models import Complaint, Erasure, Event, Ticket
 from bot.outbox import send_pending
 from bot.purge import purge
@@ -334,7 +334,7 @@ def test_report_and_export_commands(env: BotEnv, tmp_path, capsys) -> None:  # t
     out = capsys.readouterr().out
     assert "remind 2026-09-11" in out
     assert main([*config, "remind", "--as-of", "2026-09-11"]) == 0
-    assert "already done for that day" in capsys.readouterr().out
+    assert "déjà fait pour ce jour" in capsys.readouterr().out
 
 
 def test_monthly_report_on_the_first_working_day(env: BotEnv) -> None:

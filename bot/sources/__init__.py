@@ -6,62 +6,11 @@ folders (a move: nothing is ever deleted), and can wait until something new arri
 
 from __future__ import annotations
 
-import datetime as dt
-import threading
-from collections.abc import Collection, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.config import Config
-
-
-@dataclass(frozen=True)
-class RawMessage:
-    """One message as fetched: its identity in the mailbox, and its bytes untouched."""
-
-    uid: str
-    data: bytes
-    internal_date: dt.datetime | None = None
-    #: Size on the server; when over ``[limits] max_message_bytes`` only the header is fetched.
-    size: int = 0
-    headers_only: bool = False
-
-
-class Source(Protocol):
-    """A mailbox folder the bot watches."""
-
-    #: Stable identity of the watched folder, stored with every message seen in it.
-    mailbox: str
-    #: Whether UIDs are increasing integers, so that a watermark can skip what is done.
-    ordered: bool
-
-    def can_idle(self) -> bool:
-        """Whether :meth:`wait` is woken by the server (IMAP IDLE); else the bot polls."""
-
-    def uidvalidity(self) -> str:
-        """The folder's UIDVALIDITY: when it changes, every UID means something else."""
-
-    def fetch(self, after_uid: int, batch_size: int, max_bytes: int
-              ) -> Iterator[list[RawMessage]]:
-        """Messages waiting in the folder (with UID above ``after_uid`` when ordered);
-        only the header of those larger than ``max_bytes``."""
-
-    def file(self, uids: list[str], folder: str, again: Collection[str] = ()) -> None:
-        """Move messages to ``folder``, created when missing.
-
-        ``again``: those of ``uids`` that an earlier, interrupted pass may have copied
-        there already, so that a server without MOVE does not get a second copy.
-        """
-
-    def present(self, uids: list[str]) -> set[str]:
-        """Which of ``uids`` are still in the watched folder."""
-
-    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
-        """Return when something may have arrived, after ``timeout`` s, or once ``stop`` is set."""
-
-    def close(self) -> None:
-        """Release the connection."""
+    from bot.sources.base import Source
 
 
 def make_source(config: Config) -> Source:

@@ -15,8 +15,8 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from bot.errors import SourceError
-from bot.message import _split_head, raw_headers
-from bot.sources import RawMessage
+from bot.message import raw_headers, split_head
+from bot.sources.base import RawMessage
 
 
 class ArchiveSource:
@@ -49,7 +49,7 @@ class ArchiveSource:
             data = self.box.get_bytes(key)
             # A stable identity across runs, whatever the mailbox library's keys are.
             uid = hashlib.sha256(data).hexdigest()[:32]
-            date = raw_headers(_split_head(data)[0]).get("date", [""])[0]
+            date = raw_headers(split_head(data)[0]).get("date", [""])[0]
             moment = None
             try:
                 parsed = email.utils.parsedate_to_datetime(date) if date else None

@@ -28,7 +28,7 @@ from typing import Any
 
 from bot.config import FoldersConfig, ImapConfig
 from bot.errors import SourceError
-from bot.sources import RawMessage
+from bot.sources.base import RawMessage
 from bot.sources.folders import INBOX, Namespace, parse_namespace
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from bot.errors import SourceError
-from bot.sources import RawMessage
+from bot.sources.base import RawMessage
 
 
 def folder_dir(root: Path, folder: str) -> Path:
