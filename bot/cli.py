@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.errors import ReclambotError, UsageError
+
 if TYPE_CHECKING:
     from bot.app import App
 
@@ -172,7 +174,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             try:
                 start = dt.date.fromisoformat(args.period + "-01")
             except ValueError:
-                raise ReclambotErrorLine(
+                raise UsageError(
                     f"--period : ce n'est pas un mois (AAAA-MM) : {args.period!r}") from None
             end = (start + dt.timedelta(days=32)).replace(day=1)
         elif args.start and args.end:
@@ -357,7 +359,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     path = args.mbox or args.maildir
     if not path.exists():
-        raise ReclambotErrorLine(f"import: {path} not found")
+        raise UsageError(f"import : {path} introuvable")
     with _app(args) as app, ProcessLock(app):
         source = ArchiveSource(path)
         with app.sessions() as session:
@@ -442,10 +444,6 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-class ReclambotErrorLine(Exception):
-    """A command-line mistake reported in one line."""
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
     "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr, "status": cmd_status,
@@ -463,11 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     from bot.logs import configure
 
     configure("text", logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO)
-    from bot.errors import ReclambotError
-
     try:
         return COMMANDS[args.command](args)
-    except (ReclambotError, ReclambotErrorLine) as exc:
+    except ReclambotError as exc:
         print(f"reclambot : erreur : {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

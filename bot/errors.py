@@ -2,7 +2,22 @@
 
 Everything the bot raises on purpose derives from :class:`ReclambotError`, so the
 command line can turn any of them into one clear line instead of a traceback.
-Only :class:`TransientError` and its children are ever retried.
+Only :class:`TransientError` and its children are ever retried::
+
+    ReclambotError
+    ├── UsageError          a command-line mistake
+    ├── ConfigError         config.toml (names the key)
+    ├── RulesError          a file of rules/
+    ├── TemplateError       a template of templates/
+    ├── SchemaError         the register's schema
+    ├── MessageError        an email that cannot be parsed (quarantined)
+    ├── LockError           another reclambot holds the register
+    ├── OAuth2Error         a sign-in that cannot succeed as configured
+    ├── DeliveryRefused     the SMTP server refused an email for good
+    └── TransientError      worth trying again later
+        ├── SourceError     the mailbox (IMAP, Maildir)
+        ├── SinkError       the sending side (SMTP)
+        └── TokenEndpointError
 """
 
 from __future__ import annotations
@@ -10,6 +25,10 @@ from __future__ import annotations
 
 class ReclambotError(Exception):
     """Base class of every error the bot raises on purpose."""
+
+
+class UsageError(ReclambotError):
+    """A mistake on the command line (an option's value, a path), reported in one line."""
 
 
 class ConfigError(ReclambotError):

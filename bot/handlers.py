@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, select
@@ -452,24 +453,35 @@ def handle_nothing(session: Session, app: App, msg: InboundMessage, decision: De
 
 Handler = Callable[[Session, "App", "InboundMessage", Decision, Inbound], None]
 
-HANDLERS: dict[Action, Handler] = {
-    Action.ROBOT: handle_nothing,
-    Action.BOUNCE: handle_bounce,
-    Action.TOO_LARGE: handle_too_large,
-    Action.DIRECTOR: handle_nothing,
-    Action.COMMAND: handle_command,
-    Action.ALERT: handle_alert,
-    Action.LEAVE: handle_nothing,
-    Action.SUBMISSION: handle_submission,
-    Action.TICKET_REPLY: handle_ticket_reply,
-    Action.CONTACT_REPLY: handle_contact_reply,
-    Action.COMPLAINT_REPLY: handle_complaint_reply,
-    Action.NEW_CONTACT: handle_new_contact,
+
+@dataclass(frozen=True)
+class Route:
+    """What follows a decision: the handler that acts, and the folder the message ends in
+    (a key of ``[folders]``, or "" to stay in the inbox)."""
+
+    handler: Handler
+    folder: str
+
+
+#: The one table from each action to its handler and its folder.
+ROUTES: dict[Action, Route] = {
+    Action.ROBOT: Route(handle_nothing, "ignored"),
+    Action.BOUNCE: Route(handle_bounce, "ignored"),
+    Action.TOO_LARGE: Route(handle_too_large, "quarantine"),
+    Action.DIRECTOR: Route(handle_nothing, ""),
+    Action.COMMAND: Route(handle_command, "processed"),
+    Action.ALERT: Route(handle_alert, "ignored"),
+    Action.LEAVE: Route(handle_nothing, ""),
+    Action.SUBMISSION: Route(handle_submission, "processed"),
+    Action.TICKET_REPLY: Route(handle_ticket_reply, "processed"),
+    Action.CONTACT_REPLY: Route(handle_contact_reply, "processed"),
+    Action.COMPLAINT_REPLY: Route(handle_complaint_reply, "processed"),
+    Action.NEW_CONTACT: Route(handle_new_contact, "processed"),
 }
 
 
 def handle(session: Session, app: App, msg: InboundMessage, decision: Decision,
            row: Inbound) -> None:
     """Run the handler of ``decision.action``."""
-    HANDLERS[decision.action](session, app, msg, decision, row)
+    ROUTES[decision.action].handler(session, app, msg, decision, row)
 

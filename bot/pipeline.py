@@ -28,11 +28,11 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from bot.app import App
-from bot.classify import Action, Match, classify
+from bot.classify import Match, classify
 from bot.config import LimitsConfig
 from bot.db import hold_rows, release_rows
 from bot.errors import ConfigError, MessageError, ReclambotError, SourceError
-from bot.handlers import handle
+from bot.handlers import ROUTES, handle
 from bot.message import InboundMessage, content_hash, parse_message
 from bot.models import RETRIED_STATE, Complaint, Contact, Inbound, MailboxState, Ticket
 from bot.outbox import SendReport, send_pending
@@ -43,21 +43,6 @@ from bot.status import FilingLog, record_setting
 
 log = logging.getLogger(__name__)
 
-# Where each action's message ends: a folder of [folders], or "" to stay in the inbox.
-FOLDER_OF = {
-    Action.ROBOT: "ignored",
-    Action.BOUNCE: "ignored",
-    Action.TOO_LARGE: "quarantine",
-    Action.COMMAND: "processed",
-    Action.ALERT: "ignored",
-    Action.DIRECTOR: "",
-    Action.LEAVE: "",
-    Action.SUBMISSION: "processed",
-    Action.TICKET_REPLY: "processed",
-    Action.CONTACT_REPLY: "processed",
-    Action.COMPLAINT_REPLY: "processed",
-    Action.NEW_CONTACT: "processed",
-}
 QUARANTINE = "quarantine"
 DUPLICATE = "duplicate"
 RESUMED = "resumed"
@@ -220,7 +205,7 @@ def _handle_one(session: Session, app: App, raw: RawMessage, msg: InboundMessage
         **base,
         action=str(decision.action),
         rules=[m.as_dict() for m in decision.matches],
-        folder=_folder_name(app, FOLDER_OF[decision.action]),
+        folder=_folder_name(app, ROUTES[decision.action].folder),
     )
     session.add(row)
     handle(session, app, msg, decision, row)

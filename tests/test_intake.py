@@ -435,14 +435,16 @@ def test_failing_message_is_quarantined_and_batch_goes_on(
         env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     import bot.handlers
 
-    original = bot.handlers.HANDLERS[bot.handlers.Action.NEW_CONTACT]
+    route = bot.handlers.ROUTES[bot.handlers.Action.NEW_CONTACT]
+    original = route.handler
 
     def explode(session, app, msg, decision, row):  # type: ignore[no-untyped-def]
         if "boom" in msg.subject:
             raise ValueError("handler failure")
         return original(session, app, msg, decision, row)
 
-    monkeypatch.setitem(bot.handlers.HANDLERS, bot.handlers.Action.NEW_CONTACT, explode)
+    monkeypatch.setitem(bot.handlers.ROUTES, bot.handlers.Action.NEW_CONTACT,
+                        bot.handlers.Route(explode, route.folder))
     env.append(samples.free_text(subject="Réclamation boom"))
     env.append(samples.free_text(subject="Réclamation ok", sender="b@example.org"))
     env.run()
@@ -458,7 +460,8 @@ def test_row_refused_at_the_end_of_a_batch_quarantines_only_its_message(
     from bot.db import append_row
     from bot.models import Event
 
-    original = bot.handlers.HANDLERS[bot.handlers.Action.NEW_CONTACT]
+    route = bot.handlers.ROUTES[bot.handlers.Action.NEW_CONTACT]
+    original = route.handler
 
     def unwritable(session, app, msg, decision, row):  # type: ignore[no-untyped-def]
         original(session, app, msg, decision, row)
@@ -468,7 +471,8 @@ def test_row_refused_at_the_end_of_a_batch_quarantines_only_its_message(
                        detail={"not json": object()}, complaint_id=None, contact_id=None,
                        ticket_id=None)
 
-    monkeypatch.setitem(bot.handlers.HANDLERS, bot.handlers.Action.NEW_CONTACT, unwritable)
+    monkeypatch.setitem(bot.handlers.ROUTES, bot.handlers.Action.NEW_CONTACT,
+                        bot.handlers.Route(unwritable, route.folder))
     env.append(samples.free_text(subject="Réclamation ok", sender="a@example.org"))
     env.append(samples.free_text(subject="Réclamation boom"))
     env.append(samples.free_text(subject="Réclamation ok", sender="b@example.org"))

@@ -354,3 +354,28 @@ def test_namespace_answer_is_read_from_its_first_personal_entry(
 
     found = parse_namespace(answer)
     assert (None if found is None else (found.prefix, found.delimiter)) == expected
+
+
+def test_the_exception_tree_in_the_docstring_is_the_real_one() -> None:
+    """bot/errors.py draws its tree; every class of the module is in it, under its parent."""
+    import inspect
+    import re
+
+    from bot import errors
+
+    classes = {name: cls for name, cls in vars(errors).items()
+               if inspect.isclass(cls) and issubclass(cls, Exception)
+               and cls.__module__ == "bot.errors"}
+    doc = errors.__doc__ or ""
+    assert set(classes) <= set(re.findall(r"\b([A-Z]\w+(?:Error|Refused))\b", doc))
+    for name, cls in classes.items():
+        if name != "ReclambotError":
+            assert issubclass(cls, errors.ReclambotError), name
+
+
+def test_every_kind_of_email_has_its_three_templates() -> None:
+    from bot.check import EMAIL_KINDS
+    from bot.render import Renderer
+
+    kinds = set(Renderer(package_data_dir("templates")).kinds())
+    assert set(EMAIL_KINDS) <= kinds
