@@ -14,6 +14,7 @@ from bot.clock import utcnow
 from bot.config import Config
 from bot.db import make_engine, session_factory
 from bot.dossier import Dossiers
+from bot.logs import use_references
 from bot.render import Renderer
 from bot.rulebook import Rulebook, load_rulebook
 from bot.schema import ensure_schema
@@ -60,6 +61,7 @@ def build_app(config: Config, clock: Callable[[], dt.datetime] | None = None) ->
         engine.dispose()
         raise
     factory = session_factory(engine)
+    use_references(rulebook.complaint_prefix, rulebook.contact_prefix, rulebook.ticket_prefix)
     renderer = Renderer(
         config.templates_dir,
         {"org": config.organisation, "rules": rulebook},

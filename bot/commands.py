@@ -255,8 +255,9 @@ def cmd_response(ctx: Context, command: Command) -> None:
                            "ligne #reponse)")
     app = ctx.app
     year = ctx.today.year
-    sequence = next_in_sequence(ctx.session, f"REP-{year}")
-    number = f"REP-{year}-{sequence:04d}"
+    prefix = ctx.app.rulebook.response_prefix
+    sequence = next_in_sequence(ctx.session, f"{prefix}-{year}")
+    number = f"{prefix}-{year}-{sequence:04d}"
     complaint.response_outcome = OUTCOMES[outcome]
     complaint.response_text = text
     complaint.response_date = ctx.today

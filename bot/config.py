@@ -63,6 +63,8 @@ class OrganisationConfig:
     form_url: str
     form_senders: tuple[str, ...] = ()
     contact: str = ""
+    #: Her title, as the complainant's emails name it and sign with it.
+    director_title: str = "directrice des formations"
 
 
 OAUTH2_PROVIDERS = ("microsoft", "google", "custom")
@@ -437,6 +439,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         form_url=org.string("form_url"),
         form_senders=org.addresses("form_senders", required=False),
         contact=org.string("contact", directors[0]),
+        director_title=org.string("director_title", "directrice des formations"),
     )
 
     bot_section = table("bot")

@@ -12,15 +12,29 @@ import re
 import sys
 from typing import Any
 
-_REFERENCE = re.compile(r"\b(?:REC-\d{4}-\d{4,}|CT-[A-Z0-9]{8}|TK-[A-Z0-9]{8})\b")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(ticket_part)s: %(message)s"
 
 
+def reference_pattern(complaint: str = "REC", contact: str = "CT", ticket: str = "TK"
+                      ) -> re.Pattern[str]:
+    """A complaint number or a contact's or ticket's reference, with these prefixes."""
+    c, t, k = (re.escape(p) for p in (complaint, contact, ticket))
+    return re.compile(rf"\b(?:{c}-\d{{4}}-\d{{4,}}|{t}-[A-Z0-9]{{8}}|{k}-[A-Z0-9]{{8}})\b")
+
+
 class TicketFilter(logging.Filter):
-    """Adds ``record.ticket``: the first complaint, contact or ticket reference in the line."""
+    """Adds ``record.ticket``: the first complaint, contact or ticket reference in the line.
+
+    The prefixes are the rulebook's (``[references]``), set by :func:`use_references`
+    once it is loaded; until then, the shipped ones.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pattern = reference_pattern()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        found = _REFERENCE.search(record.getMessage())
+        found = self.pattern.search(record.getMessage())
         # Extra attributes of the record, as logging's documentation describes them.
         ticket = found.group(0) if found else ""
         record.ticket = ticket
@@ -77,3 +91,12 @@ def configure(fmt: str = "text", level: int | str = logging.INFO) -> None:
     # PIL. Only their warnings matter to whoever runs the bot.
     for chatty in ("fontTools", "matplotlib", "fpdf", "PIL"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def use_references(complaint: str, contact: str, ticket: str) -> None:
+    """Tag log lines with references of these prefixes (the rulebook's)."""
+    pattern = reference_pattern(complaint, contact, ticket)
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, TicketFilter):
+                found.pattern = pattern

@@ -157,6 +157,7 @@ class Rulebook:
     time: TimeRules = TimeRules()
     categories: tuple[Category, ...] = ()
     calendar: Calendar = FRANCE
+    response_prefix: str = "REP"
     commands: CommandsHelp = CommandsHelp("", "", ())
 
     def object_category(self, text: str) -> str:
@@ -299,6 +300,8 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
         complaint_prefix=_get(procedure, "references.complaint_prefix", p, str),
         contact_prefix=_get(procedure, "references.contact_prefix", p, str),
         ticket_prefix=_get(procedure, "references.ticket_prefix", p, str),
+        response_prefix=(_get(procedure, "references.response_prefix", p, str)
+                         if "response_prefix" in procedure.get("references", {}) else "REP"),
         mode_email=_get(procedure, "initial_contact.mode_email", p, str),
         mode_form=_get(procedure, "initial_contact.mode_form", p, str),
         form_versions=_form_versions(rules_dir / "forms.toml"),

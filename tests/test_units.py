@@ -379,3 +379,22 @@ def test_every_kind_of_email_has_its_three_templates() -> None:
 
     kinds = set(Renderer(package_data_dir("templates")).kinds())
     assert set(EMAIL_KINDS) <= kinds
+
+
+def test_log_lines_are_tagged_with_the_rulebooks_prefixes() -> None:
+    """``[references]`` prefixes are data: the log's reference tag follows them."""
+    import logging
+
+    from bot.logs import TicketFilter, configure, use_references
+
+    configure("text", logging.INFO)
+    [flt] = [f for h in logging.getLogger().handlers for f in h.filters
+             if isinstance(f, TicketFilter)]
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "registered PLT-2026-0007",
+                               None, None)
+    flt.filter(record)
+    assert record.ticket == ""  # type: ignore[attr-defined]
+    use_references("PLT", "CT", "TK")
+    flt.filter(record)
+    assert record.ticket == "PLT-2026-0007"  # type: ignore[attr-defined]
+    use_references("REC", "CT", "TK")
