@@ -286,11 +286,11 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from bot.models import Outbox
-    from bot.states import EMAIL_KIND_LABELS, OutboxStatus, state_label
+    from bot.states import EMAIL_KIND_LABELS, UNSENT, OutboxStatus, state_label
 
     with _app(args) as app, app.sessions() as session:
         rows = session.scalars(
-            select(Outbox).where(Outbox.status.in_(("pending", "sending", "failed")))
+            select(Outbox).where(Outbox.status.in_(UNSENT))
             .order_by(Outbox.id)
         ).all()
         for row in rows:
@@ -356,6 +356,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from bot.pipeline import process_mailbox
     from bot.progress import Progress
     from bot.sources.archive import ArchiveSource
+    from bot.states import OutboxStatus
 
     path = args.mbox or args.maildir
     if not path.exists():
@@ -369,8 +370,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         with app.transaction() as session:
             # Past mail: what the bot would have answered is kept, never sent.
             result: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
-                update(Outbox).where(Outbox.id > before, Outbox.status == "pending")
-                .values(status="imported"))
+                update(Outbox).where(Outbox.id > before, Outbox.status == OutboxStatus.PENDING)
+                .values(status=OutboxStatus.IMPORTED))
             skipped = result.rowcount
         source.close()
         actions = ", ".join(f"{k}: {v}" for k, v in sorted(summary.actions.items()))

@@ -25,6 +25,7 @@ from bot.deadlines import next_deadline
 from bot.errors import ReclambotError
 from bot.models import ActionTaken, Complaint, Event, Failure, Inbound
 from bot.outbox import enqueue
+from bot.states import IN_PROGRESS, ComplaintStatus
 from bot.text import fold
 
 if TYPE_CHECKING:
@@ -176,10 +177,10 @@ class Context:
 
     def open_complaint(self, command: Command) -> Complaint:
         complaint = self.any_complaint(command)
-        if complaint.status == "closed":
+        if complaint.status == ComplaintStatus.CLOSED:
             raise CommandError(command, f"la réclamation {complaint.number} est clôturée "
                                "(#rouvrir d'abord)")
-        if complaint.status == "requalified":
+        if complaint.status == ComplaintStatus.REQUALIFIED:
             raise CommandError(command, f"{complaint.number} a été requalifiée : elle n'est "
                                "plus au dossier des réclamations")
         return complaint
@@ -262,7 +263,7 @@ def cmd_response(ctx: Context, command: Command) -> None:
     complaint.response_text = text
     complaint.response_date = ctx.today
     complaint.response_number = number
-    complaint.status = "answered"
+    complaint.status = ComplaintStatus.ANSWERED
     ctx.touch(complaint)
     ctx.tell_complainant("response", {"text": text, "outcome": OUTCOMES[outcome]})
     ctx.event("response", {"number": number, "outcome": OUTCOMES[outcome]})
@@ -287,7 +288,7 @@ def cmd_close(ctx: Context, command: Command) -> None:
     complaint = ctx.open_complaint(command)
     if command.text:
         complaint.resolution = command.text
-    complaint.status = "closed"
+    complaint.status = ComplaintStatus.CLOSED
     complaint.closed_at = ctx.now
     ctx.touch(complaint)
     ctx.event("closed", {"resolution": bool(command.text)})
@@ -297,9 +298,10 @@ def cmd_close(ctx: Context, command: Command) -> None:
 
 def cmd_reopen(ctx: Context, command: Command) -> None:
     complaint = ctx.complaint
-    if complaint is None or complaint.status != "closed":
+    if complaint is None or complaint.status != ComplaintStatus.CLOSED:
         raise CommandError(command, "seule une réclamation clôturée peut être rouverte")
-    complaint.status = "answered" if complaint.response_number else "open"
+    complaint.status = (ComplaintStatus.ANSWERED if complaint.response_number
+                        else ComplaintStatus.OPEN)
     complaint.closed_at = None
     complaint.reopened_count += 1
     ctx.touch(complaint)
@@ -311,7 +313,7 @@ def cmd_reopen(ctx: Context, command: Command) -> None:
 def cmd_requalify(ctx: Context, command: Command) -> None:
     complaint = ctx.open_complaint(command)
     reason = _required_text(command, "motif de la requalification")
-    complaint.status = "requalified"
+    complaint.status = ComplaintStatus.REQUALIFIED
     complaint.requalified_reason = reason
     ctx.touch(complaint)
     ctx.tell_complainant("requalified", {})
@@ -341,7 +343,7 @@ def cmd_consumer(ctx: Context, command: Command) -> None:
 
 def cmd_extend(ctx: Context, command: Command) -> None:
     complaint = ctx.open_complaint(command)
-    if complaint.status != "open" or complaint.answer_due is None:
+    if complaint.status != ComplaintStatus.OPEN or complaint.answer_due is None:
         raise CommandError(command, "seul le délai de réponse d'une réclamation pas encore "
                            "répondue peut être prolongé")
     first, _, rest = command.args.partition(" ")
@@ -412,7 +414,7 @@ def cmd_help(ctx: Context, command: Command) -> None:
 
 def cmd_list(ctx: Context, command: Command) -> None:
     complaints = ctx.session.scalars(
-        select(Complaint).where(Complaint.status.in_(("open", "answered")))
+        select(Complaint).where(Complaint.status.in_(IN_PROGRESS))
         .order_by(Complaint.year, Complaint.sequence)
     ).all()
     if not complaints:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from bot.clock import local
+from bot.states import ComplaintStatus
 
 if TYPE_CHECKING:
     from bot.models import Complaint
@@ -17,9 +18,9 @@ CLOSURE = "clôture"
 
 def next_deadline(complaint: Complaint, rules: Rulebook) -> tuple[str, dt.date] | None:
     """What the organisation owes next on this complaint, and by when."""
-    if complaint.status == "open" and complaint.answer_due is not None:
+    if complaint.status == ComplaintStatus.OPEN and complaint.answer_due is not None:
         return ANSWER, complaint.answer_due
-    if complaint.status == "answered" and complaint.response_date is not None:
+    if complaint.status == ComplaintStatus.ANSWERED and complaint.response_date is not None:
         return CLOSURE, rules.calendar.add_working_days(complaint.response_date,
                                                        rules.time.closure_working_days)
     return None

@@ -114,7 +114,8 @@ def register_rows(session: Session, rules: Rulebook) -> Iterable[list[str]]:
     """The register as text rows, in number order."""
     query = (
         select(Complaint)
-        .where(Complaint.status != "requalified")  # not a complaint: kept in its own log
+        # Not a complaint: kept in its own log.
+        .where(Complaint.status != ComplaintStatus.REQUALIFIED)
         .order_by(Complaint.year, Complaint.sequence)
     )
     for complaint in session.scalars(query):

@@ -22,6 +22,7 @@ from bot.jobrun import JobResult, job_moment, once
 from bot.models import Complaint, Contact, Event, Inbound, JobRun, Ticket
 from bot.outbox import enqueue
 from bot.purge import purge
+from bot.states import IN_PROGRESS, ComplaintStatus
 from bot.status import repeated_filing_failures
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def remind(app: App, day: dt.date) -> JobResult:
         soon: list[tuple[Complaint, str, dt.date]] = []
         late: list[tuple[Complaint, str, dt.date]] = []
         open_ = session.scalars(
-            select(Complaint).where(Complaint.status.in_(("open", "answered")))
+            select(Complaint).where(Complaint.status.in_(IN_PROGRESS))
             .order_by(Complaint.year, Complaint.sequence)
         ).all()
         for complaint in open_:
@@ -138,7 +139,7 @@ def followup(app: App, day: dt.date) -> JobResult:
                 _event(session, now, "abandoned", {"what": "contact"}, contact=contact)
                 counts["abandoned_contacts"] += 1
         answered = session.scalars(select(Complaint).where(
-            Complaint.status.in_(("answered", "closed")),
+            Complaint.status.in_((ComplaintStatus.ANSWERED, ComplaintStatus.CLOSED)),
             Complaint.satisfaction_asked_at.is_(None),
             Complaint.response_date.is_not(None),
             Complaint.purged_at.is_(None),

@@ -23,6 +23,7 @@ from bot.db import append_row, held_count
 from bot.errors import DeliveryRefused, TransientError
 from bot.models import Complaint, Contact, Event, Outbox, Ticket
 from bot.protocol import OWN_HEADER, new_message_id
+from bot.states import OutboxStatus
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -213,7 +214,7 @@ def enqueue(
         automatic=automatic,
         subject=rendered.subject,
         raw=raw,
-        status="pending",
+        status=OutboxStatus.PENDING,
         attempts=0,
         next_attempt_at=now,
         created_at=now,
@@ -270,8 +271,8 @@ def recover_interrupted(app: App) -> int:
     """
     with app.transaction() as session:
         result = session.execute(
-            update(Outbox).where(Outbox.status == "sending")
-            .values(status="pending", interrupted=True)
+            update(Outbox).where(Outbox.status == OutboxStatus.SENDING)
+            .values(status=OutboxStatus.PENDING, interrupted=True)
         )
         return result.rowcount or 0  # type: ignore[attr-defined]
 
@@ -294,10 +295,11 @@ _CLAIM = select(Outbox.kind, Outbox.envelope_from, Outbox.recipients, Outbox.raw
                 Outbox.complaint_id, Outbox.ticket_id, Outbox.contact_id
                 ).where(Outbox.id == bindparam("row_id"))
 # Only a row still pending is taken: two senders never both send it.
-_SENDING = (update(Outbox).where(Outbox.id == bindparam("row_id"), Outbox.status == "pending")
-            .values(status="sending", attempts=Outbox.attempts + 1))
+_SENDING = (update(Outbox).where(Outbox.id == bindparam("row_id"),
+                                 Outbox.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENDING, attempts=Outbox.attempts + 1))
 _SENT = (update(Outbox).where(Outbox.id == bindparam("row_id"))
-         .values(status="sent", sent_at=bindparam("sent_at")))
+         .values(status=OutboxStatus.SENT, sent_at=bindparam("sent_at")))
 
 
 def _not_sent(session: Session, app: App, row_id: int, outcome: str, error: str,
@@ -307,7 +309,7 @@ def _not_sent(session: Session, app: App, row_id: int, outcome: str, error: str,
     assert row is not None
     row.last_error = error
     if outcome == "deferred":
-        row.status = "pending"
+        row.status = OutboxStatus.PENDING
         delay = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS)) - 1]
         row.next_attempt_at = now + dt.timedelta(seconds=delay)
         report.deferred += 1
@@ -315,7 +317,7 @@ def _not_sent(session: Session, app: App, row_id: int, outcome: str, error: str,
         log.warning("outbox %s (%s) deferred, attempt %s: %s", row.id, row.kind,
                     row.attempts, _smtp_code(error))
         return
-    row.status = "failed"
+    row.status = OutboxStatus.FAILED
     report.refused += 1
     log.error("outbox %s (%s) refused permanently: %s", row.id, row.kind, _smtp_code(error))
     _report_refusal(session, app, row, error)
@@ -366,7 +368,7 @@ def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
     with app.sessions() as session:
         due = session.execute(
             select(Outbox.id)
-            .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
+            .where(Outbox.status == OutboxStatus.PENDING, Outbox.next_attempt_at <= now)
             .order_by(Outbox.id)
             .limit(limit)
         ).scalars().all()

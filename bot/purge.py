@@ -32,6 +32,7 @@ from bot.models import (
     Outbox,
     Ticket,
 )
+from bot.states import ComplaintStatus
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -176,7 +177,7 @@ def purge(app: App, day: dt.date) -> JobResult:
         counts = {"erased": 0, "held": 0, "pending_erased": 0, "rows_deleted": 0}
         for complaint in session.scalars(select(Complaint).where(
                 Complaint.purged_at.is_(None),
-                Complaint.status.in_(("closed", "requalified")))).all():
+                Complaint.status.in_((ComplaintStatus.CLOSED, ComplaintStatus.REQUALIFIED)))).all():
             start = retention_start(complaint) or local(complaint.updated_at).date()
             if years_after(start, t.personal_data_years) > day:
                 continue

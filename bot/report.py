@@ -23,6 +23,7 @@ from bot.clock import local
 from bot.deadlines import received_day
 from bot.export import REGISTER_COLUMNS, cell, column_value
 from bot.models import Complaint, Ticket
+from bot.states import IN_PROGRESS, ComplaintStatus
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -129,8 +130,8 @@ def compute(session: Session, calendar: Calendar, start: dt.date, end: dt.date,
     """The indicators of complaints received in [start, end); ``step`` after each stage."""
     everything = session.scalars(select(Complaint).order_by(Complaint.id)).all()
     period = [c for c in everything if _in_period(c, start, end)]
-    requalified = [c for c in period if c.status == "requalified"]
-    conforming = [c for c in period if c.status != "requalified"]
+    requalified = [c for c in period if c.status == ComplaintStatus.REQUALIFIED]
+    conforming = [c for c in period if c.status != ComplaintStatus.REQUALIFIED]
     tickets = session.scalars(select(Ticket)).all()
     incomplete = [t for t in tickets if start <= local(t.received_at).date() < end]
     to_ack = [calendar.working_days_between(received_day(c), local(c.acknowledged_at).date())
@@ -170,7 +171,7 @@ def compute(session: Session, calendar: Calendar, start: dt.date, end: dt.date,
         "actions taken": sum(len(c.actions) for c in conforming),
         "led to a corrective action (%)": _share(len(corrected), len(conforming)),
         "reopened": sum(1 for c in conforming if c.reopened_count),
-        "still open": sum(1 for c in conforming if c.status in ("open", "answered")),
+        "still open": sum(1 for c in conforming if c.status in IN_PROGRESS),
     }
     report.breakdowns = {
         "Par partie prenante": dict(Counter(c.category or "?" for c in conforming)),
@@ -180,7 +181,8 @@ def compute(session: Session, calendar: Calendar, start: dt.date, end: dt.date,
     }
     year_ago = end - dt.timedelta(days=365)
     recent = Counter(c.object_category or "Autre" for c in everything
-                     if c.status != "requalified" and year_ago <= received_day(c) < end)
+                     if c.status != ComplaintStatus.REQUALIFIED
+                     and year_ago <= received_day(c) < end)
     report.recurring = sorted(((k, n) for k, n in recent.items() if n >= 2),
                               key=lambda kv: (-kv[1], kv[0]))
     if step:
@@ -213,7 +215,7 @@ def _charts(calendar: Calendar, everything: Sequence[Complaint], answered: list[
         months.append(cursor)
     months.reverse()
     per_month = Counter(received_day(c).replace(day=1) for c in everything
-                        if c.status != "requalified")
+                        if c.status != ComplaintStatus.REQUALIFIED)
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.bar([m.strftime("%m/%y") for m in months], [per_month.get(m, 0) for m in months],
            color="#3b6ea5")
@@ -289,7 +291,8 @@ def register_workbook(session: Session, app: App, report: Report | None = None) 
         ws.auto_filter.ref = ws.dimensions
 
     workbook.remove(workbook.active)
-    complaints = session.scalars(select(Complaint).where(Complaint.status != "requalified")
+    complaints = session.scalars(select(Complaint)
+                                 .where(Complaint.status != ComplaintStatus.REQUALIFIED)
                                  .order_by(Complaint.year, Complaint.sequence)).all()
     rules = app.rulebook
     sheet("Registre", [label for label, _ in REGISTER_COLUMNS],

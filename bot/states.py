@@ -16,6 +16,10 @@ class ComplaintStatus(StrEnum):
     REQUALIFIED = "requalified"
 
 
+#: A complaint still being handled: not closed, not requalified.
+IN_PROGRESS = (ComplaintStatus.OPEN, ComplaintStatus.ANSWERED)
+
+
 class ContactStatus(StrEnum):
     """Where an initial contact stands."""
 
@@ -40,6 +44,11 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    IMPORTED = "imported"  # rendered for past mail by `reclambot import`, never sent
+
+
+#: An email that has not left (yet, or for good).
+UNSENT = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.FAILED)
 
 
 #: The one French vocabulary of states: every email, document and command output shows
@@ -52,7 +61,7 @@ STATE_LABELS: dict[type[StrEnum], dict[str, str]] = {
     TicketStatus: {"incomplete": "incomplet", "completed": "complété",
                    "abandoned": "sans suite"},
     OutboxStatus: {"pending": "en attente", "sending": "en cours d'envoi", "sent": "envoyé",
-                   "failed": "en échec"},
+                   "failed": "en échec", "imported": "importé (jamais envoyé)"},
 }
 
 

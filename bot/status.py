@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.models import RETRIED_STATE, Complaint, Inbound, Outbox, Setting
-from bot.states import ComplaintStatus, OutboxStatus, state_label
+from bot.states import IN_PROGRESS, ComplaintStatus, OutboxStatus, state_label
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -105,7 +105,7 @@ def status_lines(app: App) -> list[str]:
         last_poll = session.get(Setting, "last_poll")
         errors_row = session.get(Setting, "last_errors")
         complaints = session.scalars(
-            select(Complaint).where(Complaint.status.in_(("open", "answered")))
+            select(Complaint).where(Complaint.status.in_(IN_PROGRESS))
             .order_by(Complaint.year, Complaint.sequence)).all()
         outbox = dict(session.execute(
             select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status)).all())

@@ -51,8 +51,11 @@ def run_one(raw: bytes) -> Inbound:
 
 
 def norm(text: str) -> str:
-    """Whitespace folded; NUL bytes dropped, as the parser drops them (they carry nothing)."""
-    return " ".join(text.replace("\x00", "").split())
+    """Whitespace folded; NUL bytes dropped, as the parser drops them (they carry nothing);
+    in Unicode's composed form (NFC), as the parser gives text (U+F900 comes back U+8C48)."""
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFC", text).replace("\x00", "").split())
 
 
 @SETTINGS
