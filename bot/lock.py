@@ -51,6 +51,18 @@ class ProcessLock:
         self.holder = _me()
 
     def acquire(self) -> None:
+        """Take the lease, or raise :class:`LockError` naming who holds it."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            self._take()
+        except IntegrityError:
+            # Another process inserted the first lease between our look and our insert
+            # (no row to lock yet, so FOR UPDATE could not stop it): look again, now
+            # that there is one to find.
+            self._take()
+
+    def _take(self) -> None:
         now = self.app.clock()
         with self.app.transaction() as session:
             row = session.get(Lock, NAME, with_for_update=True)

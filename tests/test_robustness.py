@@ -184,6 +184,34 @@ def test_uidvalidity_change_registers_and_answers_nothing_twice(env: BotEnv) -> 
     assert len(env.folder("INBOX")) == 1
 
 
+def test_two_processes_starting_at_once_never_crash_on_the_lease(
+        env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both look, find no lease row, and insert: the second insert's unique violation is
+    the other's lease, reported as such (it used to end in a traceback on PostgreSQL)."""
+    from sqlalchemy.orm import Session
+
+    from bot.errors import LockError
+    from bot.lock import ProcessLock
+
+    now = env.clock()
+    with env.app.transaction() as session:  # the other process got there first
+        session.add(Lock(name="reclambot", holder=f"{socket.gethostname()}:{os.getppid()}",
+                         acquired_at=now, heartbeat_at=now))
+    real_get = Session.get
+    blind = [True]
+
+    def late_get(self, entity, ident, **kwargs):  # type: ignore[no-untyped-def]
+        if entity is Lock and blind:
+            blind.pop()
+            return None  # our look came before the other's insert was committed
+        return real_get(self, entity, ident, **kwargs)
+
+    monkeypatch.setattr(Session, "get", late_get)
+    with pytest.raises(LockError, match="another reclambot"):
+        ProcessLock(env.app).acquire()
+    assert blind == []  # the race did happen: the first look saw nothing
+
+
 def test_second_process_exits_with_a_clear_message(env: BotEnv) -> None:
     env.append(samples.form_submission())
     now = env.clock()
