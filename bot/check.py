@@ -10,18 +10,14 @@ from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.errors import ReclambotError
+from bot.states import EMAIL_KIND_LABELS
 
 if TYPE_CHECKING:
     from bot.sources.imap import ImapSource
 
-#: Every kind of email the bot sends: each needs its three templates.
-EMAIL_KINDS = (
-    "acknowledgement", "director_alert", "director_confirmation", "director_correspondence",
-    "director_delivery_failure", "director_error", "director_new_complaint",
-    "director_unreachable", "director_unreachable_ticket", "form_link", "information_request",
-    "mediation_rights", "requalified", "response", "too_large", "director_digest",
-    "ticket_reminder", "satisfaction", "interim_notice", "director_monthly_report",
-)
+#: Every kind of email the bot sends (each with its French name): each needs its three
+#: templates.
+EMAIL_KINDS = tuple(EMAIL_KIND_LABELS)
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,7 @@ from typing import Any
 from bot.clock import date_fr, datetime_fr, local, utcnow
 from bot.errors import TemplateError
 from bot.states import ComplaintStatus, state_label
-
-
-def number_fr(value: object) -> str:
-    """Jinja filter ``nombre``: a figure as French writes it (``12,5``); ``—`` for none."""
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.1f}".replace(".", ",")
-    return str(value)
+from bot.text import number_fr
 
 
 def complaint_status(code: str) -> str:

@@ -24,6 +24,7 @@ from bot.deadlines import received_day
 from bot.export import REGISTER_COLUMNS, cell, column_value
 from bot.models import Complaint, Ticket
 from bot.states import IN_PROGRESS, ComplaintStatus
+from bot.text import number_fr
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -83,7 +84,7 @@ FIGURE_LABELS: dict[str, str] = {
 
 def figure_rows(report: Report) -> list[tuple[str, str]]:
     """(French label, value) of each indicator; a missing value reads "—"."""
-    return [(FIGURE_LABELS.get(key, key), _fmt(value).replace(".", ",") or "—")
+    return [(FIGURE_LABELS.get(key, key), number_fr(value))
             for key, value in report.figures.items()]
 
 

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from bot.config import package_data_dir
 from bot.errors import RulesError
 from bot.text import fold
 from bot.workdays import FRANCE, Calendar
@@ -361,17 +362,12 @@ def _commands_help(rules_dir: Path) -> CommandsHelp:
     one shipped with the package (the commands are the code's, not the organisation's)."""
     path = rules_dir / "commands.toml"
     if not path.exists():
-        path = Path(__file__).resolve().parent.parent / "rules" / "commands.toml"
-        if not path.exists():
-            path = Path(__file__).resolve().parent / "rules" / "commands.toml"
+        path = package_data_dir("rules") / "commands.toml"
     data = _read(path)
     commands = []
-    for index, raw in enumerate(data.get("commands", [])):
-        where = f"{path}: commands[{index}]"
-        try:
-            syntax, text, prefills = str(raw["syntax"]), str(raw["help"]), raw["prefills"]
-        except (KeyError, TypeError) as exc:
-            raise RulesError(f"{where}: missing {exc}") from None
+    for where, (syntax, text, prefills) in _tables(data, "commands", path,
+                                                   ("syntax", "help", "prefills")):
+        syntax, text = str(syntax), str(text)
         if not syntax.startswith("#") or not isinstance(prefills, list) or not prefills:
             raise RulesError(f"{where}: syntax must start with # and prefills be a list")
         commands.append(CommandHelp(syntax, text, tuple(str(p) for p in prefills)))
@@ -401,14 +397,25 @@ def _out_of_office_rule(data: dict[str, Any], path: Path) -> SubjectRule:
         re.compile(rf"^{re.escape(marker)}\s*([:(\-–—]|$)") for marker in markers))
 
 
-def _subject_rules(data: dict[str, Any], path: Path) -> tuple[SubjectRule, ...]:
-    rules = []
-    for index, raw in enumerate(data.get("subject_rules", [])):
-        where = f"{path}: subject_rules[{index}]"
+def _tables(data: dict[str, Any], key: str, path: Path, fields: tuple[str, ...]
+            ) -> list[tuple[str, tuple[Any, ...]]]:
+    """Each table of the array ``key`` (``[[key]]``), as (where, its ``fields``); a
+    :class:`RulesError` naming the table if one lacks a field."""
+    found = []
+    for index, raw in enumerate(data.get(key, [])):
+        where = f"{path}: {key}[{index}]"
         try:
-            name, reason, patterns = str(raw["name"]), str(raw["reason"]), raw["patterns"]
+            found.append((where, tuple(raw[f] for f in fields)))
         except (KeyError, TypeError) as exc:
             raise RulesError(f"{where}: missing {exc}") from None
+    return found
+
+
+def _subject_rules(data: dict[str, Any], path: Path) -> tuple[SubjectRule, ...]:
+    rules = []
+    for where, (name, reason, patterns) in _tables(data, "subject_rules", path,
+                                                   ("name", "reason", "patterns")):
+        name, reason = str(name), str(reason)
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
             raise RulesError(f"{where}: patterns must be a list of strings")
         rules.append(SubjectRule(name, reason, tuple(_regex(p, f"{where} ({name})")

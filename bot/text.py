@@ -1,4 +1,5 @@
-"""Small text helpers shared by the rules: accent- and case-insensitive comparison."""
+"""Small text helpers: accent- and case-insensitive comparison (the rules), and figures
+as French writes them."""
 
 from __future__ import annotations
 
@@ -26,3 +27,13 @@ def fold(text: str) -> str:
     of complainants' text pass through it too).
     """
     return _NON_WORD.sub(" ", strip_accents(text).casefold()).strip()
+
+
+def number_fr(value: object) -> str:
+    """A figure as French writes it (``12,5``, one decimal); ``—`` for none. The Jinja
+    filter ``nombre``."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.1f}".replace(".", ",")
+    return str(value)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,37 +52,37 @@ def deliver_all(env: BotEnv, files: list[Path]) -> dict[str, Path]:
     return by_id
 
 
+def misjudged(env: BotEnv, by_id: dict[str, Path], right: Callable[[Any, str], bool]
+              ) -> list[str]:
+    """The files whose row is missing, or whose row and sender ``right`` rejects."""
+    rows = {row.message_id: row for row in env.inbound()}
+    wrong = []
+    for message_id, path in by_id.items():
+        row = rows.get(message_id)
+        if row is None:
+            wrong.append(f"{path.name}: not handled")
+        elif not right(row, _sender(path.read_bytes())):
+            wrong.append(f"{path.name}: {row.action}, rules {row.rules}")
+    return wrong
+
+
 def test_corpus_is_large_enough() -> None:
     assert len(ROBOTS) >= 60 and len(PEOPLE) >= 60
 
 
 def test_no_robot_of_the_corpus_is_answered(env: BotEnv) -> None:
     by_id = deliver_all(env, ROBOTS)
-    rows = {row.message_id: row for row in env.inbound()}
     answered = {row.to_address for row in env.outbox()}
-    wrong = []
-    for message_id, path in by_id.items():
-        row = rows.get(message_id)
-        sender = _sender(path.read_bytes())
-        if row is None:
-            wrong.append(f"{path.name}: not handled")
-        elif row.action not in ("robot", "bounce") or sender in answered:
-            wrong.append(f"{path.name}: {row.action}, rules {row.rules}")
+    wrong = misjudged(env, by_id, lambda row, sender: row.action in ("robot", "bounce")
+                      and sender not in answered)
     assert not wrong, "\n".join(wrong)
     assert env.contacts() == [] and env.complaints() == [] and env.outbox() == []
 
 
 def test_every_person_of_the_corpus_gets_the_form_link(env: BotEnv) -> None:
     by_id = deliver_all(env, PEOPLE)
-    rows = {row.message_id: row for row in env.inbound()}
     links = {row.to_address for row in env.query(Outbox, Outbox.kind == "form_link")}
-    wrong = []
-    for message_id, path in by_id.items():
-        row = rows.get(message_id)
-        sender = _sender(path.read_bytes())
-        if row is None:
-            wrong.append(f"{path.name}: not handled")
-        elif row.action != "new_contact" or sender not in links:
-            wrong.append(f"{path.name}: {row.action}, rules {row.rules}")
+    wrong = misjudged(env, by_id, lambda row, sender: row.action == "new_contact"
+                      and sender in links)
     assert not wrong, "\n".join(wrong)
     assert len(env.contacts()) == len(PEOPLE)

@@ -15,8 +15,12 @@ import pytest
 
 from bot import samples
 from bot.cli import main
+from bot.states import STATE_LABELS
 
-ENGLISH_STATES = re.compile(r"\b(open|closed|answered|requalified|pending|sending|sent|failed)\b")
+#: Every state code of the vocabulary: none may reach a French document.
+ENGLISH_STATES = re.compile(
+    r"\b(" + "|".join(sorted({code for words in STATE_LABELS.values() for code in words}))
+    + r")\b")
 LONG = ("Le formateur a modifié le programme sans prévenir ; les supports annoncés n'ont pas "
         "été remis, et les horaires ont changé trois fois. ") * 4
 
@@ -39,13 +43,6 @@ def register(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = directory / "registre.pdf"
     assert main(["--config", config, "export", "--format", "pdf", "--output", str(output)]) == 0
     return output
-
-
-def _pages(path: Path) -> list[object]:
-    import pdfplumber
-
-    with pdfplumber.open(path) as pdf:
-        return [page for page in pdf.pages]
 
 
 def overlaps(chars: list[dict[str, float]], tolerance: float = 0.3) -> list[str]:

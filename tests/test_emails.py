@@ -23,6 +23,7 @@ import pytest
 from bot import samples
 from bot.cli import main
 from bot.commands import NAMES
+from tests.test_documents import ENGLISH_STATES
 
 pytestmark = pytest.mark.integration
 
@@ -224,8 +225,6 @@ def test_the_help_is_one_description_everywhere(sent: list[tuple[str, Any]]) -> 
     assert help_text.splitlines()[1] in _parts(aide)[0]
 
 
-ENGLISH_STATES = re.compile(r"\b(open|closed|answered|requalified|pending|sending|sent|failed"
-                            r"|converted|abandoned|incomplete)\b")
 
 
 def test_no_email_nor_document_shows_an_english_state_word(
@@ -312,9 +311,3 @@ def test_every_kind_of_email_reads_well_in_a_browser(env: Any, tmp_path: Path) -
     assert set(EMAIL_KINDS) - {kind for kind, _ in messages} == set()
     assert look_at(messages, tmp_path / "screens") == []
 
-
-def test_every_kind_of_email_has_its_french_name() -> None:
-    from bot.check import EMAIL_KINDS
-    from bot.states import EMAIL_KIND_LABELS
-
-    assert set(EMAIL_KINDS) == set(EMAIL_KIND_LABELS)
