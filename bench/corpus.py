@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from bot import samples
+from bot.testing import samples
 
 FIRST = ["Jeanne", "Paul", "Sophie", "Marc", "Lucie", "Hélène", "Julien", "Camille", "Éric",
          "Nathalie", "Thomas", "Chloé", "François", "Inès", "Mathieu", "Léa"]

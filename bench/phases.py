@@ -55,10 +55,10 @@ def main() -> None:
     phase, config_path = sys.argv[1], Path(sys.argv[2])
     from bot.app import build_app
     from bot.config import load_config
-    from bot.outbox import send_pending
+    from bot.intake.sources import make_source
+    from bot.outbound.outbox import send_pending
+    from bot.outbound.sinks import make_sink
     from bot.pipeline import process_mailbox
-    from bot.sinks import make_sink
-    from bot.sources import make_source
 
     app = build_app(load_config(config_path))
     baseline = _status_kib("VmRSS")

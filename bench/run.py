@@ -107,7 +107,7 @@ def throughput(dovecot, smtp: SmtpServer, count: int,  # type: ignore[no-untyped
 
 
 def big_attachment(dovecot, smtp: SmtpServer) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    from bot import samples
+    from bot.testing import samples
 
     config, user = _setup(dovecot, smtp.port, "big")
     size = 30 * 2**20
@@ -123,7 +123,7 @@ def big_attachment(dovecot, smtp: SmtpServer) -> dict[str, float]:  # type: igno
 
 
 def latency(dovecot, count: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    from bot import samples
+    from bot.testing import samples
 
     handler = TimedCapture()
     smtp = SmtpServer(handler)

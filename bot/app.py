@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.clock import utcnow
 from bot.config import Config
-from bot.db import make_engine, session_factory
-from bot.dossier import Dossiers
-from bot.logs import use_references
-from bot.render import Renderer
+from bot.core.clock import utcnow
+from bot.core.logs import use_references
+from bot.outbound.render import Renderer
 from bot.rulebook import Rulebook, load_rulebook
-from bot.schema import ensure_schema
-from bot.tokens import Tokens, load_tokens
+from bot.store.db import make_engine, session_factory
+from bot.store.dossier import Dossiers
+from bot.store.schema import ensure_schema
+from bot.store.tokens import Tokens, load_tokens
 
 
 @dataclass

@@ -117,13 +117,13 @@ def _app(args: argparse.Namespace) -> Iterator[App]:
     clock = None
     day = getattr(args, "as_of", None)
     if day is not None:
-        from bot.jobrun import job_moment
+        from bot.procedure.jobrun import job_moment
 
         moment = job_moment(day)
         clock = lambda: moment  # noqa: E731 - the whole command runs "on that day"
     config = load_config(args.config)
     if not args.verbose and args.command != "demo":
-        from bot.logs import configure
+        from bot.core.logs import configure
 
         configure(config.logging.format, config.logging.level)
     app = build_app(config, clock=clock)
@@ -135,11 +135,11 @@ def _app(args: argparse.Namespace) -> Iterator[App]:
 
 def _job(name: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
-        from bot import jobs
-        from bot.lock import ProcessLock
-        from bot.outbox import send_pending
-        from bot.purge import purge
-        from bot.sinks import make_sink
+        from bot.ops.lock import ProcessLock
+        from bot.outbound.outbox import send_pending
+        from bot.outbound.sinks import make_sink
+        from bot.procedure import jobs
+        from bot.procedure.purge import purge
 
         with _app(args) as app, ProcessLock(app):
             day = jobs.today(app)
@@ -158,13 +158,13 @@ def _job(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bot import jobs
-    from bot.report import build_report, write_csv
+    from bot.procedure import jobs
+    from bot.reporting.report import build_report, write_csv
 
     with _app(args) as app:
         if args.send:
-            from bot.outbox import send_pending
-            from bot.sinks import make_sink
+            from bot.outbound.outbox import send_pending
+            from bot.outbound.sinks import make_sink
 
             result = jobs.monthly_report(app, jobs.today(app), force=True)
             print(result.line())
@@ -184,8 +184,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.output.mkdir(parents=True, exist_ok=True)
         last = end - dt.timedelta(days=1)
         stem = f"rapport-reclamations-{start.isoformat()}-{last.isoformat()}"
-        from bot.progress import Progress
-        from bot.report import REPORT_STAGES
+        from bot.ops.progress import Progress
+        from bot.reporting.report import REPORT_STAGES
 
         with app.sessions() as session, Progress(REPORT_STAGES, "report") as progress:
             report = build_report(session, app, start, end, progress.advance)
@@ -198,7 +198,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_gdpr(args: argparse.Namespace) -> int:
-    from bot import gdpr
+    from bot.procedure import gdpr
 
     with _app(args) as app:
         address = args.email.strip().lower()
@@ -209,7 +209,7 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
             return 0
         if args.gdpr_command == "export":
             output = args.output or Path(f"rgpd-{address.replace('@', '_at_')}.zip")
-            from bot.progress import Progress
+            from bot.ops.progress import Progress
 
             with Progress(1, "gdpr export") as progress:
                 count = gdpr.export(app, address, output, progress.update)
@@ -234,7 +234,7 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.runner import run_forever, run_once
+    from bot.ops.runner import run_forever, run_once
 
     with _app(args) as app:
         if args.once:
@@ -252,7 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from bot.export import write_csv
+    from bot.reporting.export import write_csv
 
     with _app(args) as app, app.sessions() as session:
         if args.format == "csv" and args.output is None:
@@ -263,11 +263,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             with output.open("w", encoding="utf-8-sig", newline="") as out:
                 write_csv(session, out, app.rulebook)
         elif args.format == "xlsx":
-            from bot.report import register_workbook
+            from bot.reporting.report import register_workbook
 
             output.write_bytes(register_workbook(session, app))
         else:
-            from bot.export import register_pdf
+            from bot.reporting.export import register_pdf
 
             output.write_bytes(register_pdf(session, app.rulebook,
                                             app.config.organisation.name, app.clock()))
@@ -276,7 +276,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.ops.demo import run_demo
 
     print(run_demo(args.dir))
     return 0
@@ -285,8 +285,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_outbox(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from bot.models import Outbox
-    from bot.states import EMAIL_KIND_LABELS, UNSENT, OutboxStatus, state_label
+    from bot.core.states import EMAIL_KIND_LABELS, UNSENT, OutboxStatus, state_label
+    from bot.store.models import Outbox
 
     with _app(args) as app, app.sessions() as session:
         rows = session.scalars(
@@ -303,9 +303,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from bot.errors import LockError
-    from bot.lock import ProcessLock
-    from bot.quarantine import list_quarantine, quarantine_source, retry
-    from bot.runner import run_pass
+    from bot.ops.lock import ProcessLock
+    from bot.ops.quarantine import list_quarantine, quarantine_source, retry
+    from bot.ops.runner import run_pass
 
     with _app(args) as app:
         source = quarantine_source(app)
@@ -339,7 +339,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bot.check import config_result, run_checks
+    from bot.ops.check import config_result, run_checks
 
     config, first = config_result(args.config)
     results = [first, *(run_checks(config) if config is not None else [])]
@@ -351,12 +351,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from sqlalchemy import CursorResult, func, select, update
 
-    from bot.lock import ProcessLock
-    from bot.models import Outbox
+    from bot.core.states import OutboxStatus
+    from bot.intake.sources.archive import ArchiveSource
+    from bot.ops.lock import ProcessLock
+    from bot.ops.progress import Progress
     from bot.pipeline import process_mailbox
-    from bot.progress import Progress
-    from bot.sources.archive import ArchiveSource
-    from bot.states import OutboxStatus
+    from bot.store.models import Outbox
 
     path = args.mbox or args.maildir
     if not path.exists():
@@ -382,7 +382,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from bot.config import default_config_path
-    from bot.init import write_config
+    from bot.ops.init import write_config
 
     path, provider = write_config(args.config or default_config_path(), input)
     if provider.oauth2:
@@ -398,7 +398,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bot.status import status_lines
+    from bot.reporting.status import status_lines
 
     with _app(args) as app:
         print("\n".join(status_lines(app)))
@@ -407,8 +407,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_auth(args: argparse.Namespace) -> int:
     from bot.config import load_config
+    from bot.config.oauth2 import sign_in
     from bot.errors import ConfigError
-    from bot.oauth2 import sign_in
 
     config = load_config(args.config)
     if config.oauth2 is None:
@@ -427,8 +427,8 @@ def cmd_auth(args: argparse.Namespace) -> int:
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from bot.config import load_config
-    from bot.db import make_engine
-    from bot.schema import ensure_schema
+    from bot.store.db import make_engine
+    from bot.store.schema import ensure_schema
 
     config = load_config(args.config)
     engine = make_engine(config.database_url)
@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``reclambot`` console script."""
     args = _parser().parse_args(argv)
     quiet = args.command == "demo"  # the demo prints its own summary
-    from bot.logs import configure
+    from bot.core.logs import configure
 
     configure("text", logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO)
     try:

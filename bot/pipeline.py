@@ -28,18 +28,18 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from bot.app import App
-from bot.classify import Match, classify
 from bot.config import LimitsConfig
-from bot.db import hold_rows, release_rows
 from bot.errors import ConfigError, MessageError, ReclambotError, SourceError
-from bot.handlers import ROUTES, handle
-from bot.message import InboundMessage, content_hash, parse_message
-from bot.models import RETRIED_STATE, Complaint, Contact, Inbound, MailboxState, Ticket
-from bot.outbox import SendReport, send_pending
-from bot.parsing import BatchParser
-from bot.sinks import Sink
-from bot.sources.base import RawMessage, Source
-from bot.status import FilingLog, record_setting
+from bot.intake.classify import Match, classify
+from bot.intake.message import InboundMessage, content_hash, parse_message
+from bot.intake.parsing import BatchParser
+from bot.intake.sources.base import RawMessage, Source
+from bot.outbound.outbox import SendReport, send_pending
+from bot.outbound.sinks import Sink
+from bot.procedure.handlers import ROUTES, handle
+from bot.reporting.status import FilingLog, record_setting
+from bot.store.db import hold_rows, release_rows
+from bot.store.models import RETRIED_STATE, Complaint, Contact, Inbound, MailboxState, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
     for the whole batch, while ``parser`` may still be parsing its messages. Handlers
     seldom fail, so the batch is first handled without a SAVEPOINT per message (they cost
     a tenth of the time); its rows are flushed once, at its end (or when a query needs
-    them), and its events and emails are written then (:func:`bot.db.hold_rows`). If a
+    them), and its events and emails are written then (:func:`bot.store.db.hold_rows`). If a
     handler, the flush or that write fails, the attempt is rolled back whole and the batch
     is handled again with a SAVEPOINT per message and every row written at once, so that
     the failing message goes to quarantine alone. Nothing leaves

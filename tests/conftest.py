@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from bot.app import App, build_app
 from bot.config import Config, load_config
-from bot.models import Complaint, Contact, Inbound, Outbox, Ticket
+from bot.ops.runner import run_once
 from bot.pipeline import RunSummary
-from bot.runner import run_once
+from bot.store.models import Complaint, Contact, Inbound, Outbox, Ticket
 from tests.servers import (
     DEFAULT_LAYOUT,
     DOVECOT_PASSWORD,

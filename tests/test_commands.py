@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from bot.commands import CommandError, one_year_after, parse, parse_day, two_months_after
+from bot.intake.commandline import CommandError, parse
+from bot.procedure.commands import one_year_after, parse_day, two_months_after
 
 
 def test_commands_with_text_up_to_the_next_command() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bot.models import Outbox
+from bot.store.models import Outbox
 from tests.conftest import BotEnv
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bot import samples
+from bot.testing import samples
 from tests.conftest import BotEnv
 
 pytestmark = pytest.mark.integration

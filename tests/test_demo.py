@@ -59,7 +59,7 @@ def test_run_once_on_maildir_reports(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_quarantine_retry_on_a_maildir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The same commands on the demo's Maildir: listed, put back once, handled once."""
-    from bot import samples
+    from bot.testing import samples
 
     directory = tmp_path / "demo"
     main(["demo", "--dir", str(directory)])

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from bot import samples
-from bot.export import write_csv
-from bot.models import Event
+from bot.reporting.export import write_csv
+from bot.store.models import Event
+from bot.testing import samples
 from tests.conftest import BOT, DIRECTOR, BotEnv
 from tests.servers import Captured
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import samples
 from bot.cli import main
-from bot.states import STATE_LABELS
+from bot.core.states import STATE_LABELS
+from bot.testing import samples
 
 #: Every state code of the vocabulary: none may reach a French document.
 ENGLISH_STATES = re.compile(

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from bot import samples
 from bot.cli import main
-from bot.commands import NAMES
+from bot.intake.commandline import NAMES
+from bot.testing import samples
 from tests.test_documents import ENGLISH_STATES
 
 pytestmark = pytest.mark.integration
@@ -80,7 +80,7 @@ def sent(demo: Path) -> list[tuple[str, Any]]:
 
     from bot.app import build_app
     from bot.config import load_config
-    from bot.models import Outbox
+    from bot.store.models import Outbox
 
     app = build_app(load_config(demo / "config.toml"))
     with app.sessions() as session:
@@ -210,7 +210,7 @@ def test_the_help_is_one_description_everywhere(sent: list[tuple[str, Any]]) -> 
     """rules/commands.toml covers every command the parser knows, and the README shows
     exactly what the director gets."""
     from bot.config import package_data_dir
-    from bot.render import Renderer
+    from bot.outbound.render import Renderer
     from bot.rulebook import load_rulebook
 
     rules = load_rulebook(package_data_dir("rules"))
@@ -230,7 +230,7 @@ def test_the_help_is_one_description_everywhere(sent: list[tuple[str, Any]]) -> 
 def test_no_email_nor_document_shows_an_english_state_word(
         sent: list[tuple[str, Any]], demo: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """The states people read come from the one French vocabulary (bot.models.STATE_LABELS):
+    """The states people read come from the one French vocabulary (bot.store.models.STATE_LABELS):
     emails, the CSV register, ``status``, ``outbox`` and ``#liste``."""
     found = []
     for kind, message in sent:
@@ -256,14 +256,14 @@ def test_no_email_nor_document_shows_an_english_state_word(
 
 
 def test_every_kind_of_email_reads_well_in_a_browser(env: Any, tmp_path: Path) -> None:
-    """Every kind of email the bot can send (``bot.check.EMAIL_KINDS``), produced by a
+    """Every kind of email the bot can send (``bot.ops.check.EMAIL_KINDS``), produced by a
     month of one organisation's life through the real Dovecot and SMTP servers, with the
     complainants' values full of ``<``, ``>`` and ``&``: each one looked at as above."""
     import datetime as dt
 
-    from bot import jobs
-    from bot.check import EMAIL_KINDS
-    from bot.models import Outbox
+    from bot.ops.check import EMAIL_KINDS
+    from bot.procedure import jobs
+    from bot.store.models import Outbox
     from tests.test_director import command, register
     from tests.test_time import at, run_job
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import samples
 from bot.config import package_data_dir
-from bot.form import extract_fields, validate
 from bot.rulebook import load_rulebook
+from bot.rulebook.form import extract_fields, validate
+from bot.testing import samples
 
 RULES = load_rulebook(package_data_dir("rules"))
 DAY = dt.date(2026, 11, 25)

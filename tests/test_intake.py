@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import samples
-from bot.export import REGISTER_COLUMNS, write_csv
 from bot.pipeline import finish_batch
+from bot.reporting.export import REGISTER_COLUMNS, write_csv
+from bot.testing import samples
 from tests.conftest import BOT, DIRECTOR, FORM_SENDER, BotEnv
 
 pytestmark = pytest.mark.integration
@@ -433,9 +433,9 @@ def test_restart_in_the_middle_of_a_batch(env: BotEnv, monkeypatch: pytest.Monke
 @pytest.mark.mailbox
 def test_failing_message_is_quarantined_and_batch_goes_on(
         env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.handlers
+    import bot.procedure.handlers
 
-    route = bot.handlers.ROUTES[bot.handlers.Action.NEW_CONTACT]
+    route = bot.procedure.handlers.ROUTES[bot.procedure.handlers.Action.NEW_CONTACT]
     original = route.handler
 
     def explode(session, app, msg, decision, row):  # type: ignore[no-untyped-def]
@@ -443,8 +443,8 @@ def test_failing_message_is_quarantined_and_batch_goes_on(
             raise ValueError("handler failure")
         return original(session, app, msg, decision, row)
 
-    monkeypatch.setitem(bot.handlers.ROUTES, bot.handlers.Action.NEW_CONTACT,
-                        bot.handlers.Route(explode, route.folder))
+    monkeypatch.setitem(bot.procedure.handlers.ROUTES, bot.procedure.handlers.Action.NEW_CONTACT,
+                        bot.procedure.handlers.Route(explode, route.folder))
     env.append(samples.free_text(subject="Réclamation boom"))
     env.append(samples.free_text(subject="Réclamation ok", sender="b@example.org"))
     env.run()
@@ -456,11 +456,11 @@ def test_failing_message_is_quarantined_and_batch_goes_on(
 
 def test_row_refused_at_the_end_of_a_batch_quarantines_only_its_message(
         env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.handlers
-    from bot.db import append_row
-    from bot.models import Event
+    import bot.procedure.handlers
+    from bot.store.db import append_row
+    from bot.store.models import Event
 
-    route = bot.handlers.ROUTES[bot.handlers.Action.NEW_CONTACT]
+    route = bot.procedure.handlers.ROUTES[bot.procedure.handlers.Action.NEW_CONTACT]
     original = route.handler
 
     def unwritable(session, app, msg, decision, row):  # type: ignore[no-untyped-def]
@@ -471,8 +471,8 @@ def test_row_refused_at_the_end_of_a_batch_quarantines_only_its_message(
                        detail={"not json": object()}, complaint_id=None, contact_id=None,
                        ticket_id=None)
 
-    monkeypatch.setitem(bot.handlers.ROUTES, bot.handlers.Action.NEW_CONTACT,
-                        bot.handlers.Route(unwritable, route.folder))
+    monkeypatch.setitem(bot.procedure.handlers.ROUTES, bot.procedure.handlers.Action.NEW_CONTACT,
+                        bot.procedure.handlers.Route(unwritable, route.folder))
     env.append(samples.free_text(subject="Réclamation ok", sender="a@example.org"))
     env.append(samples.free_text(subject="Réclamation boom"))
     env.append(samples.free_text(subject="Réclamation ok", sender="b@example.org"))
@@ -511,7 +511,7 @@ def test_run_forever_answers_new_mail_through_idle(env: BotEnv) -> None:
     import threading
     import time
 
-    from bot.runner import run_forever
+    from bot.ops.runner import run_forever
 
     if "IDLE" in env.server.layout.lacks:
         # No IDLE: the bot looks every poll_interval seconds instead (60 by default).
@@ -591,7 +591,7 @@ def test_reply_to_form_link_with_text_or_with_the_form(env: BotEnv) -> None:
 def test_backlog_parsed_by_a_worker_is_handled_exactly_as_here(
         tmp_path: Path, imap_server, smtp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from bench.corpus import corpus
-    from bot.parsing import BACKLOG, BatchParser
+    from bot.intake.parsing import BACKLOG, BatchParser
 
     started = []
     start = BatchParser.start

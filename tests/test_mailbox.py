@@ -13,10 +13,10 @@ import json
 
 import pytest
 
-from bot import samples
 from bot.cli import main
-from bot.models import Event, Inbound
-from bot.sources.folders import Namespace
+from bot.intake.sources.folders import Namespace
+from bot.store.models import Event, Inbound
+from bot.testing import samples
 from tests.conftest import DIRECTOR, BotEnv
 from tests.servers import Dovecot
 
@@ -246,7 +246,7 @@ def test_failed_folder_creation_still_sends_and_the_next_pass_files_once_dovecot
     status = capsys.readouterr().out
     assert "Classement en échec" in status and "« Réclamations/Traitées » : 3 relève(s)" in status
     env.now = None
-    from bot.jobs import remind, today
+    from bot.procedure.jobs import remind, today
 
     remind(env.app, today(env.app))
     env.run()  # the digest goes out with the outbox of the next pass
@@ -321,8 +321,8 @@ def test_quarantine_list_then_retry_after_a_fix_handles_each_once(
 
 def test_filing_log_is_written_only_when_something_changes(env: BotEnv) -> None:
     """A pass whose filing works writes no failure record."""
-    from bot.models import Setting
-    from bot.status import FILING_KEY
+    from bot.reporting.status import FILING_KEY
+    from bot.store.models import Setting
 
     env.append(samples.form_submission())
     env.run()

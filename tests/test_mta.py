@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import samples
-from bot.models import Outbox
+from bot.store.models import Outbox
+from bot.testing import samples
 from tests import mta_reports
 from tests.conftest import FORM_SENDER, BotEnv, ServerPool
 from tests.servers import (

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from bot import samples
 from bot.cli import main
 from bot.config import OAuth2Config, Secret
-from bot.oauth2 import AccessTokens, TokenFile, sign_in
+from bot.config.oauth2 import AccessTokens, TokenFile, sign_in
+from bot.testing import samples
 from tests.conftest import DIRECTOR, BotEnv
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 from tests.servers import (
@@ -165,7 +165,7 @@ def test_missing_token_file_says_to_sign_in(oauth_env: BotEnv,
     err = capsys.readouterr().err
     assert "no OAuth2 token in" in err and "reclambot auth" in err
     from bot.errors import OAuth2Error
-    from bot.sinks import make_sink
+    from bot.outbound.sinks import make_sink
 
     with pytest.raises(OAuth2Error, match="no OAuth2 token"), \
             make_sink(oauth_env.config).connect():

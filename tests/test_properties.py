@@ -18,11 +18,11 @@ from sqlalchemy import select
 
 from bot.app import App, build_app
 from bot.config import load_config
-from bot.demo import DEMO_CONFIG
-from bot.message import MessageError, parse_message
-from bot.models import Inbound
+from bot.intake.message import MessageError, parse_message
+from bot.intake.sources.maildir import MaildirSource
+from bot.ops.demo import DEMO_CONFIG
 from bot.pipeline import process_mailbox
-from bot.sources.maildir import MaildirSource
+from bot.store.models import Inbound
 
 SETTINGS = settings(max_examples=80, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -119,7 +119,7 @@ def test_structured_messages_parse_and_stay_contained(
 @given(st.binary(max_size=200).filter(lambda b: b.isascii() and b"=?" not in b))
 def test_plain_ascii_header_fields_decode_as_the_general_path_does(value: bytes) -> None:
     # decode_header_value skips RFC 2047 decoding for these: it must change nothing.
-    from bot.message import decode_header_value
+    from bot.intake.message import decode_header_value
 
     general = str(email.header.make_header(email.header.decode_header(value.decode("ascii"))))
     assert decode_header_value(value) == norm(general)

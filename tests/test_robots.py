@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot import classify
 from bot.config import package_data_dir
-from bot.message import decode_header_value, parse_message
+from bot.intake import classify
+from bot.intake.message import decode_header_value, parse_message
 from bot.rulebook import load_rulebook
 
 RULES = load_rulebook(package_data_dir("rules"))

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from bot import samples
-from bot.models import Event, Lock, Outbox
+from bot.store.models import Event, Lock, Outbox
+from bot.testing import samples
 from tests.conftest import BOT, DIRECTOR, FORM_SENDER, BotEnv
 
 pytestmark = pytest.mark.integration
@@ -191,7 +191,7 @@ def test_two_processes_starting_at_once_never_crash_on_the_lease(
     from sqlalchemy.orm import Session
 
     from bot.errors import LockError
-    from bot.lock import ProcessLock
+    from bot.ops.lock import ProcessLock
 
     now = env.clock()
     with env.app.transaction() as session:  # the other process got there first
@@ -337,10 +337,10 @@ def test_a_send_stopped_midway_leaves_one_row_in_doubt(env: BotEnv) -> None:
     # One email's outcome and the next one's claim share a transaction: a process stopped
     # while it hands over the second email leaves the first booked as sent, the second
     # "sending" (sent again, marked interrupted) and the third untouched.
-    from bot.outbox import recover_interrupted, send_pending
+    from bot.intake.sources import make_source
+    from bot.outbound.outbox import recover_interrupted, send_pending
+    from bot.outbound.sinks import make_sink
     from bot.pipeline import process_mailbox
-    from bot.sinks import make_sink
-    from bot.sources import make_source
 
     for name in ("anne", "bruno", "chloe"):
         env.append(samples.free_text(sender=f"{name} <{name}@example.org>"))
@@ -457,7 +457,7 @@ def test_broken_mime_text_is_kept_in_the_dossier(env: BotEnv) -> None:
     [contact] = env.contacts()
     [eml] = (env.config.dossiers / contact.reference / "messages").iterdir()
     assert eml.read_bytes() == raw
-    from bot.message import parse_message
+    from bot.intake.message import parse_message
 
     assert "Le texte de ma réclamation est ici." in parse_message(raw).text
 
@@ -545,7 +545,7 @@ def test_check_reports_one_line_per_problem(env: BotEnv, tmp_path,  # type: igno
 def test_run_survives_the_smtp_server_going_down(env: BotEnv) -> None:
     import threading
 
-    from bot.runner import run_forever
+    from bot.ops.runner import run_forever
 
     stop = threading.Event()
     env.smtp.stop()
@@ -590,7 +590,7 @@ def test_json_logs_carry_the_ticket(env: BotEnv) -> None:
 def test_status_shows_poll_complaints_outbox_quarantine_and_errors(
         env: BotEnv, capsys: pytest.CaptureFixture[str]) -> None:
     from bot.cli import main
-    from bot.status import record_error
+    from bot.reporting.status import record_error
 
     env.append(samples.form_submission())
     env.append(b"\r\n")
@@ -609,7 +609,7 @@ def test_status_shows_poll_complaints_outbox_quarantine_and_errors(
 @pytest.mark.mailbox
 def test_large_message_is_fetched_in_pieces_byte_for_byte(
         env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.sources.imap import ImapSource
+    from bot.intake.sources.imap import ImapSource
 
     # The real thresholds are megabytes: scaled down, the same code runs in a blink.
     monkeypatch.setattr(ImapSource, "PIECEWISE_ABOVE", 50_000)

@@ -14,13 +14,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, Table, create_engine, func, select, text
 
-from bot import samples
 from bot.cli import main
 from bot.config import load_config
-from bot.db import make_engine
 from bot.errors import SchemaError
-from bot.models import Base
-from bot.schema import FIRST, HEAD, alembic_config, ensure_schema, run_alembic, schema_state
+from bot.store.db import make_engine
+from bot.store.models import Base
+from bot.store.schema import FIRST, HEAD, alembic_config, ensure_schema, run_alembic, schema_state
+from bot.testing import samples
 from tests.conftest import BotEnv
 
 FIRST_REGISTER = Path(__file__).parent / "data" / "register-0.1.0.sql"

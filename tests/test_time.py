@@ -18,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from bot import gdpr, jobs, samples
-from bot.jobrun import job_moment
-from bot.models import Complaint, Erasure, Event, Ticket
-from bot.outbox import send_pending
-from bot.purge import purge
-from bot.report import build_report, register_workbook, write_csv
-from bot.sinks import make_sink
+from bot.outbound.outbox import send_pending
+from bot.outbound.sinks import make_sink
+from bot.procedure import gdpr, jobs
+from bot.procedure.jobrun import job_moment
+from bot.procedure.purge import purge
+from bot.reporting.report import build_report, register_workbook, write_csv
+from bot.store.models import Complaint, Erasure, Event, Ticket
+from bot.testing import samples
 from tests.conftest import DIRECTOR, BotEnv
 from tests.servers import Captured
 from tests.test_director import command, register

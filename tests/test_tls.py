@@ -6,8 +6,8 @@ import ssl
 
 import pytest
 
-from bot import samples
 from bot.errors import SourceError
+from bot.testing import samples
 from tests.conftest import BotEnv
 from tests.servers import SmtpCapture, free_port, self_signed_certificate
 

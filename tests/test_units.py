@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from bot.config import package_data_dir
-from bot.db import make_engine, next_in_sequence, session_factory
-from bot.dossier import Dossiers, safe_filename
+from bot.core.workdays import FRANCE
 from bot.errors import RulesError
-from bot.largeparts import LARGE_PART
-from bot.message import content_hash, parse_message
-from bot.progress import Progress
-from bot.replies import new_text
+from bot.intake.largeparts import LARGE_PART
+from bot.intake.message import content_hash, parse_message
+from bot.intake.replies import new_text
+from bot.ops.progress import Progress
 from bot.rulebook import load_rulebook
-from bot.schema import ensure_schema
-from bot.workdays import FRANCE
+from bot.store.db import make_engine, next_in_sequence, session_factory
+from bot.store.dossier import Dossiers, safe_filename
+from bot.store.schema import ensure_schema
 
 
 def test_christmas_eve_ticket_skips_holidays_and_weekends() -> None:
@@ -149,8 +149,8 @@ def test_composed_email_is_standard_mime(tmp_path: Path) -> None:
 
     from bot.app import build_app
     from bot.config import load_config
-    from bot.demo import DEMO_CONFIG
-    from bot.outbox import compose
+    from bot.ops.demo import DEMO_CONFIG
+    from bot.outbound.outbox import compose
 
     (tmp_path / "config.toml").write_text(DEMO_CONFIG, encoding="utf-8")
     app = build_app(load_config(tmp_path / "config.toml"))
@@ -192,8 +192,8 @@ def test_progress_is_a_bar_in_a_terminal_and_silent_in_a_pipe() -> None:
 
 
 def test_large_parts_are_lifted_and_restored_exactly() -> None:
-    from bot import samples
-    from bot.largeparts import lift
+    from bot.intake.largeparts import lift
+    from bot.testing import samples
 
     big = samples.pdf_bytes(LARGE_PART + 4096)
     small = b"petite piece jointe"
@@ -210,7 +210,7 @@ def test_large_parts_are_lifted_and_restored_exactly() -> None:
 
 
 def test_lifting_leaves_other_encodings_and_small_messages_alone() -> None:
-    from bot.largeparts import lift
+    from bot.intake.largeparts import lift
 
     body = b"ligne de texte quoted-printable=3D\r\n" * 40000
     raw = (b'From: a@example.fr\r\nSubject: gros texte\r\nMIME-Version: 1.0\r\n'
@@ -231,7 +231,7 @@ def test_encoded_subjects_read_back_and_fold(subject: str) -> None:
     import email
     import email.policy
 
-    from bot.outbox import _header
+    from bot.outbound.outbox import _header
 
     line = _header("Subject", subject)
     assert all(len(part) <= 76 for part in line.split(b"\r\n"))
@@ -246,7 +246,7 @@ def _corpus(count: int) -> list[bytes]:
 
 
 def test_parse_worker_gives_what_parsing_here_gives() -> None:
-    from bot.parsing import BatchParser
+    from bot.intake.parsing import BatchParser
 
     datas = _corpus(40)
     here = list(BatchParser(("utf_8", "cp1252"), workers=0).parse(datas))
@@ -267,7 +267,7 @@ def test_parse_worker_killed_mid_batch_loses_nothing() -> None:
     import os
     import signal
 
-    from bot.parsing import BatchParser
+    from bot.intake.parsing import BatchParser
 
     datas = _corpus(200)  # far more than the worker parses before it is killed
     parser = BatchParser(("utf_8", "cp1252"), workers=1, threshold=1)
@@ -294,7 +294,7 @@ def test_base64_lines_are_those_of_the_stdlib(size: int) -> None:
     import base64
     import random
 
-    from bot.outbox import _base64_lines
+    from bot.outbound.outbox import _base64_lines
 
     data = random.Random(size).randbytes(size)
     assert _base64_lines(data) == base64.encodebytes(data).replace(b"\n", b"\r\n")
@@ -315,14 +315,14 @@ def test_base64_lines_are_those_of_the_stdlib(size: int) -> None:
 ])
 def test_folder_names_map_onto_the_namespace(prefix: str, delimiter: str | None, name: str,
                                              expected: str) -> None:
-    from bot.sources.folders import Namespace
+    from bot.intake.sources.folders import Namespace
 
     assert Namespace(prefix, delimiter).server_name(name, "folders.processed") == expected
 
 
 def test_a_level_with_the_delimiter_is_a_config_error_naming_the_key() -> None:
     from bot.errors import ConfigError
-    from bot.sources.folders import Namespace
+    from bot.intake.sources.folders import Namespace
 
     with pytest.raises(ConfigError, match=r"folders\.ignored : « Ignorées\.2026 » contient « \. »"):
         Namespace("INBOX.", ".").server_name("Réclamations/Ignorées.2026", "folders.ignored")
@@ -333,7 +333,7 @@ def test_a_level_with_the_delimiter_is_a_config_error_naming_the_key() -> None:
 
 
 def test_spellings_start_with_the_preferred_name_then_older_ones() -> None:
-    from bot.sources.folders import Namespace
+    from bot.intake.sources.folders import Namespace
 
     assert Namespace("INBOX.", ".").spellings("Réclamations/Traitées", "k") == [
         "INBOX.Réclamations.Traitées", "Réclamations.Traitées", "Réclamations/Traitées"]
@@ -350,7 +350,7 @@ def test_spellings_start_with_the_preferred_name_then_older_ones() -> None:
 ])
 def test_namespace_answer_is_read_from_its_first_personal_entry(
         answer: object, expected: tuple[str, str | None] | None) -> None:
-    from bot.sources.folders import parse_namespace
+    from bot.intake.sources.folders import parse_namespace
 
     found = parse_namespace(answer)
     assert (None if found is None else (found.prefix, found.delimiter)) == expected
@@ -374,8 +374,8 @@ def test_the_exception_tree_in_the_docstring_is_the_real_one() -> None:
 
 
 def test_every_kind_of_email_has_its_three_templates() -> None:
-    from bot.check import EMAIL_KINDS
-    from bot.render import Renderer
+    from bot.ops.check import EMAIL_KINDS
+    from bot.outbound.render import Renderer
 
     kinds = set(Renderer(package_data_dir("templates")).kinds())
     assert set(EMAIL_KINDS) <= kinds
@@ -385,7 +385,7 @@ def test_log_lines_are_tagged_with_the_rulebooks_prefixes() -> None:
     """``[references]`` prefixes are data: the log's reference tag follows them."""
     import logging
 
-    from bot.logs import TicketFilter, configure, use_references
+    from bot.core.logs import TicketFilter, configure, use_references
 
     configure("text", logging.INFO)
     [flt] = [f for h in logging.getLogger().handlers for f in h.filters

@@ -1,0 +1,1 @@
+"""The pure core: stdlib only, imported by every stage."""

@@ -1,0 +1,1 @@
+"""Intake: messages in, from their source to a decision."""

@@ -1,0 +1,101 @@
+"""The director's command lines: ``#name arguments`` and the text under them, parsed.
+
+Parsed at intake, so that the decision carries the commands and the handler that runs
+them (:mod:`bot.procedure.commands`) never reads the email again. Only the new text of a
+reply is given here (quoted history stripped). A line that starts with ``#`` starts a
+command (case and accents ignored); the lines under it, up to the next command or a
+``--`` signature line, are its text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.core.text import fold
+from bot.errors import ReclambotError
+
+NAMES = {
+    "manquement": "manquement",
+    "action": "action",
+    "reponse": "reponse",
+    "repondre": "reponse",
+    "cloturer": "cloturer",
+    "cloture": "cloturer",
+    "clore": "cloturer",
+    "rouvrir": "rouvrir",
+    "reouvrir": "rouvrir",
+    "requalifier": "requalifier",
+    "note": "note",
+    "consommateur": "consommateur",
+    "aide": "aide",
+    "liste": "liste",
+    "prolonger": "prolonger",
+    "conserver": "conserver",
+    "liberer": "liberer",
+    "finrelation": "finrelation",
+    "fin_relation": "finrelation",
+}
+#: Commands that read the register without changing it: they need no complaint token.
+READ_ONLY = frozenset({"aide", "liste"})
+_COMMAND_LINE = re.compile(r"^\s*#\s*([^\s#]+)\s*(.*)$")
+_SIGNATURE = re.compile(r"^-- ?$")
+
+
+class CommandError(ReclambotError):
+    """A command the bot cannot carry out; names the line the director must fix."""
+
+    def __init__(self, command: Command | None, message: str) -> None:
+        self.command = command
+        self.message = message
+        where = f"ligne {command.line} « {command.source.strip()} »" if command else "message"
+        super().__init__(f"{where} : {message}")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One ``#command`` with its arguments and the text under it."""
+
+    name: str
+    args: str
+    body: str
+    line: int
+    source: str
+
+    @property
+    def text(self) -> str:
+        """Arguments and body together: the free text of the command."""
+        return "\n".join(part for part in (self.args.strip(), self.body) if part)
+
+
+def parse(text: str) -> list[Command]:
+    """The commands of ``text`` (the reply's new text); unknown ones raise ``CommandError``."""
+    commands: list[Command] = []
+    current: dict[str, object] | None = None
+    body: list[str] = []
+
+    def close() -> None:
+        if current is not None:
+            # Blank lines around the text go; the indentation of its first line stays.
+            text = "\n".join(body).strip("\n").rstrip()
+            commands.append(Command(body=text, **current))  # type: ignore[arg-type]
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        if _SIGNATURE.match(line):
+            break
+        match = _COMMAND_LINE.match(line)
+        if match:
+            close()
+            body = []
+            word = fold(match.group(1)).replace(" ", "")
+            command = {"args": match.group(2).strip(), "line": number, "source": line}
+            if word not in NAMES:
+                raise CommandError(
+                    Command(word, "", "", number, line),
+                    f"commande inconnue « #{match.group(1)} » (envoyez #aide pour la liste)",
+                )
+            current = {"name": NAMES[word], **command}
+        elif current is not None:
+            body.append(line)
+    close()
+    return commands

@@ -1,1 +1,0 @@
-"""Alembic migrations of the register's schema (run through ``bot.schema``, not the alembic CLI)."""

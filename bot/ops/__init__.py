@@ -1,0 +1,1 @@
+"""Operations: the runner, lock, checks, quarantine, set-up and the demo."""

@@ -1,0 +1,129 @@
+"""``reclambot init``: a few questions, and a commented ``config.toml`` from the example."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.config import package_data_dir
+from bot.config.providers import PROVIDERS, Provider
+from bot.errors import ConfigError
+
+Ask = Callable[[str], str]
+
+
+def _example() -> str:
+    here = package_data_dir("rules").parent
+    for candidate in (here / "config.example.toml", here.parent / "config.example.toml"):
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    from importlib.resources import files
+
+    return files("bot").joinpath("config.example.toml").read_text(encoding="utf-8")
+
+
+def _set(text: str, section: str, key: str, value: object) -> str:
+    """Replace ``key = ...`` inside ``[section]`` of the example, keeping every comment."""
+    # JSON strings and arrays are valid TOML, quotes and backslashes escaped.
+    rendered = (json.dumps(value, ensure_ascii=False) if isinstance(value, str | list)
+                else str(value))
+    header = re.search(rf"(?m)^\[{re.escape(section)}\]\s*$", text)
+    if header is None:
+        raise ConfigError(section, "section not found in config.example.toml")
+    following = re.compile(r"(?m)^\[").search(text, header.end())
+    end = following.start() if following else len(text)
+    body, count = re.subn(rf"(?m)^{re.escape(key)} = [^\n]*", lambda _: f"{key} = {rendered}",
+                          text[header.end():end], count=1)
+    if not count:
+        raise ConfigError(f"{section}.{key}", "not found in config.example.toml")
+    return text[:header.end()] + body + text[end:]
+
+
+def _enable(text: str, section: str, keys: tuple[str, ...]) -> str:
+    """Uncomment the example's ``# [section]`` and its ``# key = ...`` lines for ``keys``."""
+    start = text.find(f"# [{section}]\n")
+    if start < 0:
+        raise ConfigError(section, "section not found in config.example.toml")
+    end = text.find("\n\n", start)
+    block = text[start:end].replace(f"# [{section}]", f"[{section}]", 1)
+    for key in keys:
+        block = re.sub(rf"(?m)^# ({re.escape(key)} = )", r"\1", block, count=1)
+    return text[:start] + block + text[end:]
+
+
+def _comment(text: str, section: str, key: str) -> str:
+    """Comment out ``key = ...`` of ``[section]`` (after ``_set`` has checked it is there)."""
+    marker = "@@reclambot-comment@@"
+    text = _set(text, section, key, marker)
+    return text.replace(f'{key} = "{marker}"', f"# {key} = (not used with auth = \"oauth2\")")
+
+
+def _question(ask: Ask, prompt: str, default: str = "", check: Callable[[str], bool] = bool,
+              hint: str = "une réponse est nécessaire") -> str:
+    """Ask until ``check`` accepts the answer, saying what is expected after a wrong one."""
+    while True:
+        answer = ask(f"{prompt}{f' [{default}]' if default else ''} : ").strip() or default
+        if check(answer):
+            return answer
+        print(f"  → {hint}")
+
+
+def write_config(path: Path, ask: Ask) -> tuple[Path, Provider]:
+    """Ask the questions and write ``path`` (never over an existing file); the mail provider."""
+    if path.exists():
+        raise ConfigError("", f"{path} existe déjà : supprimez-le ou choisissez un autre --config")
+    email = lambda a: bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a))  # noqa: E731
+    name = _question(ask, "Nom de l'organisme de formation")
+    expected = "une adresse e-mail est attendue (par exemple reclamations@organisme.fr)"
+    bot_address = _question(ask, "Adresse de la boîte des réclamations", check=email,
+                            hint=expected)
+    director = _question(ask, "Nom de la directrice ou du directeur des formations")
+    director_address = _question(ask, "Son adresse e-mail", check=email, hint=expected)
+    form_url = _question(ask, "Lien du formulaire « Réclamation » du site",
+                         check=lambda a: a.startswith(("http://", "https://")),
+                         hint="un lien commençant par https:// est attendu")
+    form_sender = _question(ask, "Adresse d'envoi du formulaire du site (vide si aucune)",
+                            check=lambda a: not a or email(a), hint=expected)
+    choices = ", ".join(PROVIDERS)
+    provider_key = _question(ask, f"Messagerie ({choices})", "other",
+                             check=lambda a: a in PROVIDERS,
+                             hint=f"répondez par l'un de : {choices}")
+    provider = PROVIDERS[provider_key]
+    imap_host = provider.imap_host or _question(ask, "Serveur IMAP")
+    smtp_host = provider.smtp_host or _question(ask, "Serveur SMTP")
+
+    text = _example()
+    if provider.oauth2:
+        client_id = _question(ask, "Identifiant (client ID) de l'application enregistrée "
+                                   "pour reclambot (docs/providers.md)")
+        tenant = _question(ask, "Annuaire (tenant) Microsoft", bot_address.split("@")[-1])
+        text = _enable(text, "oauth2", ("provider", "client_id", "tenant", "token_file"))
+        for section, key, answer in (("oauth2", "provider", provider.oauth2),
+                                     ("oauth2", "client_id", client_id),
+                                     ("oauth2", "tenant", tenant),
+                                     ("imap", "auth", "oauth2"), ("smtp", "auth", "oauth2")):
+            text = _set(text, section, key, answer)
+        text = _comment(_comment(text, "imap", "password_env"), "smtp", "password_env")
+    settings: tuple[tuple[str, str, object], ...] = (
+        ("organisation", "name", name),
+        ("organisation", "bot_address", bot_address),
+        ("organisation", "director_name", director),
+        ("organisation", "director_addresses", [director_address]),
+        ("organisation", "form_url", form_url),
+        ("organisation", "form_senders", [form_sender] if form_sender else []),
+        ("organisation", "contact", director_address),
+        ("imap", "host", imap_host),
+        ("imap", "port", provider.imap_port),
+        ("imap", "security", provider.imap_security),
+        ("imap", "username", bot_address),
+        ("smtp", "host", smtp_host),
+        ("smtp", "port", provider.smtp_port),
+        ("smtp", "security", provider.smtp_security),
+        ("smtp", "username", bot_address),
+    )
+    for section, key, value in settings:
+        text = _set(text, section, key, value)
+    path.write_text(text, encoding="utf-8")
+    return path, provider

@@ -1,0 +1,101 @@
+"""One bot at a time on a database: a lease row in the database itself.
+
+Works the same on SQLite and PostgreSQL. A second ``reclambot run`` on the same register
+exits with a clear message instead of handling the same mail twice. A lease is taken over
+when its holder stopped renewing it (another machine that died), or at once when the
+holder is a process of this machine that no longer exists (killed, crashed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, update
+
+from bot.core.clock import datetime_fr
+from bot.errors import LockError
+from bot.store.models import Lock
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+LEASE = dt.timedelta(minutes=5)
+NAME = "reclambot"
+
+
+def _me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_here(holder: str) -> bool:
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by someone else
+    return False
+
+
+class ProcessLock:
+    """The lease of this process; a context manager that releases it on exit."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.holder = _me()
+
+    def acquire(self) -> None:
+        """Take the lease, or raise :class:`LockError` naming who holds it."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            self._take()
+        except IntegrityError:
+            # Another process inserted the first lease between our look and our insert
+            # (no row to lock yet, so FOR UPDATE could not stop it): look again, now
+            # that there is one to find.
+            self._take()
+
+    def _take(self) -> None:
+        now = self.app.clock()
+        with self.app.transaction() as session:
+            row = session.get(Lock, NAME, with_for_update=True)
+            if row is None:
+                session.add(Lock(name=NAME, holder=self.holder, acquired_at=now,
+                                 heartbeat_at=now))
+                return
+            if (row.holder != self.holder and row.heartbeat_at > now - LEASE
+                    and not _dead_here(row.holder)):
+                raise LockError(
+                    f"another reclambot ({row.holder}) has been working on this register "
+                    f"since {datetime_fr(row.acquired_at)}; stop it first (or wait "
+                    f"{int(LEASE.total_seconds() // 60)} minutes if it died on another machine)"
+                )
+            row.holder, row.acquired_at, row.heartbeat_at = self.holder, now, now
+
+    def renew(self) -> None:
+        """Keep the lease; raise if another process took it over meanwhile."""
+        with self.app.transaction() as session:
+            result = session.execute(
+                update(Lock).where(Lock.name == NAME, Lock.holder == self.holder)
+                .values(heartbeat_at=self.app.clock())
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                raise LockError("the lock on the register was taken over by another process")
+
+    def release(self) -> None:
+        with self.app.transaction() as session:
+            session.execute(delete(Lock).where(Lock.name == NAME, Lock.holder == self.holder))
+
+    def __enter__(self) -> ProcessLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,1 @@
+"""Outbound: emails rendered, queued and sent."""

@@ -1,0 +1,87 @@
+"""Emails from templates: ``templates/<kind>.subject.txt``, ``<kind>.txt`` and ``<kind>.html``.
+
+Complainants' text only ever reaches Jinja2 as *context values*, never as template source;
+HTML templates are autoescaped and every template fails loudly on an undefined name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.core.clock import date_fr, datetime_fr, local, utcnow
+from bot.core.states import ComplaintStatus, state_label
+from bot.core.text import number_fr
+from bot.errors import TemplateError
+
+
+def complaint_status(code: str) -> str:
+    """Jinja filter ``statut``: a complaint's state in French."""
+    return state_label(ComplaintStatus, code)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered email: one-line subject, plain text and HTML alternatives."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer:
+    """Loads templates from one folder; renders a *kind* of email with a context."""
+
+    def __init__(self, templates_dir: Path, globals_: dict[str, Any] | None = None,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+        self.env = Environment(
+            loader=FileSystemLoader(str(templates_dir)),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            undefined=StrictUndefined,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            # Templates are read once per process, like the rules: checking every file's
+            # modification time before each email cost a third of the rendering.
+            auto_reload=False,
+        )
+        self.env.filters["date_fr"] = date_fr
+        self.env.filters["statut"] = complaint_status
+        self.env.filters["nombre"] = number_fr
+        self.env.filters["datetime_fr"] = datetime_fr
+        self.env.globals.update(globals_ or {})
+        # The day an email is written, in Paris (the commands' prefilled dates).
+        now = clock or utcnow
+        self.env.globals["today"] = lambda: local(now()).date().isoformat()
+
+    def render(self, kind: str, **context: Any) -> Rendered:
+        """Render the three parts of ``kind``; :class:`TemplateError` names what failed."""
+        from jinja2 import TemplateError as JinjaError
+
+        parts: list[str] = []
+        for suffix in ("subject.txt", "txt", "html"):
+            name = f"{kind}.{suffix}"
+            try:
+                parts.append(self.env.get_template(name).render(**context))
+            except JinjaError as exc:
+                raise TemplateError(f"templates/{name}: {exc}") from exc
+            if suffix == "subject.txt":
+                # The bodies may quote their subject (the commands' mailto: links).
+                context = {**context, "email_subject": " ".join(parts[0].split())}
+        subject = " ".join(parts[0].split())  # one line: no header injection through a value
+        return Rendered(subject=subject, text=parts[1].strip() + "\n", html=parts[2])
+
+    def kinds(self) -> list[str]:
+        """Every email kind that has its three templates."""
+        names = set(self.env.list_templates())
+        return sorted(
+            n.removesuffix(".subject.txt")
+            for n in names
+            if n.endswith(".subject.txt")
+            and {n.replace(".subject.txt", ".txt"), n.replace(".subject.txt", ".html")} <= names
+        )

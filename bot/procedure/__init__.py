@@ -1,0 +1,1 @@
+"""The procedure: handlers, director commands, daily jobs, retention, GDPR."""

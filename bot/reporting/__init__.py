@@ -1,0 +1,1 @@
+"""Reporting: the register exported, indicators, the status of a run."""

@@ -1,0 +1,1 @@
+"""The store: the register's models, database, schema, dossiers and tokens."""

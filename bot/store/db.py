@@ -1,0 +1,222 @@
+"""Database access: engine set-up, transactions and number sequences.
+
+The schema and its migrations are :mod:`bot.store.schema`'s.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, create_engine, event, insert, inspect, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from bot.store.models import Base, Counter
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine; on SQLite, make transactions real and writers wait for each other."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the sqlite3 module, emit BEGIN: SAVEPOINTs then work.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # Erased personal data must not linger in free pages of the file.
+            cursor.execute("PRAGMA secure_delete=ON")
+            # 512 KiB instead of 2 MiB per connection: the pages are in the OS's cache
+            # anyway, and the larger cache cost 2 MiB of the memory budget for no speed.
+            cursor.execute("PRAGMA cache_size=-512")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # IMMEDIATE takes the write lock up front, so two writers serialise instead of
+            # failing on upgrade; the register's numbering relies on it.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def compact(engine: Engine) -> None:
+    """After an erasure: fold the SQLite write-ahead log into the (securely deleted) file."""
+    if engine.dialect.name == "sqlite":
+        # Outside any transaction (our connections begin one implicitly otherwise).
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: committed on success, rolled back on any exception."""
+    with factory() as session, session.begin():
+        yield session
+
+
+_BUFFER = "reclambot.rows"
+
+
+class RowBuffer:
+    """Rows of append-only tables (events, outgoing emails) held back until :meth:`write`.
+
+    A batch writes them with one INSERT per table and run of rows, through the driver's
+    ``executemany``: a fraction of the cost of one statement per row. Any ORM statement
+    that touches a table with rows held here writes them first, so that no query of the
+    transaction misses one (see :func:`_write_before_orm_statement`).
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[type[Base], list[dict[str, Any]]] = {}
+        # (model, column names) -> how many held rows have each combination of values:
+        # counting by a scan would make a large batch quadratic.
+        self._counts: dict[tuple[type[Base], tuple[str, ...]], collections.Counter[Any]] = {}
+
+    def add(self, model: type[Base], values: dict[str, Any]) -> None:
+        self._rows.setdefault(model, []).append(values)
+        for (counted, names), counts in self._counts.items():
+            if counted is model:
+                counts[tuple(values[name] for name in names)] += 1
+
+    def count(self, model: type[Base], **equal: Any) -> int:
+        """How many held rows of ``model`` have these column values."""
+        names = tuple(sorted(equal))
+        counts = self._counts.get((model, names))
+        if counts is None:
+            counts = collections.Counter(tuple(values[name] for name in names)
+                                         for values in self._rows.get(model, []))
+            self._counts[(model, names)] = counts
+        return counts[tuple(equal[name] for name in names)]
+
+    def touches(self, models: Iterable[type[Any]]) -> bool:
+        return any(model in self._rows for model in models)
+
+    def write(self, session: Session) -> None:
+        """Insert every row held, in the order added (ids follow that order)."""
+        rows, self._rows = self._rows, {}
+        self._counts.clear()
+        connection = session.connection()
+        for model, values in rows.items():
+            # One executemany per run of rows that give the same columns.
+            for _, run in itertools.groupby(values, key=_columns):
+                connection.execute(insert(model), [_with_ids(session, v) for v in run])
+
+
+def hold_rows(session: Session) -> RowBuffer:
+    """Hold this session's :func:`append_row` rows until the buffer's ``write``.
+
+    They are written in the transaction all the same: if it rolls back, they vanish with
+    it, and with the session the buffer is dropped.
+    """
+    buffer = RowBuffer()
+    session.info[_BUFFER] = buffer
+    return buffer
+
+
+def release_rows(session: Session) -> None:
+    """Write the rows held for ``session`` and append at once from now on."""
+    buffer: RowBuffer | None = session.info.pop(_BUFFER, None)
+    if buffer is not None:
+        buffer.write(session)
+
+
+def held_count(session: Session, model: type[Base], **equal: Any) -> int:
+    """How many rows of ``model`` with these values this session holds back (not written)."""
+    buffer: RowBuffer | None = session.info.get(_BUFFER)
+    return buffer.count(model, **equal) if buffer is not None else 0
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_before_orm_statement(state: ORMExecuteState) -> None:
+    buffer: RowBuffer | None = state.session.info.get(_BUFFER)
+    if buffer is not None and buffer.touches(m.class_ for m in state.all_mappers):
+        buffer.write(state.session)
+
+
+def _with_ids(session: Session, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with each ORM object (a foreign key's target) replaced by its id."""
+    if not any(isinstance(value, Base) for value in values.values()):
+        return values
+    if any(isinstance(value, Base) and inspect(value).identity is None
+           for value in values.values()):
+        session.flush()  # a complaint (contact, ticket) created by this message: its id now
+    return {key: _identity(value) if isinstance(value, Base) else value
+            for key, value in values.items()}
+
+
+def _columns(values: dict[str, Any]) -> tuple[str, ...]:
+    """The columns a row gives, in order: rows giving the same ones share an INSERT."""
+    return tuple(values)
+
+
+def _identity(row: Base) -> Any:
+    identity = inspect(row).identity
+    assert identity is not None  # flushed above
+    return identity[0]
+
+
+def append_row(session: Session, model: type[Base], **values: Any) -> None:
+    """Insert one row of an append-only table (events, outgoing emails).
+
+    A plain INSERT on the session's connection, inside its current SAVEPOINT and rolled
+    back with it, costs a fraction of the ORM's unit of work for an object that the
+    transaction never changes again. It is sent at once, or held with the others of a
+    batch if the session holds rows (:func:`hold_rows`). A foreign key may be given as
+    the object it points to, even one not written yet: its id is taken when the row is.
+    """
+    buffer: RowBuffer | None = session.info.get(_BUFFER)
+    if buffer is not None:
+        buffer.add(model, values)
+    else:
+        session.connection().execute(insert(model), _with_ids(session, values))
+
+
+# Built once: building a statement costs about as much as running it on SQLite.
+_INCREMENT = (update(Counter).where(Counter.name == bindparam("counter"))
+              .values(value=Counter.value + 1))
+_INCREMENTED = _INCREMENT.returning(Counter.value)
+_VALUE = select(Counter.value).where(Counter.name == bindparam("counter"))
+
+
+def next_in_sequence(session: Session, name: str) -> int:
+    """Increment and return counter ``name`` inside the caller's transaction.
+
+    The UPDATE takes a row lock held until commit, so concurrent allocations (other
+    processes, PostgreSQL or SQLite) queue up and never hand out the same value; a
+    rolled-back transaction gives its value back, so numbers have no holes either.
+    """
+    connection = session.connection()
+    which = {"counter": name}
+    for _ in range(3):
+        if connection.dialect.update_returning:
+            # One statement instead of two, on the connection: the ORM's own bookkeeping
+            # around a statement costs more than the statement.
+            value = connection.execute(_INCREMENTED, which).scalar()
+            if value is not None:
+                return int(value)
+        elif connection.execute(_INCREMENT, which).rowcount:
+            return connection.execute(_VALUE, which).scalar_one()
+        try:
+            with session.begin_nested():
+                session.add(Counter(name=name, value=1))
+            return 1
+        except IntegrityError:
+            continue  # another process created it meanwhile: increment theirs
+    raise RuntimeError(f"counter {name} could not be allocated")

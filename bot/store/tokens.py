@@ -1,0 +1,62 @@
+"""Command tokens: an HMAC bound to one complaint, carried in the subject of the director's mail.
+
+A plain "Répondre" brings the token back; a token cannot be guessed, forged, or moved to
+another complaint without the secret (``[security] token_secret``, or one generated once
+and kept in the database when the configuration sets none).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Secret
+from bot.store.models import Setting
+
+TOKEN_LENGTH = 16
+SETTING_KEY = "token_secret"
+
+
+def subject_pattern(complaint_prefix: str) -> re.Pattern[str]:
+    """``[REC-2026-0001/ABCDEFGHJKLMNPQR]`` as it stands in a subject."""
+    return re.compile(
+        rf"\[\s*({re.escape(complaint_prefix)}-\d{{4}}-\d{{4,}})\s*/\s*([A-Za-z2-7]{{{TOKEN_LENGTH}}})\s*\]"
+    )
+
+
+class Tokens:
+    """Makes and checks command tokens with one secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def token(self, number: str) -> str:
+        """The token of complaint ``number``."""
+        digest = hmac.new(self._secret, f"command:{number}".encode(), hashlib.sha256).digest()
+        return base64.b32encode(digest).decode("ascii")[:TOKEN_LENGTH]
+
+    def check(self, number: str, token: str) -> bool:
+        """Whether ``token`` is the token of ``number`` (constant-time comparison)."""
+        return hmac.compare_digest(self.token(number), token.upper())
+
+    def tag(self, number: str) -> str:
+        """The subject tag: ``[REC-2026-0001/TOKEN]``."""
+        return f"[{number}/{self.token(number)}]"
+
+
+def load_tokens(configured: Secret, factory: sessionmaker[Session]) -> Tokens:
+    """Tokens with the configured secret, else with one generated once and stored."""
+    if configured:
+        return Tokens(configured.reveal().encode("utf-8"))
+    with factory() as session, session.begin():
+        row = session.get(Setting, SETTING_KEY)
+        if row is None:
+            row = Setting(key=SETTING_KEY, value=secrets.token_urlsafe(32))
+            session.add(row)
+        value = row.value
+    return Tokens(value.encode("utf-8"))

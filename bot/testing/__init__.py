@@ -1,0 +1,1 @@
+"""Test parts shipped with the package: sample messages, in-memory mail."""
