@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from bot.app import App
 from bot.config import LimitsConfig
+from bot.core.states import Action, InboundState
 from bot.errors import ConfigError, MessageError, ReclambotError, SourceError
 from bot.intake.classify import Match, classify
 from bot.intake.message import InboundMessage, content_hash, parse_message
@@ -39,13 +40,10 @@ from bot.outbound.sinks import Sink
 from bot.procedure.handlers import ROUTES, handle
 from bot.reporting.status import FilingLog, record_setting
 from bot.store.db import hold_rows, release_rows
-from bot.store.models import RETRIED_STATE, Complaint, Contact, Inbound, MailboxState, Ticket
+from bot.store.models import Complaint, Contact, Inbound, MailboxState, Ticket
 
 log = logging.getLogger(__name__)
 
-QUARANTINE = "quarantine"
-DUPLICATE = "duplicate"
-RESUMED = "resumed"
 
 
 @dataclass
@@ -135,7 +133,7 @@ def _dossier_plans(session: Session, rows: list[Inbound]
                 references[(model.__tablename__, row_id)] = reference
     plans: dict[int, tuple[str | None, list[str]]] = {}
     for row in rows:
-        if row.action == DUPLICATE:
+        if row.action == Action.DUPLICATE:
             plans[row.id] = (None, [])
         elif row.complaint_id is not None:
             plans[row.id] = (numbers.get(row.complaint_id), earlier[row.complaint_id])
@@ -153,8 +151,8 @@ def _quarantine(session: Session, app: App, raw: RawMessage, row_base: dict[str,
     row = Inbound(
         **row_base,
         content_hash=content_hash(raw.data),
-        action=QUARANTINE,
-        rules=[{"rule": QUARANTINE, "reason": reason}],
+        action=Action.QUARANTINE,
+        rules=[{"rule": Action.QUARANTINE, "reason": reason}],
         folder=app.config.folders.quarantine,
         error=reason,
     )
@@ -178,14 +176,15 @@ def _handle_one(session: Session, app: App, raw: RawMessage, msg: InboundMessage
             session.flush()  # a copy of a message of this very batch: its row's id now
         # The same message again (appended twice, fetched again after a UIDVALIDITY
         # change): it follows the original, and is never handled a second time.
-        if original.state == "committed" and original.uidvalidity != row_base["uidvalidity"]:
+        if (original.state == InboundState.COMMITTED
+                and original.uidvalidity != row_base["uidvalidity"]):
             # The original was handled but never filed, and its UID is gone with the old
             # UIDVALIDITY: this copy is that very message; it is filed in its place.
-            original.state = "done"
-            action, folder = RESUMED, original.folder
+            original.state = InboundState.DONE
+            action, folder = Action.RESUMED, original.folder
             reason = f"de nouveau le message #{original.id}, jamais classé : classé à sa place"
         else:
-            action = DUPLICATE
+            action = Action.DUPLICATE
             folder = "" if not original.folder else app.config.folders.ignored
             reason = f"même contenu que le message #{original.id}"
         row = Inbound(
@@ -205,6 +204,7 @@ def _handle_one(session: Session, app: App, raw: RawMessage, msg: InboundMessage
         **base,
         action=str(decision.action),
         rules=[m.as_dict() for m in decision.matches],
+        rules_passed=list(decision.passed),
         folder=_folder_name(app, ROUTES[decision.action].folder),
     )
     session.add(row)
@@ -219,7 +219,7 @@ def _originals(session: Session, hashes: set[str]) -> dict[str, Inbound]:
         for row in session.scalars(
             select(Inbound)
             .where(Inbound.content_hash.in_(hashes), Inbound.duplicate_of.is_(None),
-                   Inbound.action != QUARANTINE, Inbound.state != RETRIED_STATE)
+                   Inbound.action != Action.QUARANTINE, Inbound.state != InboundState.RETRIED)
             .order_by(Inbound.id)
         ):
             found.setdefault(row.content_hash, row)
@@ -300,10 +300,10 @@ def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMes
         for raw in batch:
             known = existing.get(raw.uid)
             if known is not None:
-                if known.state == "done":
+                if known.state == InboundState.DONE:
                     continue  # left in the inbox on purpose, already decided
                 # Committed by an earlier run that stopped before filing it: finish now.
-                message = None if known.action == QUARANTINE else _reparse(app, raw)
+                message = None if known.action == Action.QUARANTINE else _reparse(app, raw)
                 done.append((raw, known, message))
                 continue
             now = app.clock()
@@ -313,7 +313,7 @@ def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMes
                 "uid": raw.uid,
                 "received_at": raw.internal_date or now,
                 "processed_at": now,
-                "state": "committed",
+                "state": InboundState.COMMITTED,
             }
             msg = next(fresh)
             if isinstance(msg, Exception):
@@ -421,7 +421,7 @@ def _mark_done(app: App, row_ids: list[int]) -> None:
     if row_ids:
         with app.transaction() as session:
             # One UPDATE: loading the rows to change one column cost more than the change.
-            session.execute(update(Inbound).where(Inbound.id.in_(row_ids)).values(state="done"))
+            session.execute(update(Inbound).where(Inbound.id.in_(row_ids)).values(state=InboundState.DONE))
 
 
 def settle_interrupted(app: App, source: Source, uidvalidity: str) -> int:
@@ -435,7 +435,7 @@ def settle_interrupted(app: App, source: Source, uidvalidity: str) -> int:
         rows = session.execute(
             select(Inbound.id, Inbound.uid).where(
                 Inbound.mailbox == source.mailbox, Inbound.uidvalidity == uidvalidity,
-                Inbound.state == "committed")
+                Inbound.state == InboundState.COMMITTED)
         ).all()
     if not rows:
         return 0

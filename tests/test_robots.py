@@ -10,11 +10,19 @@ import pytest
 
 from bot.config import package_data_dir
 from bot.intake import classify
+from bot.intake.classify import robots
+from bot.intake.classify.chain import Context
 from bot.intake.message import decode_header_value, parse_message
 from bot.rulebook import load_rulebook
 
 RULES = load_rulebook(package_data_dir("rules"))
 APP = SimpleNamespace(rulebook=RULES)
+
+
+def ctx() -> Context:
+    """A context of one message: the robot rules read the rulebook only (no database,
+    no server)."""
+    return Context(None, APP)  # type: ignore[arg-type]
 
 
 def bare(subject: str = "Réclamation", body: str = "Bonjour,\n\nMa réclamation.\n",
@@ -40,7 +48,7 @@ def report(outer: str, parts: list[tuple[str, str]], subject: str = "Réclamatio
 
 
 def matched(raw: bytes) -> set[str]:
-    return {m.rule for m in classify.robot_matches(parse_message(raw), APP)}  # type: ignore[arg-type]
+    return {m.rule for m in classify.robot_matches(parse_message(raw), ctx())}
 
 
 ORIGINAL = ("From: reclamations@example.fr\r\nTo: nobody@example.org\r\n"
@@ -103,7 +111,7 @@ def test_each_robot_rule_matches_its_kind(raw: bytes, rule: str) -> None:
 
 def test_every_robot_rule_has_its_bare_message_above() -> None:
     """A rule added to the classifier or to rules/robots.toml needs its case here."""
-    names = {rule.__name__ for rule in classify.ROBOT_RULES}
+    names = {rule.__name__ for rule in robots.ROBOT_RULES}
     names |= {rule.name for rule in RULES.robots.subject_rules}
     assert names - {rule for _raw, rule in ONE_BY_ONE} == set()
 
@@ -148,13 +156,13 @@ def test_one_bad_encoded_word_hides_no_other(subject: bytes, expected: str) -> N
                                      "Re: TR: réclamation", "=?gb2312?B?yv3X1g==?= Réclamation"])
 def test_the_tag_is_found_in_any_subject(subject: str) -> None:
     msg = parse_message(bare(subject))
-    assert classify.subject_tag(msg, APP) is not None  # type: ignore[arg-type]
+    assert classify.subject_tag(msg, ctx()) is not None
 
 
 def test_rule_subject_strips_tag_and_prefixes() -> None:
     tags = RULES.subject_tags
-    assert classify.rule_subject("RE: [RÉCLAMATION] Undeliverable: x", tags) == "undeliverable: x"
-    assert classify.rule_subject("Réclamation : colis non remis", tags) == "colis non remis"
+    assert robots.rule_subject("RE: [RÉCLAMATION] Undeliverable: x", tags) == "undeliverable: x"
+    assert robots.rule_subject("Réclamation : colis non remis", tags) == "colis non remis"
 
 
 @pytest.mark.parametrize(("subject", "is_forward"), [
@@ -162,7 +170,7 @@ def test_rule_subject_strips_tag_and_prefixes() -> None:
     ("non remis : x", False), ("transfert de dossier", False), ("fwd undeliverable", False),
 ])
 def test_a_forwarded_subject_is_told_apart(subject: str, is_forward: bool) -> None:
-    assert classify.forwarded(subject, RULES.robots.forward_prefixes) is is_forward
+    assert robots.forwarded(subject, RULES.robots.forward_prefixes) is is_forward
 
 
 def test_a_report_forwarded_by_a_person_is_not_read_as_her_failure() -> None:
@@ -175,6 +183,6 @@ def test_a_report_forwarded_by_a_person_is_not_read_as_her_failure() -> None:
              "<accueil@example.fr>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n")
     raw = report("multipart/mixed", [("text/plain", "Bonjour, voici l'erreur reçue."),
                                      ("message/rfc822", inner)])
-    assert classify.failures(raw)[1] == {"accueil@example.fr"}  # the detector alone sees it
-    assert classify.failures(raw, leave_out=RULES.robots.enclosed_message_types) == (set(), set())
+    assert robots.failures(raw)[1] == {"accueil@example.fr"}  # the detector alone sees it
+    assert robots.failures(raw, leave_out=RULES.robots.enclosed_message_types) == (set(), set())
     assert "enclosed_failure" not in matched(raw)

@@ -51,6 +51,14 @@ class OutboxStatus(StrEnum):
 UNSENT = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.FAILED)
 
 
+class InboundState(StrEnum):
+    """Where a fetched message stands: its row is committed before the world is touched."""
+
+    COMMITTED = "committed"  # decided and handled; filing (dossier, folder) still to do
+    DONE = "done"  # filed, or left in the inbox on purpose
+    RETRIED = "retried"  # a quarantined message given another go by `quarantine retry`
+
+
 #: The one French vocabulary of states: every email, document and command output shows
 #: these words; the database keeps the codes.
 STATE_LABELS: dict[type[StrEnum], dict[str, str]] = {
@@ -62,25 +70,101 @@ STATE_LABELS: dict[type[StrEnum], dict[str, str]] = {
                    "abandoned": "sans suite"},
     OutboxStatus: {"pending": "en attente", "sending": "en cours d'envoi", "sent": "envoyé",
                    "failed": "en échec", "imported": "importé (jamais envoyé)"},
+    InboundState: {"committed": "décidé, pas encore classé", "done": "classé",
+                   "retried": "repris de la quarantaine"},
 }
+
+
+class Action(StrEnum):
+    """What became of a message: the chain's decision (:mod:`bot.intake.classify`), or
+    one of the three outcomes the pipeline sets before any rule runs."""
+
+    ROBOT = "robot"  # automatic message: filed, never answered
+    BOUNCE = "bounce"  # one of our emails could not be delivered
+    TOO_LARGE = "too_large"  # over a size limit: kept on the server, the sender is told
+    COMMAND = "command"  # the director acts on the register
+    ALERT = "alert"  # someone tried to act on the register without the right: director warned
+    DIRECTOR = "director"  # the director's ordinary mail: left for her
+    SUBMISSION = "submission"  # the official form, filled in
+    TICKET_REPLY = "ticket_reply"  # information supplied for an incomplete ticket
+    CONTACT_REPLY = "contact_reply"  # answer to the form-link email
+    COMPLAINT_REPLY = "complaint_reply"  # the complainant writes about a registered complaint
+    NEW_CONTACT = "new_contact"  # free-text complaint: answered with the form link
+    LEAVE = "leave"  # not for the bot: left unread in the inbox for humans
+    # Set by the pipeline, never by a rule:
+    QUARANTINE = "quarantine"  # unparsable: kept aside with its reason
+    DUPLICATE = "duplicate"  # the same content as a message already handled
+    RESUMED = "resumed"  # a message handled but never filed, filed in its own place
+
+
+#: What each action is called where people read it (the demo, the audit file).
+ACTION_LABELS: dict[str, str] = {
+    Action.ROBOT: "robot (jamais de réponse)",
+    Action.BOUNCE: "rapport d'échec de remise",
+    Action.TOO_LARGE: "trop volumineux",
+    Action.COMMAND: "commandes de la direction",
+    Action.ALERT: "alerte",
+    Action.DIRECTOR: "courriel de la direction",
+    Action.SUBMISSION: "formulaire reçu",
+    Action.TICKET_REPLY: "complément d'un ticket",
+    Action.CONTACT_REPLY: "réponse au lien du formulaire",
+    Action.COMPLAINT_REPLY: "message sur une réclamation",
+    Action.NEW_CONTACT: "premier contact",
+    Action.LEAVE: "laissé aux personnes",
+    Action.QUARANTINE: "en quarantaine",
+    Action.DUPLICATE: "copie d'un message déjà traité",
+    Action.RESUMED: "classé à la place de sa copie",
+}
+
+
+class EmailKind(StrEnum):
+    """Every kind of email the bot sends; each has its three templates
+    (``templates/<kind>.subject.txt``, ``.txt``, ``.html``)."""
+
+    ACKNOWLEDGEMENT = "acknowledgement"
+    FORM_LINK = "form_link"
+    INFORMATION_REQUEST = "information_request"
+    RESPONSE = "response"
+    MEDIATION_RIGHTS = "mediation_rights"
+    INTERIM_NOTICE = "interim_notice"
+    REQUALIFIED = "requalified"
+    SATISFACTION = "satisfaction"
+    TICKET_REMINDER = "ticket_reminder"
+    TOO_LARGE = "too_large"
+    DIRECTOR_NEW_COMPLAINT = "director_new_complaint"
+    DIRECTOR_CONFIRMATION = "director_confirmation"
+    DIRECTOR_ERROR = "director_error"
+    DIRECTOR_ALERT = "director_alert"
+    DIRECTOR_CORRESPONDENCE = "director_correspondence"
+    DIRECTOR_DELIVERY_FAILURE = "director_delivery_failure"
+    DIRECTOR_UNREACHABLE = "director_unreachable"
+    DIRECTOR_UNREACHABLE_TICKET = "director_unreachable_ticket"
+    DIRECTOR_DIGEST = "director_digest"
+    DIRECTOR_MONTHLY_REPORT = "director_monthly_report"
 
 
 #: What each kind of email the bot sends is called where people read it (``outbox``).
 EMAIL_KIND_LABELS: dict[str, str] = {
-    "acknowledgement": "accusé de réception", "form_link": "lien du formulaire",
-    "information_request": "demande de complément", "response": "réponse",
-    "mediation_rights": "information médiation", "interim_notice": "prolongation du délai",
-    "requalified": "requalification", "satisfaction": "enquête de satisfaction",
-    "ticket_reminder": "rappel de ticket incomplet", "too_large": "message trop volumineux",
-    "director_new_complaint": "nouvelle réclamation (direction)",
-    "director_confirmation": "confirmation de commandes (direction)",
-    "director_error": "commande refusée (direction)", "director_alert": "alerte (direction)",
-    "director_correspondence": "message du réclamant (direction)",
-    "director_delivery_failure": "envoi refusé (direction)",
-    "director_unreachable": "réclamant injoignable (direction)",
-    "director_unreachable_ticket": "ticket sans adresse (direction)",
-    "director_digest": "point du jour (direction)",
-    "director_monthly_report": "rapport mensuel (direction)",
+    EmailKind.ACKNOWLEDGEMENT: "accusé de réception",
+    EmailKind.FORM_LINK: "lien du formulaire",
+    EmailKind.INFORMATION_REQUEST: "demande de complément",
+    EmailKind.RESPONSE: "réponse",
+    EmailKind.MEDIATION_RIGHTS: "information médiation",
+    EmailKind.INTERIM_NOTICE: "prolongation du délai",
+    EmailKind.REQUALIFIED: "requalification",
+    EmailKind.SATISFACTION: "enquête de satisfaction",
+    EmailKind.TICKET_REMINDER: "rappel de ticket incomplet",
+    EmailKind.TOO_LARGE: "message trop volumineux",
+    EmailKind.DIRECTOR_NEW_COMPLAINT: "nouvelle réclamation (direction)",
+    EmailKind.DIRECTOR_CONFIRMATION: "confirmation de commandes (direction)",
+    EmailKind.DIRECTOR_ERROR: "commande refusée (direction)",
+    EmailKind.DIRECTOR_ALERT: "alerte (direction)",
+    EmailKind.DIRECTOR_CORRESPONDENCE: "message du réclamant (direction)",
+    EmailKind.DIRECTOR_DELIVERY_FAILURE: "envoi refusé (direction)",
+    EmailKind.DIRECTOR_UNREACHABLE: "réclamant injoignable (direction)",
+    EmailKind.DIRECTOR_UNREACHABLE_TICKET: "ticket sans adresse (direction)",
+    EmailKind.DIRECTOR_DIGEST: "point du jour (direction)",
+    EmailKind.DIRECTOR_MONTHLY_REPORT: "rapport mensuel (direction)",
 }
 
 

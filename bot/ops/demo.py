@@ -10,8 +10,7 @@ from sqlalchemy import select
 
 from bot.app import App, build_app
 from bot.config import load_config
-from bot.core.states import ComplaintStatus, OutboxStatus, state_label
-from bot.intake.classify import ACTION_LABELS
+from bot.core.states import ACTION_LABELS, ComplaintStatus, OutboxStatus, state_label
 from bot.ops.runner import run_once
 from bot.store.models import Complaint, Inbound, Outbox
 from bot.testing import samples

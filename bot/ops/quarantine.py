@@ -21,10 +21,11 @@ from email.policy import default as default_policy
 from sqlalchemy import select
 
 from bot.app import App
+from bot.core.states import InboundState
 from bot.errors import ReclambotError
 from bot.intake.message import content_hash, header_hash
 from bot.intake.sources.base import Source
-from bot.store.models import RETRIED_STATE, Event, Inbound
+from bot.store.models import Event, Inbound
 
 #: Actions whose message is filed into the quarantine folder.
 QUARANTINE_ACTIONS = ("quarantine", "too_large")
@@ -86,7 +87,7 @@ def list_quarantine(app: App, source: Source) -> list[Quarantined]:
             rows = session.scalars(
                 select(Inbound).where(Inbound.content_hash.in_(set().union(*hashes.values())),
                                       Inbound.action.in_(QUARANTINE_ACTIONS),
-                                      Inbound.state != RETRIED_STATE)
+                                      Inbound.state != InboundState.RETRIED)
                 .order_by(Inbound.id)).all()
             for raw in batch:
                 mine = [row for row in rows if row.content_hash in hashes[raw.uid]]
@@ -121,7 +122,7 @@ def retry(app: App, source: Source, uids: Iterable[str] | None) -> list[Quaranti
         now = app.clock()
         for item in chosen:
             for row in session.scalars(select(Inbound).where(Inbound.id.in_(item.row_ids))):
-                row.state = RETRIED_STATE
+                row.state = InboundState.RETRIED
             session.add(Event(at=now, kind="quarantine_retry", origin="reclambot quarantine",
                               detail={"uid": item.uid, "inbound": list(item.row_ids),
                                       "reason": item.reason[:300]}))

@@ -8,7 +8,6 @@ are written after commit by the pipeline, from what the database then says.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,14 +17,13 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.core.clock import local
-from bot.core.text import fold
-from bot.intake.classify import Action, Decision
+from bot.core.states import Action, ComplaintStatus, ContactStatus, EmailKind, TicketStatus
+from bot.intake.classify import Decision
 from bot.intake.commandline import CommandError
-from bot.intake.commandline import parse as parse_commands
 from bot.intake.replies import new_text
 from bot.outbound.outbox import enqueue
 from bot.procedure import commands
-from bot.rulebook.form import Validation, extract_fields, validate
+from bot.rulebook.form import Validation, validate
 from bot.store.db import append_row, next_in_sequence
 from bot.store.models import Complaint, Contact, Event, Inbound, Outbox, Ticket
 
@@ -84,7 +82,7 @@ _CONTACT_BY_REFERENCE = select(Contact).where(Contact.reference == bindparam("re
 # Ids only, on the connection: most submissions have no contact to follow, and an ORM
 # query costs three times as much as the statement to find that out.
 _OPEN_CONTACTS_BY_ADDRESS = select(Contact.id).where(Contact.sender_email == bindparam("address"),
-                                                    Contact.status == "open")
+                                                    Contact.status == ContactStatus.OPEN)
 
 
 def _find_contact(session: Session, values: dict[str, str], email: str) -> Contact | None:
@@ -108,8 +106,8 @@ def _find_contact(session: Session, values: dict[str, str], email: str) -> Conta
         found = session.connection().execute(_OPEN_CONTACTS_BY_ADDRESS, {"address": email})
         candidates = [c for (contact_id,) in found
                       if (c := session.get(Contact, contact_id)) is not None
-                      and c.status == "open"]
-    candidates += [c for c in pending if c.sender_email == email and c.status == "open"]
+                      and c.status == ContactStatus.OPEN]
+    candidates += [c for c in pending if c.sender_email == email and c.status == ContactStatus.OPEN]
     return max(candidates, key=lambda c: c.received_at, default=None)
 
 
@@ -139,7 +137,7 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
         number=number,
         year=day.year,
         sequence=sequence,
-        status="open",
+        status=ComplaintStatus.OPEN,
         received_at=received_at,
         form_version=validation.version.id,
         initial_contact_at=initial_at,
@@ -171,19 +169,19 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
     # Written with the message's row at its flush, in the order the links need.
     row.complaint = complaint
     if contact is not None:
-        contact.status = "converted"
+        contact.status = ContactStatus.CONVERTED
         contact.complaint = complaint
     if ticket is not None:
-        ticket.status = "completed"
+        ticket.status = TicketStatus.COMPLETED
         ticket.complaint = complaint
         ticket.updated_at = row.processed_at
     _event(session, row, "registered", {"number": number, "form_version": complaint.form_version},
            complaint=complaint)
-    enqueue(session, app, kind="acknowledgement", recipients=[complaint.client_email],
+    enqueue(session, app, kind=EmailKind.ACKNOWLEDGEMENT, recipients=[complaint.client_email],
             context={"complaint": complaint}, reference=number, answering=msg,
             complaint=complaint)
     _event(session, row, "acknowledged", {"to": "complainant"}, complaint=complaint)
-    enqueue(session, app, kind="director_new_complaint", recipients=_directors(app),
+    enqueue(session, app, kind=EmailKind.DIRECTOR_NEW_COMPLAINT, recipients=_directors(app),
             context=director_context(app, complaint), reference=number,
             auto_submitted="auto-generated", complaint=complaint)
     log.info("registered %s (form %s)", number, complaint.form_version)
@@ -201,13 +199,15 @@ def _request_information(session: Session, app: App, msg: InboundMessage, row: I
     row.ticket = ticket
     _event(session, row, "incomplete", {"problems": ticket.problems}, ticket=ticket)
     if ticket.complainant_email:
-        enqueue(session, app, kind="information_request", recipients=[ticket.complainant_email],
+        enqueue(session, app, kind=EmailKind.INFORMATION_REQUEST,
+                recipients=[ticket.complainant_email],
                 context={"ticket": ticket, "problems": validation.problems,
                          "version": validation.version},
                 reference=ticket.reference, answering=msg, ticket=ticket)
     else:
         # No address to ask: only a person can follow this up.
-        enqueue(session, app, kind="director_unreachable_ticket", recipients=_directors(app),
+        enqueue(session, app, kind=EmailKind.DIRECTOR_UNREACHABLE_TICKET,
+                recipients=_directors(app),
                 context={"ticket": ticket, "problems": validation.problems},
                 reference=ticket.reference, auto_submitted="auto-generated", ticket=ticket)
     log.info("ticket %s incomplete (%d problems)", ticket.reference, len(validation.problems))
@@ -237,7 +237,7 @@ def _submit(session: Session, app: App, msg: InboundMessage, row: Inbound,
             complainant_email=email,
             fields=dict(values),
             problems=_problems(validation),
-            status="incomplete",
+            status=TicketStatus.INCOMPLETE,
             contact_id=contact.id if contact else None,
             updated_at=row.processed_at,
         )
@@ -250,6 +250,10 @@ def _submit(session: Session, app: App, msg: InboundMessage, row: Inbound,
 
 def handle_submission(session: Session, app: App, msg: InboundMessage, decision: Decision,
                       row: Inbound) -> None:
+    """The form, by the site's plugin, pasted in a tagged email, or sent back in reply to
+    its link (then the decision's thread is that first contact)."""
+    if decision.thread is not None and decision.thread.kind == "contact":
+        row.contact_id = decision.thread.id
     _submit(session, app, msg, row, decision.fields, None)
 
 
@@ -258,29 +262,12 @@ def handle_ticket_reply(session: Session, app: App, msg: InboundMessage, decisio
     assert decision.thread is not None
     ticket = session.get(Ticket, decision.thread.id)
     assert ticket is not None
-    supplied = extract_fields(new_text(msg.text), "", app.rulebook)
+    supplied = decision.fields
     merged = {**ticket.fields, **{k: v for k, v in supplied.items() if v}}
     ticket.fields = merged
     row.ticket_id = ticket.id
     _event(session, row, "information_supplied", {"fields": sorted(supplied)}, ticket=ticket)
     _submit(session, app, msg, row, merged, ticket)
-
-
-_RATING = re.compile(r"(?<![\d/])([1-5])\s*(?:/\s*5|sur\s*5)?(?![\d/])")
-
-
-def satisfaction_rating(text: str) -> str:
-    """A rating stated in a reply: ``"1"``..``"5"``, ``satisfait``, ``pas satisfait``, or ``""``."""
-    words = f" {fold(text)} "
-    for negative in ("pas satisfait", "non satisfait", "insatisfait", "mecontent", "pas du tout"):
-        if negative in words:
-            return "pas satisfait"
-    match = _RATING.search(text)
-    if match:
-        return match.group(1)
-    if " satisfait" in words or " satisfaite" in words:
-        return "satisfait"
-    return ""
 
 
 def _forward(session: Session, app: App, msg: InboundMessage, row: Inbound, text: str, *,
@@ -289,7 +276,7 @@ def _forward(session: Session, app: App, msg: InboundMessage, row: Inbound, text
     """The complainant wrote again: keep it as correspondence and show the director."""
     _event(session, row, "correspondence", {"from": "complainant"},
            complaint=complaint, contact=contact)
-    enqueue(session, app, kind="director_correspondence", recipients=_directors(app),
+    enqueue(session, app, kind=EmailKind.DIRECTOR_CORRESPONDENCE, recipients=_directors(app),
             context={"reference_kind": "complaint" if complaint else "contact", "tag": tag,
                      "sender": msg.from_address, "subject": msg.subject, "text": text},
             reference=reference, auto_submitted="auto-generated",
@@ -302,13 +289,7 @@ def handle_contact_reply(session: Session, app: App, msg: InboundMessage, decisi
     contact = session.get(Contact, decision.thread.id)
     assert contact is not None
     row.contact_id = contact.id
-    text = new_text(msg.text)
-    fields = extract_fields(text, msg.html, app.rulebook)
-    if fields.get("form_version"):
-        fields.setdefault("reference", contact.reference)
-        _submit(session, app, msg, row, fields, None)
-        return
-    _forward(session, app, msg, row, text, tag=f"[{contact.reference}]",
+    _forward(session, app, msg, row, new_text(msg.text), tag=f"[{contact.reference}]",
              reference=contact.reference, contact=contact)
 
 
@@ -318,14 +299,11 @@ def handle_complaint_reply(session: Session, app: App, msg: InboundMessage, deci
     complaint = session.get(Complaint, decision.thread.id)
     assert complaint is not None
     row.complaint_id = complaint.id
-    text = new_text(msg.text)
-    if complaint.satisfaction_asked_at is not None and not complaint.satisfaction:
-        rating = satisfaction_rating(text)
-        if rating:
-            complaint.satisfaction = rating
-            complaint.satisfaction_at = row.processed_at
-            _event(session, row, "satisfaction", {"rating": rating}, complaint=complaint)
-    _forward(session, app, msg, row, text, tag=app.tokens.tag(complaint.number),
+    if decision.rating:
+        complaint.satisfaction = decision.rating
+        complaint.satisfaction_at = row.processed_at
+        _event(session, row, "satisfaction", {"rating": decision.rating}, complaint=complaint)
+    _forward(session, app, msg, row, new_text(msg.text), tag=app.tokens.tag(complaint.number),
              reference=complaint.number, complaint=complaint)
 
 
@@ -338,12 +316,12 @@ def handle_new_contact(session: Session, app: App, msg: InboundMessage, decision
         sender_name=msg.from_name,
         subject=msg.subject,
         message_id=msg.message_id,
-        status="open",
+        status=ContactStatus.OPEN,
     )
     row.contact = contact
     _event(session, row, "initial_contact", {"reference": contact.reference}, contact=contact)
     day = local(contact.received_at).date()
-    enqueue(session, app, kind="form_link", recipients=[contact.sender_email],
+    enqueue(session, app, kind=EmailKind.FORM_LINK, recipients=[contact.sender_email],
             context={"contact": contact, "form_link": _form_link(app, contact.reference),
                      "form": app.rulebook.current_form(day)},
             reference=contact.reference, answering=msg, contact=contact)
@@ -358,14 +336,15 @@ def handle_command(session: Session, app: App, msg: InboundMessage, decision: De
         complaint = session.get(Complaint, decision.thread.id)
         row.complaint_id = decision.thread.id
     done: list[str] = []
-    error: CommandError | None = None
-    try:
-        with session.begin_nested():
-            ctx = commands.Context(session, app, msg, row, complaint, done)
-            commands.execute(ctx, parse_commands(new_text(msg.text)))
-    except CommandError as exc:
-        error = exc
-        done.clear()
+    error = decision.command_error
+    if error is None:
+        try:
+            with session.begin_nested():
+                ctx = commands.Context(session, app, msg, row, complaint, done)
+                commands.execute(ctx, list(decision.commands))
+        except CommandError as exc:
+            error = exc
+            done.clear()
     if complaint is not None:
         session.refresh(complaint)  # the savepoint may have rolled changes back
     context: dict[str, object] = {
@@ -380,7 +359,8 @@ def handle_command(session: Session, app: App, msg: InboundMessage, decision: De
     }
     if error is None and complaint is not None and msg.attachments:
         _event(session, row, "documents", {"count": len(msg.attachments)}, complaint=complaint)
-    enqueue(session, app, kind="director_error" if error else "director_confirmation",
+    kind = EmailKind.DIRECTOR_ERROR if error else EmailKind.DIRECTOR_CONFIRMATION
+    enqueue(session, app, kind=kind,
             recipients=[msg.from_address], context=context,
             reference=complaint.number if complaint else "commandes", answering=msg,
             auto_submitted="auto-replied", complaint=complaint)
@@ -391,7 +371,7 @@ def handle_command(session: Session, app: App, msg: InboundMessage, decision: De
 def handle_alert(session: Session, app: App, msg: InboundMessage, decision: Decision,
                  row: Inbound) -> None:
     """Someone tried to act on the register without the right: only the director is told."""
-    enqueue(session, app, kind="director_alert", recipients=_directors(app),
+    enqueue(session, app, kind=EmailKind.DIRECTOR_ALERT, recipients=_directors(app),
             context={"sender": msg.from_address, "subject": msg.subject,
                      "reasons": [m.reason for m in decision.matches],
                      "received_at": row.received_at or row.processed_at},
@@ -429,7 +409,7 @@ def handle_bounce(session: Session, app: App, msg: InboundMessage, decision: Dec
             complaint.unreachable_at = row.processed_at
         _event(session, row, "unreachable", {"address": sent.to_address, "kind": sent.kind},
                complaint=complaint, contact=contact, ticket=ticket)
-        enqueue(session, app, kind="director_unreachable", recipients=_directors(app),
+        enqueue(session, app, kind=EmailKind.DIRECTOR_UNREACHABLE, recipients=_directors(app),
                 context={"sent": sent, "reference_of": reference,
                          "commands": complaint is not None,
                          "tag": app.tokens.tag(complaint.number) if complaint else
@@ -443,7 +423,7 @@ def handle_too_large(session: Session, app: App, msg: InboundMessage, decision: 
     """Over a size limit: kept on the server in quarantine; the sender gets a polite answer."""
     address = _reply_address(msg)
     if address and address not in app.config.organisation.form_senders:
-        enqueue(session, app, kind="too_large", recipients=[address],
+        enqueue(session, app, kind=EmailKind.TOO_LARGE, recipients=[address],
                 context={"subject": msg.subject, "limits": app.config.limits},
                 reference="taille", answering=msg)
 

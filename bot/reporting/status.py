@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.core.states import IN_PROGRESS, ComplaintStatus, OutboxStatus, state_label
-from bot.store.models import RETRIED_STATE, Complaint, Inbound, Outbox, Setting
+from bot.core.states import IN_PROGRESS, ComplaintStatus, InboundState, OutboxStatus, state_label
+from bot.store.models import Complaint, Inbound, Outbox, Setting
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -110,7 +110,7 @@ def status_lines(app: App) -> list[str]:
         outbox = dict(session.execute(
             select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status)).all())
         in_quarantine = (Inbound.action.in_(("quarantine", "too_large")),
-                         Inbound.state != RETRIED_STATE)
+                         Inbound.state != InboundState.RETRIED)
         quarantined = session.scalars(
             select(Inbound).where(*in_quarantine).order_by(Inbound.id.desc()).limit(5)).all()
         quarantine_count = session.scalar(select(func.count(Inbound.id)).where(*in_quarantine))

@@ -160,6 +160,9 @@ class Rulebook:
     calendar: Calendar = FRANCE
     response_prefix: str = "REP"
     commands: CommandsHelp = CommandsHelp("", "", ())
+    #: Words that make a reply to the satisfaction question a "pas satisfait".
+    satisfaction_negatives: tuple[str, ...] = ("pas satisfait", "non satisfait", "insatisfait",
+                                               "mecontent", "pas du tout")
 
     def object_category(self, text: str) -> str:
         """The category of a complaint's object (``rules/categories.toml``)."""
@@ -327,6 +330,10 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
             monthly_report=_get(procedure, "report.monthly", p, bool),
         ),
         categories=_categories(rules_dir / "categories.toml"),
+        # A rules folder copied before the list existed keeps the shipped words.
+        **({"satisfaction_negatives": tuple(fold(w) for w in _strings(
+            procedure, "satisfaction.negatives", p))}
+           if "negatives" in procedure.get("satisfaction", {}) else {}),
         calendar=_calendar(procedure, p),
         robots=RobotRules(
             auto_submitted_human_values=tuple(

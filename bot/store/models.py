@@ -185,11 +185,14 @@ class Inbound(Base):
     received_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     processed_at: Mapped[dt.datetime] = mapped_column(DateTime)
     action: Mapped[str] = mapped_column(String(32))
+    #: The rules that matched, the deciding one first: ``[{"rule", "reason"}, …]``.
     rules: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: The names of the rules that ran and did not match (``None`` on rows from before 0003).
+    rules_passed: Mapped[list[str] | None] = mapped_column(JSON, nullable=True, default=list)
     folder: Mapped[str] = mapped_column(String(300), default="")
     error: Mapped[str] = mapped_column(Text, default="")
     # committed (handled, not filed yet) -> done (filed); a quarantined message put back
-    # through the pipeline by `reclambot quarantine retry`: RETRIED_STATE.
+    # through the pipeline by `reclambot quarantine retry`: InboundState.RETRIED.
     state: Mapped[str] = mapped_column(String(16), default="committed")
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
@@ -242,10 +245,6 @@ class Outbox(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
-
-
-#: ``Inbound.state`` of a quarantined message that was put back through the pipeline.
-RETRIED_STATE = "retried"
 
 
 class Event(Base):

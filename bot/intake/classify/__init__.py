@@ -1,0 +1,200 @@
+"""Classify: the chain decides what a message is; the handlers (``bot.procedure.handlers``)
+then act on what the decision carries.
+
+The chains below are the whole order of the rules, read top to bottom: robots first, so
+that no machine is ever answered; the official form's own sender next; then the
+director, the threads of the register, and the subject tag. Each rule is a function of
+``(message, context)`` that returns its reason when it matches (``chain.py``); every rule
+that ran is recorded on the message's ``inbound`` row, matched or not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from bot.core.states import Action
+from bot.core.text import fold
+from bot.intake.classify.chain import (
+    Chain,
+    Context,
+    Decide,
+    Decision,
+    Goto,
+    Link,
+    Match,
+    Thread,
+    run,
+)
+from bot.intake.classify.director import (
+    authentication,
+    command_tag,
+    commands_without_token,
+    foreign_token,
+    from_director,
+    invalid_token,
+    read_only_commands,
+    valid_token,
+)
+from bot.intake.classify.robots import (
+    ROBOT_RULES,
+    bounce,
+    delay_report,
+    own_message,
+    quotes_own_email,
+    subject_links,
+)
+from bot.intake.classify.threads import (
+    complaint_thread,
+    contact_thread,
+    filled_form_in_reply,
+    satisfaction_rating,
+    stranger_to_thread,
+    thread_found,
+    ticket_thread,
+)
+from bot.rulebook.form import extract_fields
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.intake.message import InboundMessage
+    from bot.rulebook import Rulebook
+
+__all__ = ["Action", "Context", "Decision", "Match", "Thread", "chains", "classify"]
+
+
+def from_form(msg: InboundMessage, ctx: Context) -> str | None:
+    """Sent by the website's form plugin: a submission, whatever its words look like."""
+    if msg.from_address in ctx.app.config.organisation.form_senders:
+        return f"envoyé par le formulaire du site ({msg.from_address})"
+    return None
+
+
+def size_limit(msg: InboundMessage, ctx: Context) -> str | None:
+    """Over one of ``[limits]`` (worked out by the pipeline from the raw message)."""
+    return ctx.over_limit
+
+
+def form_fields(msg: InboundMessage, ctx: Context) -> str | None:
+    """The form's fields, read from its HTML table or its text: always there to read."""
+    ctx.fields = extract_fields(msg.text, msg.html, ctx.app.rulebook)
+    filled = len([value for value in ctx.fields.values() if value])
+    version = ctx.fields.get("form_version") or "absente"
+    return f"{filled} champ(s) du formulaire lu(s), version {version}"
+
+
+def subject_tag(msg: InboundMessage, ctx: Context) -> str | None:
+    # A word that begins with the tag: "RÉCLAMATION:", "Réclamations", "RECLAMATION-2".
+    words = f" {fold(msg.subject)}"
+    for tag in ctx.app.rulebook.subject_tags:
+        if f" {tag}" in words:
+            return f"l'objet porte l'étiquette {tag.upper()}"
+    return None
+
+
+def filled_form(msg: InboundMessage, ctx: Context) -> str | None:
+    """A tagged email whose body is the form, filled in (pasted, or sent by a plugin
+    from an address not listed in ``form_senders``)."""
+    fields = extract_fields(msg.text, msg.html, ctx.app.rulebook)
+    if not fields.get("form_version"):
+        return None
+    ctx.fields = fields
+    return f"le corps est le formulaire rempli (version {fields['form_version']})"
+
+
+NO_TAG = Decide(Action.LEAVE, "no_tag", "pas d'étiquette RÉCLAMATION dans l'objet : laissé "
+                                        "non lu pour une personne")
+NO_COMMAND = Decide(Action.DIRECTOR, "no_command", "pas de commande : le courriel de la "
+                                                   "direction, laissé pour elle")
+
+
+def build_chains(rulebook: Rulebook) -> dict[str, Chain]:
+    """The chains, with one link per subject rule of ``rulebook``."""
+    robots = tuple(Link(rule, Goto("report")) for rule in ROBOT_RULES)
+    table = (
+        Chain("start", (
+            Link(own_message, Action.ROBOT),
+            Link(from_form, Goto("form")),
+        ), otherwise=Goto("robots")),
+        Chain("robots", robots + subject_links(rulebook, Goto("report")),
+              otherwise=Goto("quoting"), every=True),
+        Chain("quoting", (
+            Link(quotes_own_email, Goto("report")),
+        ), otherwise=Goto("people")),
+        # Only a robot's message is read as a delivery report.
+        Chain("report", (
+            Link(bounce, Action.BOUNCE),
+            Link(delay_report, Action.ROBOT),
+        ), otherwise=Action.ROBOT),
+        Chain("form", (
+            Link(size_limit, Action.TOO_LARGE),
+            Link(form_fields, Action.SUBMISSION),
+        ), otherwise=Action.SUBMISSION),
+        Chain("people", (
+            Link(size_limit, Action.TOO_LARGE),
+            Link(from_director, Goto("director")),
+            Link(foreign_token, Action.ALERT),
+            Link(thread_found, Goto("thread")),
+        ), otherwise=Goto("tag")),
+        Chain("director", (
+            Link(command_tag, Goto("tagged command")),
+            Link(commands_without_token, Action.ALERT),
+            Link(read_only_commands, Goto("read-only command")),
+        ), otherwise=NO_COMMAND),
+        Chain("tagged command", (
+            Link(invalid_token, Action.ALERT),
+            Link(authentication, Action.ALERT),
+            Link(valid_token, Action.COMMAND),
+        ), otherwise=Action.ALERT),
+        Chain("read-only command", (
+            Link(authentication, Action.ALERT),
+        ), otherwise=Action.COMMAND),
+        Chain("thread", (
+            Link(stranger_to_thread, Goto("tag")),
+            Link(complaint_thread, Goto("complaint")),
+            Link(ticket_thread, Action.TICKET_REPLY),
+            Link(contact_thread, Goto("contact")),
+        ), otherwise=Goto("tag")),
+        Chain("complaint", (
+            Link(satisfaction_rating, Action.COMPLAINT_REPLY),
+        ), otherwise=Action.COMPLAINT_REPLY),
+        Chain("contact", (
+            Link(filled_form_in_reply, Action.SUBMISSION),
+        ), otherwise=Action.CONTACT_REPLY),
+        Chain("tag", (
+            Link(subject_tag, Goto("tagged")),
+        ), otherwise=NO_TAG),
+        Chain("tagged", (
+            Link(filled_form, Action.SUBMISSION),
+        ), otherwise=Action.NEW_CONTACT),
+    )
+    return {chain.name: chain for chain in table}
+
+
+# Built once per rulebook: hot path. Keyed by identity, the rulebook being unhashable.
+_BUILT: dict[int, tuple[Rulebook, dict[str, Chain]]] = {}
+
+
+def chains(rulebook: Rulebook) -> dict[str, Chain]:
+    """The chains of ``rulebook``, built on first use."""
+    built = _BUILT.get(id(rulebook))
+    if built is None or built[0] is not rulebook:
+        built = _BUILT[id(rulebook)] = (rulebook, build_chains(rulebook))
+    return built[1]
+
+
+def classify(session: Session, msg: InboundMessage, app: App,
+             over_limit: str | None = None) -> Decision:
+    """Run the chains on ``msg`` and return the decision with its reasons.
+
+    ``over_limit`` says why the message exceeds ``[limits]``, when it does.
+    """
+    return run(chains(app.rulebook), "start", msg, Context(session, app, over_limit))
+
+
+def robot_matches(msg: InboundMessage, ctx: Context) -> tuple[Match, ...]:
+    """Every robot rule that matches ``msg`` (the robots chain alone, for tests and tools)."""
+    return tuple(Match(link.rule_name, reason) for link in chains(ctx.app.rulebook)["robots"].links
+                 if (reason := link.rule(msg, ctx)) is not None)
+

@@ -1,0 +1,26 @@
+"""The rules that ran on a message without matching, beside those that matched
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-03 08:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("inbound", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("rules_passed", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("inbound", schema=None) as batch_op:
+        batch_op.drop_column("rules_passed")
