@@ -2,10 +2,12 @@
 
 Everything the bot raises on purpose derives from :class:`ReclambotError`, so the
 command line can turn any of them into one clear line instead of a traceback.
-Only :class:`TransientError` and its children are ever retried::
+Only :class:`TransientError` and its children are ever retried. No module lets anything
+else out on purpose (``tests/test_units.py`` walks the package to keep it so)::
 
     ReclambotError
     ├── UsageError          a command-line mistake
+    ├── CommandError        a director's command line (names the line to fix)
     ├── ConfigError         config.toml (names the key)
     ├── RulesError          a file of rules/
     ├── TemplateError       a template of templates/
@@ -14,6 +16,8 @@ Only :class:`TransientError` and its children are ever retried::
     ├── LockError           another reclambot holds the register
     ├── OAuth2Error         a sign-in that cannot succeed as configured
     ├── DeliveryRefused     the SMTP server refused an email for good
+    ├── StoreError          the register or a dossier refused what should not fail
+    │   └── ReferenceRefused  not a reference: never a dossier's path (also a ValueError)
     └── TransientError      worth trying again later
         ├── SourceError     the mailbox (IMAP, Maildir)
         ├── SinkError       the sending side (SMTP)
@@ -22,6 +26,11 @@ Only :class:`TransientError` and its children are ever retried::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.intake.commandline import Command
+
 
 class ReclambotError(Exception):
     """Base class of every error the bot raises on purpose."""
@@ -29,6 +38,16 @@ class ReclambotError(Exception):
 
 class UsageError(ReclambotError):
     """A mistake on the command line (an option's value, a path), reported in one line."""
+
+
+class CommandError(ReclambotError):
+    """A command the bot cannot carry out; names the line the director must fix."""
+
+    def __init__(self, command: Command | None, message: str) -> None:
+        self.command = command
+        self.message = message
+        where = f"ligne {command.line} « {command.source.strip()} »" if command else "message"
+        super().__init__(f"{where} : {message}")
 
 
 class ConfigError(ReclambotError):
@@ -82,3 +101,11 @@ class DeliveryRefused(ReclambotError):
 
 class SchemaError(ReclambotError):
     """The register's schema is older or newer than this version of reclambot expects."""
+
+
+class StoreError(ReclambotError):
+    """The register or a dossier refused an operation that should not fail."""
+
+
+class ReferenceRefused(StoreError, ValueError):
+    """A string given as a reference is none: it never becomes a dossier's path."""

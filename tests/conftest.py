@@ -297,3 +297,41 @@ def env_unbuilt(tmp_path: Path, imap_server: ImapServer, smtp: SmtpServer,
     bot_env = BotEnv(tmp_path, imap_server, smtp, monkeypatch, database_url)
     yield bot_env
     bot_env.close()
+
+
+class MemoryEnv:
+    """The bot on the in-memory mailbox and mail server (``bot.testing.memory``): intake
+    and director scenarios without any server; the register is the tests' database."""
+
+    def __init__(self, directory: Path, database_url: str, extra: str = "") -> None:
+        from bot.testing.memory import MemorySink, MemorySource
+
+        # The [imap] and [smtp] sections are required, never contacted: the source and
+        # the sink are given to the runner.
+        self.config_path = write_config(directory, imap_port=1, imap_user="memory",
+                                        smtp_port=1, database_url=database_url, extra=extra)
+        self.source = MemorySource()
+        self.sink = MemorySink()
+        self.app = build_app(load_config(self.config_path))
+
+    def deliver(self, *raws: bytes) -> RunSummary:
+        """Deliver ``raws`` to the inbox and run one pass."""
+        for raw in raws:
+            self.source.deliver(raw)
+        return run_once(self.app, self.source, self.sink)
+
+    def query(self, model: type, *where: Any) -> list[Any]:
+        with self.app.sessions() as session:
+            return list(session.scalars(select(model).where(*where).order_by(model.id)))
+
+    def close(self) -> None:
+        self.app.close()
+
+
+@pytest.fixture()
+def memory(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[MemoryEnv]:
+    monkeypatch.setenv("RECLAMBOT_TEST_IMAP_PASSWORD", "never-used")
+    bot_env = MemoryEnv(tmp_path, database_url)
+    yield bot_env
+    bot_env.close()

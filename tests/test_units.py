@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import io
 import multiprocessing
@@ -371,6 +372,65 @@ def test_the_exception_tree_in_the_docstring_is_the_real_one() -> None:
     for name, cls in classes.items():
         if name != "ReclambotError":
             assert issubclass(cls, errors.ReclambotError), name
+
+
+#: Raises of exceptions outside the tree that are part of a protocol, not an error let out:
+#: argparse turns ArgumentTypeError into its usage message; an AssertionError is a bug.
+PROTOCOL_RAISES = {("bot/cli.py", "argparse.ArgumentTypeError"), ("*", "AssertionError")}
+
+
+def _raised_name(node: ast.expr) -> str:
+    target = node.func if isinstance(node, ast.Call) else node
+    return ast.unparse(target)
+
+
+def test_no_module_raises_anything_outside_the_tree_across_its_boundary() -> None:
+    """Every ``raise`` in bot/ names a class of bot/errors.py; a private exception of a
+    module is allowed only where the module catches it itself (it never leaves)."""
+    import bot
+    from bot import errors
+
+    package = Path(bot.__file__).parent
+    tree = {name for name, cls in vars(errors).items()
+            if isinstance(cls, type) and issubclass(cls, errors.ReclambotError)}
+    wrong = []
+    for path in sorted(package.rglob("*.py")):
+        module = ast.parse(path.read_text(encoding="utf-8"))
+        caught = {ast.unparse(h.type) for h in ast.walk(module)
+                  if isinstance(h, ast.ExceptHandler) and h.type is not None}
+        defined = {c.name for c in ast.walk(module) if isinstance(c, ast.ClassDef)}
+        where = str(path.relative_to(package.parent))
+        for node in ast.walk(module):
+            if not isinstance(node, ast.Raise) or node.exc is None:
+                continue
+            name = _raised_name(node.exc)
+            if not name[:1].isupper() and "." not in name:
+                continue  # re-raising a caught exception held in a variable
+            if name.split(".")[-1] in tree:
+                continue
+            if (where, name) in PROTOCOL_RAISES or ("*", name) in PROTOCOL_RAISES:
+                continue
+            if name in defined and name.startswith("_") and name in caught:
+                continue  # private to the module, and caught there
+            wrong.append(f"{where}:{node.lineno}: raise {name}")
+    assert wrong == []
+
+
+def test_every_exception_class_of_the_package_is_in_bot_errors() -> None:
+    """One tree, drawn where it lives: no module defines its own error class, but a
+    private one it catches itself."""
+    import bot
+
+    package = Path(bot.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "errors.py" and path.parent == package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_") and any(
+                    ast.unparse(b).endswith(("Error", "Exception", "Refused")) for b in node.bases):
+                found.append(f"{path.name}: {node.name}")
+    assert found == []
 
 
 def test_every_kind_of_email_has_its_three_templates() -> None:

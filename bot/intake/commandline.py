@@ -5,6 +5,8 @@ them (:mod:`bot.procedure.commands`) never reads the email again. Only the new t
 reply is given here (quoted history stripped). A line that starts with ``#`` starts a
 command (case and accents ignored); the lines under it, up to the next command or a
 ``--`` signature line, are its text.
+
+:class:`~bot.errors.CommandError` is re-exported here, where commands are read.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import re
 from dataclasses import dataclass
 
 from bot.core.text import fold
-from bot.errors import ReclambotError
+from bot.errors import CommandError
+
+__all__ = ["NAMES", "READ_ONLY", "Command", "CommandError", "parse"]
 
 NAMES = {
     "manquement": "manquement",
@@ -40,16 +44,6 @@ NAMES = {
 READ_ONLY = frozenset({"aide", "liste"})
 _COMMAND_LINE = re.compile(r"^\s*#\s*([^\s#]+)\s*(.*)$")
 _SIGNATURE = re.compile(r"^-- ?$")
-
-
-class CommandError(ReclambotError):
-    """A command the bot cannot carry out; names the line the director must fix."""
-
-    def __init__(self, command: Command | None, message: str) -> None:
-        self.command = command
-        self.message = message
-        where = f"ligne {command.line} « {command.source.strip()} »" if command else "message"
-        super().__init__(f"{where} : {message}")
 
 
 @dataclass(frozen=True)

@@ -52,11 +52,11 @@ class FormVersion:
         return self.valid_from <= day and (self.valid_until is None or day <= self.valid_until)
 
     def field(self, key: str) -> FormField:
-        """The field with this key (``KeyError`` if the version lacks it)."""
+        """The field with this key (a ``RulesError`` if the version lacks it)."""
         for f in self.fields:
             if f.key == key:
                 return f
-        raise KeyError(key)
+        raise RulesError(f"rules/forms.toml: the version {self.id} has no field {key}")
 
 
 @dataclass(frozen=True)

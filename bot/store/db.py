@@ -15,6 +15,7 @@ from sqlalchemy import Engine, bindparam, create_engine, event, insert, inspect,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
+from bot.errors import StoreError
 from bot.store.models import Base, Counter
 
 
@@ -219,4 +220,4 @@ def next_in_sequence(session: Session, name: str) -> int:
             return 1
         except IntegrityError:
             continue  # another process created it meanwhile: increment theirs
-    raise RuntimeError(f"counter {name} could not be allocated")
+    raise StoreError(f"counter {name} could not be allocated")

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from bot.errors import ReferenceRefused
+
 
 class Document(Protocol):
     """A file to keep in a dossier: an attachment of an inbound message."""
@@ -70,7 +72,7 @@ class Dossiers:
     def folder(self, reference: str) -> Path:
         """The folder of one reference; refuses anything that is not a reference."""
         if not _REFERENCE.match(reference):
-            raise ValueError(f"not a dossier reference: {reference!r}")
+            raise ReferenceRefused(f"not a dossier reference: {reference!r}")
         return self.root / reference
 
     def relative(self, reference: str) -> str:
