@@ -39,7 +39,7 @@ from bot.outbound.outbox import SendReport, send_pending
 from bot.outbound.sinks import Sink
 from bot.procedure.handlers import ROUTES, handle
 from bot.reporting.status import FilingLog, record_setting
-from bot.store.db import hold_rows, release_rows
+from bot.store.db import RowBuffer
 from bot.store.models import Complaint, Contact, Inbound, MailboxState, Ticket
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
     for the whole batch, while ``parser`` may still be parsing its messages. Handlers
     seldom fail, so the batch is first handled without a SAVEPOINT per message (they cost
     a tenth of the time); its rows are flushed once, at its end (or when a query needs
-    them), and its events and emails are written then (:func:`bot.store.db.hold_rows`). If a
+    them), and its events and emails are written then (:class:`bot.store.db.RowBuffer`). If a
     handler, the flush or that write fails, the attempt is rolled back whole and the batch
     is handled again with a SAVEPOINT per message and every row written at once, so that
     the failing message goes to quarantine alone. Nothing leaves
@@ -285,8 +285,7 @@ def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMes
                   savepoints: bool) -> list[Outcome]:
     done: list[tuple[RawMessage, Inbound, InboundMessage | None]] = []
     with app.transaction() as session:
-        if not savepoints:
-            hold_rows(session)
+        rows = RowBuffer.hold(session) if not savepoints else None
         existing = {
             row.uid: row for row in session.scalars(
                 select(Inbound).where(Inbound.mailbox == source.mailbox,
@@ -348,7 +347,8 @@ def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMes
             done.append((raw, row, msg))
         try:
             session.flush()
-            release_rows(session)
+            if rows is not None:
+                rows.release()
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:  # a message's row refused: find which, message by message

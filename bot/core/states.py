@@ -35,6 +35,7 @@ class TicketStatus(StrEnum):
     INCOMPLETE = "incomplete"
     COMPLETED = "completed"
     ABANDONED = "abandoned"
+    ERASED = "erased"
 
 
 class OutboxStatus(StrEnum):
@@ -67,7 +68,7 @@ STATE_LABELS: dict[type[StrEnum], dict[str, str]] = {
     ContactStatus: {"open": "en attente du formulaire", "converted": "formulaire reçu",
                     "abandoned": "sans suite", "erased": "effacé"},
     TicketStatus: {"incomplete": "incomplet", "completed": "complété",
-                   "abandoned": "sans suite"},
+                   "abandoned": "sans suite", "erased": "effacé"},
     OutboxStatus: {"pending": "en attente", "sending": "en cours d'envoi", "sent": "envoyé",
                    "failed": "en échec", "imported": "importé (jamais envoyé)"},
     InboundState: {"committed": "décidé, pas encore classé", "done": "classé",

@@ -24,7 +24,7 @@ from bot.core.states import IN_PROGRESS, ComplaintStatus
 from bot.core.text import fold
 from bot.intake.commandline import Command, CommandError
 from bot.outbound.outbox import enqueue
-from bot.store.db import append_row, next_in_sequence
+from bot.store.db import append_row, message_origin, next_in_sequence
 from bot.store.deadlines import next_deadline
 from bot.store.models import ActionTaken, Complaint, Event, Failure, Inbound
 
@@ -88,8 +88,9 @@ class Context:
         return local(self.now).date()
 
     def event(self, kind: str, detail: dict[str, object]) -> None:
-        append_row(self.session, Event, at=self.now, kind=kind, origin=self.row.origin(),
-                   detail=detail, complaint_id=self.complaint.id if self.complaint else None)
+        append_row(self.session, Event, at=self.now, kind=kind,
+                   origin=message_origin(self.session, self.row), detail=detail,
+                   complaint_id=self.complaint.id if self.complaint else None)
 
     def open_complaint(self, command: Command) -> Complaint:
         complaint = self.any_complaint(command)

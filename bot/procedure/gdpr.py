@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from bot.procedure.purge import erase_complaint, erase_pending
+from bot.core.states import ContactStatus, TicketStatus
+from bot.procedure.purge import erase_complaint, erase_pending, remove_dossiers
 from bot.store.db import compact
 from bot.store.models import Complaint, Contact, Event, Inbound, Outbox, Ticket
 
@@ -114,10 +115,14 @@ def export(app: App, address: str, output: Path,
     return count
 
 
+_ERASED = (ContactStatus.ERASED, TicketStatus.ERASED)
+
+
 def erase(app: App, address: str) -> tuple[list[str], list[str]]:
     """Erase what concerns ``address``; return (erased references, refused under legal hold)."""
     now = app.clock()
     erased, held_back = [], []
+    dossiers: list[str] = []
     with app.transaction() as session:
         held = find(session, address)
         for complaint in held.complaints:
@@ -125,12 +130,12 @@ def erase(app: App, address: str) -> tuple[list[str], list[str]]:
                 held_back.append(complaint.number)
                 continue
             if complaint.purged_at is None:
-                erase_complaint(session, app, complaint, now, "demande RGPD")
+                erase_complaint(session, app, complaint, now, "demande RGPD", dossiers)
             erased.append(complaint.number)
         pending: list[Ticket | Contact] = [*held.tickets, *held.contacts]
         for row in pending:
-            if row.complaint_id is None and row.status != "erased":
-                erase_pending(session, app, row, now, "demande RGPD")
+            if row.complaint_id is None and row.status not in _ERASED:
+                erase_pending(session, app, row, now, "demande RGPD", dossiers)
                 erased.append(row.reference)
         for message in held.inbound:  # messages linked to nothing (robots, untagged)
             if message.sender == address.strip().lower():
@@ -138,5 +143,6 @@ def erase(app: App, address: str) -> tuple[list[str], list[str]]:
         for sent in held.outbox:
             if sent.to_address == address.strip().lower():
                 sent.raw, sent.recipients, sent.to_address, sent.subject = b"", [], "", ""
+    remove_dossiers(app, dossiers)  # committed: the folders go now
     compact(app.engine)
     return erased, held_back

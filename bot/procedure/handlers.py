@@ -24,7 +24,7 @@ from bot.intake.replies import new_text
 from bot.outbound.outbox import enqueue
 from bot.procedure import commands
 from bot.rulebook.form import Validation, validate
-from bot.store.db import append_row, next_in_sequence
+from bot.store.db import append_row, message_origin, next_in_sequence
 from bot.store.models import Complaint, Contact, Event, Inbound, Outbox, Ticket
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def _event(session: Session, row: Inbound, kind: str, detail: dict[str, object] 
         session, Event,
         at=row.processed_at,
         kind=kind,
-        origin=row.origin(),
+        origin=message_origin(session, row),
         detail=detail or {},
         complaint_id=complaint,
         contact_id=contact,

@@ -6,6 +6,10 @@ count of failures, and its events without their details — enough for the indic
 the Qualiopi audit cycle. That row is itself deleted three years later. Each erasure is
 logged (reference, date, what was erased), never the data. A legal hold (``#conserver``)
 suspends the purge of one complaint.
+
+Dossier folders are erased after the commit that erased their rows, as everywhere the
+world is touched only after commit: a rollback then leaves every file in place. A crash
+between the two leaves folders of purged references, which the next purge erases.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.clock import local
-from bot.core.states import ComplaintStatus
+from bot.core.states import ComplaintStatus, ContactStatus, TicketStatus
+from bot.errors import ReferenceRefused
 from bot.procedure.jobrun import JobResult, job_moment, once
 from bot.store.db import compact
 from bot.store.models import (
@@ -69,15 +74,32 @@ def retention_start(complaint: Complaint) -> dt.date | None:
     return start
 
 
-def _remove_folder(app: App, reference: str) -> bool:
+def _has_folder(app: App, reference: str) -> bool:
     try:
-        folder = app.dossiers.folder(reference)
-    except ValueError:
+        return app.dossiers.folder(reference).exists()
+    except ReferenceRefused:
         return False
-    if folder.exists():
-        shutil.rmtree(folder)
-        return True
-    return False
+
+
+def remove_dossiers(app: App, references: list[str]) -> int:
+    """Erase the dossier folders of ``references`` (after the commit that erased their
+    rows); how many there were."""
+    removed = 0
+    for reference in references:
+        if _has_folder(app, reference):
+            shutil.rmtree(app.dossiers.folder(reference))
+            removed += 1
+    return removed
+
+
+def purged_references(session: Session) -> list[str]:
+    """Every reference whose data were erased: their dossiers must not exist."""
+    complaints = select(Complaint.id).where(Complaint.purged_at.is_not(None))
+    return list(dict.fromkeys([
+        *session.scalars(select(Erasure.reference)),  # complaints, tickets, contacts erased
+        *session.scalars(select(Ticket.reference).where(Ticket.complaint_id.in_(complaints))),
+        *session.scalars(select(Contact.reference).where(Contact.complaint_id.in_(complaints))),
+    ]))
 
 
 def _forget_messages(session: Session, inbound_where: ColumnElement[bool],
@@ -94,14 +116,16 @@ def _forget_messages(session: Session, inbound_where: ColumnElement[bool],
 
 
 def erase_complaint(session: Session, app: App, complaint: Complaint, now: dt.datetime,
-                    reason: str) -> Erasure:
-    """Erase a complaint's personal data; keep its pseudonymised row."""
+                    reason: str, dossiers: list[str]) -> Erasure:
+    """Erase a complaint's personal data; keep its pseudonymised row. The references whose
+    dossier folders go are added to ``dossiers``, for the caller to erase after commit."""
     what = []
     linked_tickets = session.scalars(select(Ticket).where(Ticket.complaint_id == complaint.id))
     linked_contacts = session.scalars(select(Contact).where(Contact.complaint_id == complaint.id))
     for reference in [complaint.number, *(t.reference for t in linked_tickets),
                       *(c.reference for c in linked_contacts)]:
-        if _remove_folder(app, reference):
+        if _has_folder(app, reference):
+            dossiers.append(reference)
             what.append(f"dossier {reference}")
     for name in ("client_name", "client_email", "phone", "organisation", "object", "product",
                  "parties_involved", "facts_date", "description", "expected_solution",
@@ -131,10 +155,12 @@ def _blank_pending(row: Ticket | Contact) -> None:
 
 
 def erase_pending(session: Session, app: App, row: Ticket | Contact, now: dt.datetime,
-                  reason: str) -> Erasure:
-    """Erase a ticket or contact that never entered the register: nothing of it stays."""
+                  reason: str, dossiers: list[str]) -> Erasure:
+    """Erase a ticket or contact that never entered the register: nothing of it stays
+    (its dossier folder is added to ``dossiers``, erased by the caller after commit)."""
     what = []
-    if _remove_folder(app, row.reference):
+    if _has_folder(app, row.reference):
+        dossiers.append(row.reference)
         what.append(f"dossier {row.reference}")
     if isinstance(row, Ticket):
         conditions = (Inbound.ticket_id == row.id, Outbox.ticket_id == row.id)
@@ -145,7 +171,7 @@ def erase_pending(session: Session, app: App, row: Ticket | Contact, now: dt.dat
         Event.ticket_id == row.id if isinstance(row, Ticket) else Event.contact_id == row.id
     ).values(detail={}, origin=""))
     _blank_pending(row)
-    row.status = "erased"
+    row.status = TicketStatus.ERASED if isinstance(row, Ticket) else ContactStatus.ERASED
     what.append(f"coordonnées et textes ; {inbound} message(s) reçu(s), {outbox} envoyé(s)")
     erasure = Erasure(at=now, reference=row.reference, reason=reason, what=what)
     session.add(erasure)
@@ -175,6 +201,7 @@ def purge(app: App, day: dt.date) -> JobResult:
 
     def work(session: Session, now: dt.datetime) -> dict[str, int]:
         counts = {"erased": 0, "held": 0, "pending_erased": 0, "rows_deleted": 0}
+        dossiers: list[str] = []
         for complaint in session.scalars(select(Complaint).where(
                 Complaint.purged_at.is_(None),
                 Complaint.status.in_((ComplaintStatus.CLOSED, ComplaintStatus.REQUALIFIED)))).all():
@@ -184,7 +211,7 @@ def purge(app: App, day: dt.date) -> JobResult:
             if complaint.legal_hold:
                 counts["held"] += 1
                 continue
-            erase_complaint(session, app, complaint, now, "durée de conservation")
+            erase_complaint(session, app, complaint, now, "durée de conservation", dossiers)
             counts["erased"] += 1
         for complaint in session.scalars(select(Complaint).where(
                 Complaint.purged_at.is_not(None))).all():
@@ -195,15 +222,18 @@ def purge(app: App, day: dt.date) -> JobResult:
         limit = moment - dt.timedelta(days=365 * t.personal_data_years)
         for kind in PENDING_MODELS:
             stale: list[Ticket | Contact] = list(session.scalars(select(kind).where(
-                kind.status == "abandoned")))
+                kind.status.in_((ContactStatus.ABANDONED, TicketStatus.ABANDONED)))))
             for row in stale:
                 last = row.updated_at if isinstance(row, Ticket) else row.received_at
                 if last <= limit:
-                    erase_pending(session, app, row, now, "durée de conservation")
+                    erase_pending(session, app, row, now, "durée de conservation", dossiers)
                     counts["pending_erased"] += 1
         return counts
 
     result = once(app, "purge", day, work)
+    # Committed: now the folders go (this run's, and any a crash left behind).
+    with app.sessions() as session:
+        remove_dossiers(app, purged_references(session))
     if result.counts.get("erased") or result.counts.get("pending_erased"):
         compact(app.engine)
     return result

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from bot.errors import StoreError
-from bot.store.models import Base, Counter
+from bot.store.models import Base, Counter, Inbound
 
 
 def make_engine(url: str) -> Engine:
@@ -78,17 +78,38 @@ _BUFFER = "reclambot.rows"
 class RowBuffer:
     """Rows of append-only tables (events, outgoing emails) held back until :meth:`write`.
 
-    A batch writes them with one INSERT per table and run of rows, through the driver's
-    ``executemany``: a fraction of the cost of one statement per row. Any ORM statement
-    that touches a table with rows held here writes them first, so that no query of the
-    transaction misses one (see :func:`_write_before_orm_statement`).
+    The batch makes one explicitly (:meth:`hold`) and writes it at its end (:meth:`release`).
+    It writes them with one INSERT per table and run of rows, through the driver's
+    ``executemany``: a fraction of the cost of one statement per row. While it holds rows,
+    any ORM statement of *its* session that touches one of their tables writes them first,
+    so that no query of the transaction misses one; other sessions are left alone.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, session: Session) -> None:
+        self.session = session
         self._rows: dict[type[Base], list[dict[str, Any]]] = {}
         # (model, column names) -> how many held rows have each combination of values:
         # counting by a scan would make a large batch quadratic.
         self._counts: dict[tuple[type[Base], tuple[str, ...]], collections.Counter[Any]] = {}
+
+    @classmethod
+    def hold(cls, session: Session) -> RowBuffer:
+        """Hold ``session``'s :func:`append_row` rows from now until :meth:`release`.
+
+        They are written in the transaction all the same: if it rolls back, they vanish
+        with it, and with the session the buffer is dropped.
+        """
+        buffer = cls(session)
+        session.info[_BUFFER] = buffer
+        event.listen(session, "do_orm_execute", buffer._before_orm_statement)
+        return buffer
+
+    def release(self) -> None:
+        """Write the rows held, and append at once from now on."""
+        if self.session.info.get(_BUFFER) is self:
+            del self.session.info[_BUFFER]
+            event.remove(self.session, "do_orm_execute", self._before_orm_statement)
+        self.write()
 
     def add(self, model: type[Base], values: dict[str, Any]) -> None:
         self._rows.setdefault(model, []).append(values)
@@ -106,49 +127,27 @@ class RowBuffer:
             self._counts[(model, names)] = counts
         return counts[tuple(equal[name] for name in names)]
 
-    def touches(self, models: Iterable[type[Any]]) -> bool:
-        return any(model in self._rows for model in models)
-
-    def write(self, session: Session) -> None:
+    def write(self) -> None:
         """Insert every row held, in the order added (ids follow that order)."""
         rows, self._rows = self._rows, {}
         self._counts.clear()
-        connection = session.connection()
+        if not rows:
+            return
+        connection = self.session.connection()
         for model, values in rows.items():
             # One executemany per run of rows that give the same columns.
             for _, run in itertools.groupby(values, key=_columns):
-                connection.execute(insert(model), [_with_ids(session, v) for v in run])
+                connection.execute(insert(model), [_with_ids(self.session, v) for v in run])
 
-
-def hold_rows(session: Session) -> RowBuffer:
-    """Hold this session's :func:`append_row` rows until the buffer's ``write``.
-
-    They are written in the transaction all the same: if it rolls back, they vanish with
-    it, and with the session the buffer is dropped.
-    """
-    buffer = RowBuffer()
-    session.info[_BUFFER] = buffer
-    return buffer
-
-
-def release_rows(session: Session) -> None:
-    """Write the rows held for ``session`` and append at once from now on."""
-    buffer: RowBuffer | None = session.info.pop(_BUFFER, None)
-    if buffer is not None:
-        buffer.write(session)
+    def _before_orm_statement(self, state: ORMExecuteState) -> None:
+        if self._rows and any(m.class_ in self._rows for m in state.all_mappers):
+            self.write()
 
 
 def held_count(session: Session, model: type[Base], **equal: Any) -> int:
     """How many rows of ``model`` with these values this session holds back (not written)."""
     buffer: RowBuffer | None = session.info.get(_BUFFER)
     return buffer.count(model, **equal) if buffer is not None else 0
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _write_before_orm_statement(state: ORMExecuteState) -> None:
-    buffer: RowBuffer | None = state.session.info.get(_BUFFER)
-    if buffer is not None and buffer.touches(m.class_ for m in state.all_mappers):
-        buffer.write(state.session)
 
 
 def _with_ids(session: Session, values: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +186,20 @@ def append_row(session: Session, model: type[Base], **values: Any) -> None:
         buffer.add(model, values)
     else:
         session.connection().execute(insert(model), _with_ids(session, values))
+
+
+def message_origin(session: Session, row: Inbound) -> str:
+    """How the events a message causes name it: its Message-ID, else its row.
+
+    A message without a Message-ID (rare: robots, broken clients) needs its row's id,
+    so its row is flushed here, on purpose and only then: a batch otherwise writes its
+    rows once, at its end.
+    """
+    if row.message_id:
+        return row.message_id
+    if row.id is None:
+        session.flush()
+    return f"inbound:{row.id}"
 
 
 # Built once: building a statement costs about as much as running it on SQLite.

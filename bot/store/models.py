@@ -30,7 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
@@ -206,15 +206,6 @@ class Inbound(Base):
     ticket: Mapped[Ticket | None] = relationship(lazy="raise")
 
     __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid"),)
-
-    def origin(self) -> str:
-        """How events caused by this message name it: its Message-ID, else its row."""
-        if self.message_id:
-            return self.message_id
-        session = object_session(self)
-        if self.id is None and session is not None:
-            session.flush()  # rows are flushed once per message; this one needs its id now
-        return f"inbound:{self.id}"
 
 
 class Outbox(Base):

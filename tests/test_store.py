@@ -1,0 +1,95 @@
+"""The database without surprises: the batch's row buffer is its own object and touches
+no other session; no model method flushes; dossier folders go only after commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.core.states import ComplaintStatus
+from bot.procedure import purge as purge_module
+from bot.procedure.purge import purge
+from bot.store.db import RowBuffer, append_row, held_count
+from bot.store.models import Complaint, Event, Inbound
+from bot.testing import samples
+from tests.conftest import MemoryEnv
+
+LATER = dt.date.today() + dt.timedelta(days=3 * 366)
+
+
+def closed_complaint(env: MemoryEnv) -> Complaint:
+    """A complaint registered from the form, closed at once: its dossier is on disk."""
+    env.deliver(samples.form_submission())
+    with env.app.transaction() as session:
+        session.execute(update(Complaint).values(status=ComplaintStatus.CLOSED,
+                                                 closed_at=env.app.clock()))
+    [complaint] = env.query(Complaint)
+    assert env.app.dossiers.folder(complaint.number).is_dir()
+    return complaint
+
+
+def test_a_purge_rolled_back_leaves_every_dossier_file(memory: MemoryEnv,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    complaint = closed_complaint(memory)
+    folder = memory.app.dossiers.folder(complaint.number)
+    files = sorted(folder.rglob("*"))
+    # A second complaint, pseudonymised long ago: deleting its row fails after the first
+    # complaint was erased in the same transaction.
+    memory.deliver(samples.form_submission({**samples.COMPLETE_FORM,
+                                            "Adresse e-mail": "paul@example.net"}))
+    with memory.app.transaction() as session:
+        session.execute(update(Complaint).where(Complaint.id != complaint.id).values(
+            status=ComplaintStatus.CLOSED, closed_at=dt.datetime(2020, 1, 1),
+            purged_at=dt.datetime(2020, 1, 1)))
+
+    def fail(*args: object) -> None:
+        raise OSError("disque plein")
+
+    monkeypatch.setattr(purge_module, "delete_pseudonymised", fail)
+    with pytest.raises(OSError):
+        purge(memory.app, LATER)
+    assert sorted(folder.rglob("*")) == files  # the transaction rolled back: files stay
+    first = memory.query(Complaint, Complaint.id == complaint.id)[0]
+    assert first.client_email and first.purged_at is None  # and so did the erasure
+
+
+def test_folders_a_crash_left_after_commit_are_erased_by_the_next_purge(
+        memory: MemoryEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    complaint = closed_complaint(memory)
+    folder = memory.app.dossiers.folder(complaint.number)
+    with monkeypatch.context() as crash:
+        crash.setattr(purge_module, "remove_dossiers", lambda app, references: 0)
+        purge(memory.app, LATER - dt.timedelta(days=700))
+    [row] = memory.query(Complaint)
+    assert row.purged_at is not None and row.client_email == ""
+    assert folder.is_dir()  # committed, then the process died before the folders went
+    purge(memory.app, LATER - dt.timedelta(days=699))
+    assert not folder.exists()
+
+
+def test_the_row_buffer_listens_to_its_own_session_only(memory: MemoryEnv) -> None:
+    import bot.pipeline  # noqa: F401  everything the bot registers at import
+
+    with memory.app.transaction() as held:
+        assert len(held.dispatch.do_orm_execute) == 0  # nothing on every session
+        buffer = RowBuffer.hold(held)
+        assert len(held.dispatch.do_orm_execute) == 1
+        assert len(Session().dispatch.do_orm_execute) == 0  # another session: nothing
+        append_row(held, Event, at=memory.app.clock(), kind="note", origin="x", detail={})
+        assert held_count(held, Event, kind="note") == 1
+        # A query of its own session on the table writes the held row first.
+        assert [e.kind for e in held.scalars(select(Event))] == ["note"]
+        assert held_count(held, Event, kind="note") == 0
+        buffer.release()
+        assert len(held.dispatch.do_orm_execute) == 0
+
+
+def test_a_message_without_message_id_is_named_by_its_row(memory: MemoryEnv) -> None:
+    raw = samples.free_text().replace(b"Message-ID:", b"X-Old-Message-ID:")
+    memory.deliver(raw)
+    [row] = memory.query(Inbound)
+    [event] = memory.query(Event, Event.kind == "initial_contact")
+    assert row.message_id == "" and event.origin == f"inbound:{row.id}"
