@@ -283,16 +283,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from bot.core.states import EMAIL_KIND_LABELS, UNSENT, OutboxStatus, state_label
-    from bot.store.models import Outbox
+    from bot.core.states import EMAIL_KIND_LABELS, OutboxStatus, state_label
+    from bot.reporting.status import unsent
 
     with _app(args) as app, app.sessions() as session:
-        rows = session.scalars(
-            select(Outbox).where(Outbox.status.in_(UNSENT))
-            .order_by(Outbox.id)
-        ).all()
+        rows = unsent(session)
         for row in rows:
             print(f"{row.id:6} {state_label(OutboxStatus, row.status):16} "
                   f"essais={row.attempts} prochain={row.next_attempt_at:%d/%m/%Y %H:%M} "
@@ -349,31 +344,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from sqlalchemy import CursorResult, func, select, update
-
-    from bot.core.states import OutboxStatus
-    from bot.intake.sources.archive import ArchiveSource
-    from bot.ops.lock import ProcessLock
+    from bot.ops.importer import import_archive, open_archive
     from bot.ops.progress import Progress
-    from bot.pipeline import process_mailbox
-    from bot.store.models import Outbox
 
     path = args.mbox or args.maildir
     if not path.exists():
         raise UsageError(f"import : {path} introuvable")
-    with _app(args) as app, ProcessLock(app):
-        source = ArchiveSource(path)
-        with app.sessions() as session:
-            before = session.scalar(select(func.max(Outbox.id))) or 0
+    with _app(args) as app:
+        source = open_archive(path)
         with Progress(len(source), "import") as progress:
-            summary = process_mailbox(app, source, sink=None, progress=progress.advance)
-        with app.transaction() as session:
-            # Past mail: what the bot would have answered is kept, never sent.
-            result: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
-                update(Outbox).where(Outbox.id > before, Outbox.status == OutboxStatus.PENDING)
-                .values(status=OutboxStatus.IMPORTED))
-            skipped = result.rowcount
-        source.close()
+            summary, skipped = import_archive(app, source, progress.advance)
         actions = ", ".join(f"{k}: {v}" for k, v in sorted(summary.actions.items()))
         print(f"{summary.fetched} message(s) importé(s) ({actions}) ; "
               f"{skipped} courriel(s) non envoyé(s)")

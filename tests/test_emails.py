@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from bot.intake.commandline import NAMES
+from bot.procedure.commands import HANDLERS
 from bot.testing import samples
 from tests.test_documents import ENGLISH_STATES
 
@@ -193,7 +193,7 @@ def test_each_command_is_a_mailto_link_that_opens_a_ready_reply(
     for message in notices:
         html = _parts(message)[1]
         links = [unquote(h) for h in re.findall(r'href="(mailto:[^"]+)"', html)]
-        assert len(links) >= len(set(NAMES.values()))
+        assert len(links) >= len(HANDLERS)
         for link in re.findall(r'href="(mailto:[^"]+)"', html):
             parts = urlsplit(link.replace("&amp;", "&"))
             assert parts.path == "reclamations@example.fr"
@@ -215,7 +215,7 @@ def test_the_help_is_one_description_everywhere(sent: list[tuple[str, Any]]) -> 
 
     rules = load_rulebook(package_data_dir("rules"))
     described = " ".join(c.syntax for c in rules.commands.commands)
-    assert {n for n in NAMES.values() if f"#{n}" not in described} == set()
+    assert {n for n in HANDLERS if f"#{n}" not in described} == set()
     help_text = Renderer(package_data_dir("templates"), {"rules": rules}).env.get_template(
         "_commands.txt").render().strip()
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")

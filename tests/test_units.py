@@ -151,16 +151,19 @@ def test_composed_email_is_standard_mime(tmp_path: Path) -> None:
     from bot.app import build_app
     from bot.config import load_config
     from bot.ops.demo import DEMO_CONFIG
-    from bot.outbound.outbox import compose
+    from bot.outbound.compose import Email, compose
+    from bot.outbound.render import Rendered
 
     (tmp_path / "config.toml").write_text(DEMO_CONFIG, encoding="utf-8")
     app = build_app(load_config(tmp_path / "config.toml"))
     subject = ("Réclamation « reçue » " * 6).strip()
-    raw = compose(app, recipients=["hélène@example.org"], subject=subject,
-                  text="Très bien reçu.\n" * 50, html="<p>Très <b>bien</b></p>",
-                  message_id="<1@example.fr>", now=dt.datetime(2026, 11, 25, 10, 0),
-                  reference="REC-2026-0001", answering=None, auto_submitted="auto-replied",
-                  attachments=[("registre été.xlsx", "application/octet-stream", b"\x00\x01")])
+    org = app.config.organisation
+    raw = compose(Email("acknowledgement", ["hélène@example.org"], reference="REC-2026-0001",
+                        auto_submitted="auto-replied", attachments=[
+                            ("registre été.xlsx", "application/octet-stream", b"\x00\x01")]),
+                  Rendered(subject, "Très bien reçu.\n" * 50, "<p>Très <b>bien</b></p>"),
+                  sender=(org.name, org.bot_address), message_id="<1@example.fr>",
+                  now=dt.datetime(2026, 11, 25, 10, 0))
     assert all(line.endswith(b"\r") or not line for line in raw.split(b"\n")[:-1])
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     msg = email.message_from_bytes(raw, policy=email.policy.strict)
@@ -232,7 +235,7 @@ def test_encoded_subjects_read_back_and_fold(subject: str) -> None:
     import email
     import email.policy
 
-    from bot.outbound.outbox import _header
+    from bot.outbound.compose import _header
 
     line = _header("Subject", subject)
     assert all(len(part) <= 76 for part in line.split(b"\r\n"))
@@ -295,7 +298,7 @@ def test_base64_lines_are_those_of_the_stdlib(size: int) -> None:
     import base64
     import random
 
-    from bot.outbound.outbox import _base64_lines
+    from bot.outbound.compose import _base64_lines
 
     data = random.Random(size).randbytes(size)
     assert _base64_lines(data) == base64.encodebytes(data).replace(b"\n", b"\r\n")

@@ -4,7 +4,8 @@ Parsed at intake, so that the decision carries the commands and the handler that
 them (:mod:`bot.procedure.commands`) never reads the email again. Only the new text of a
 reply is given here (quoted history stripped). A line that starts with ``#`` starts a
 command (case and accents ignored); the lines under it, up to the next command or a
-``--`` signature line, are its text.
+``--`` signature line, are its text. The words known are those of ``rules/commands.toml``
+(each command's name and aliases: :attr:`bot.rulebook.CommandsHelp.words`).
 
 :class:`~bot.errors.CommandError` is re-exported here, where commands are read.
 """
@@ -12,36 +13,14 @@ command (case and accents ignored); the lines under it, up to the next command o
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.core.text import fold
 from bot.errors import CommandError
 
-__all__ = ["NAMES", "READ_ONLY", "Command", "CommandError", "parse"]
+__all__ = ["Command", "CommandError", "parse"]
 
-NAMES = {
-    "manquement": "manquement",
-    "action": "action",
-    "reponse": "reponse",
-    "repondre": "reponse",
-    "cloturer": "cloturer",
-    "cloture": "cloturer",
-    "clore": "cloturer",
-    "rouvrir": "rouvrir",
-    "reouvrir": "rouvrir",
-    "requalifier": "requalifier",
-    "note": "note",
-    "consommateur": "consommateur",
-    "aide": "aide",
-    "liste": "liste",
-    "prolonger": "prolonger",
-    "conserver": "conserver",
-    "liberer": "liberer",
-    "finrelation": "finrelation",
-    "fin_relation": "finrelation",
-}
-#: Commands that read the register without changing it: they need no complaint token.
-READ_ONLY = frozenset({"aide", "liste"})
 _COMMAND_LINE = re.compile(r"^\s*#\s*([^\s#]+)\s*(.*)$")
 _SIGNATURE = re.compile(r"^-- ?$")
 
@@ -62,8 +41,9 @@ class Command:
         return "\n".join(part for part in (self.args.strip(), self.body) if part)
 
 
-def parse(text: str) -> list[Command]:
-    """The commands of ``text`` (the reply's new text); unknown ones raise ``CommandError``."""
+def parse(text: str, words: Mapping[str, str]) -> list[Command]:
+    """The commands of ``text`` (the reply's new text), ``words`` mapping every word the
+    director may type (folded) to its command; an unknown one raises ``CommandError``."""
     commands: list[Command] = []
     current: dict[str, object] | None = None
     body: list[str] = []
@@ -83,12 +63,12 @@ def parse(text: str) -> list[Command]:
             body = []
             word = fold(match.group(1)).replace(" ", "")
             command = {"args": match.group(2).strip(), "line": number, "source": line}
-            if word not in NAMES:
+            if word not in words:
                 raise CommandError(
                     Command(word, "", "", number, line),
                     f"commande inconnue « #{match.group(1)} » (envoyez #aide pour la liste)",
                 )
-            current = {"name": NAMES[word], **command}
+            current = {"name": words[word], **command}
         elif current is not None:
             body.append(line)
     close()

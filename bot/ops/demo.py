@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.app import App, build_app
 from bot.config import load_config
-from bot.core.states import ACTION_LABELS, ComplaintStatus, OutboxStatus, state_label
+from bot.core.states import ACTION_LABELS, ComplaintStatus, EmailKind, OutboxStatus, state_label
 from bot.ops.runner import run_once
 from bot.store.models import Complaint, Inbound, Outbox
 from bot.testing import samples
@@ -105,7 +105,8 @@ def director_answers(app: App, directory: Path) -> str:
     """Put the director's reply to the first notification in the inbox (the demo's act two)."""
     with app.sessions() as session:
         notice = session.scalar(
-            select(Outbox).where(Outbox.kind == "director_new_complaint").order_by(Outbox.id)
+            select(Outbox).where(Outbox.kind == EmailKind.DIRECTOR_NEW_COMPLAINT)
+            .order_by(Outbox.id)
         )
         complaint = session.get(Complaint, notice.complaint_id) if notice else None
     if notice is None or complaint is None:

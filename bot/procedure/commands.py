@@ -20,9 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.clock import local
-from bot.core.states import IN_PROGRESS, ComplaintStatus
+from bot.core.states import IN_PROGRESS, ComplaintStatus, EmailKind
 from bot.core.text import fold
 from bot.intake.commandline import Command, CommandError
+from bot.outbound.compose import Email
 from bot.outbound.outbox import enqueue
 from bot.store.db import append_row, message_origin, next_in_sequence
 from bot.store.deadlines import next_deadline
@@ -112,13 +113,16 @@ class Context:
                                "réclamation (son objet porte le numéro et la clé)")
         return self.complaint
 
-    def tell_complainant(self, kind: str, context: dict[str, object]) -> None:
+    def tell_complainant(self, kind: EmailKind, context: dict[str, object]) -> None:
         """Queue an email written for the director to the complainant."""
         complaint = self.complaint
         assert complaint is not None
-        enqueue(self.session, self.app, kind=kind, recipients=[complaint.client_email],
-                context={"complaint": complaint, **context}, reference=complaint.number,
-                auto_submitted="auto-generated", complaint=complaint)
+        enqueue(self.session, self.app, Email(
+            kind, [complaint.client_email],
+            context={"complaint": complaint, **context},
+            reference=complaint.number,
+            auto_submitted="auto-generated"),
+            complaint=complaint)
 
 
 def _required_text(command: Command, what: str) -> str:
@@ -182,13 +186,13 @@ def cmd_response(ctx: Context, command: Command) -> None:
     complaint.response_number = number
     complaint.status = ComplaintStatus.ANSWERED
     ctx.touch(complaint)
-    ctx.tell_complainant("response", {"text": text, "outcome": OUTCOMES[outcome]})
+    ctx.tell_complainant(EmailKind.RESPONSE, {"text": text, "outcome": OUTCOMES[outcome]})
     ctx.event("response", {"number": number, "outcome": OUTCOMES[outcome]})
     ctx.done.append(f"Réponse {number} ({OUTCOMES[outcome]}) envoyée à {complaint.client_email}")
     consumer = complaint.is_consumer is not False  # unknown: treated as a consumer
     if outcome != "positive" and consumer:
         written = local(complaint.initial_contact_at or complaint.received_at).date()
-        ctx.tell_complainant("mediation_rights", {
+        ctx.tell_complainant(EmailKind.MEDIATION_RIGHTS, {
             "mediation": app.config.mediation, "written_on": written,
             "last_day": one_year_after(written),
             "two_months": two_months_after(local(complaint.received_at).date())})
@@ -233,7 +237,7 @@ def cmd_requalify(ctx: Context, command: Command) -> None:
     complaint.status = ComplaintStatus.REQUALIFIED
     complaint.requalified_reason = reason
     ctx.touch(complaint)
-    ctx.tell_complainant("requalified", {})
+    ctx.tell_complainant(EmailKind.REQUALIFIED, {})
     ctx.event("requalified", {"reason": reason})
     ctx.done.append(f"{complaint.number} requalifiée (hors dossier des réclamations) : {reason}; "
                     f"le demandeur a été orienté")
@@ -281,7 +285,7 @@ def cmd_extend(ctx: Context, command: Command) -> None:
     complaint.answer_due = new_due
     complaint.extension_reason = reason
     ctx.touch(complaint)
-    ctx.tell_complainant("interim_notice", {"reason": reason, "old_due": old_due})
+    ctx.tell_complainant(EmailKind.INTERIM_NOTICE, {"reason": reason, "old_due": old_due})
     ctx.event("extended", {"from": old_due.isoformat(), "to": new_due.isoformat(),
                            "working_days": int(first)})
     ctx.done.append(f"Délai de réponse prolongé au {new_due:%d/%m/%Y} ; le réclamant en a été "

@@ -21,6 +21,7 @@ from bot.core.states import Action, ComplaintStatus, ContactStatus, EmailKind, T
 from bot.intake.classify import Decision
 from bot.intake.commandline import CommandError
 from bot.intake.replies import new_text
+from bot.outbound.compose import Email
 from bot.outbound.outbox import enqueue
 from bot.procedure import commands
 from bot.rulebook.form import Validation, validate
@@ -177,13 +178,19 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
         ticket.updated_at = row.processed_at
     _event(session, row, "registered", {"number": number, "form_version": complaint.form_version},
            complaint=complaint)
-    enqueue(session, app, kind=EmailKind.ACKNOWLEDGEMENT, recipients=[complaint.client_email],
-            context={"complaint": complaint}, reference=number, answering=msg,
-            complaint=complaint)
+    enqueue(session, app, Email(
+        EmailKind.ACKNOWLEDGEMENT, [complaint.client_email],
+        context={"complaint": complaint},
+        reference=number,
+        answering=msg),
+        complaint=complaint)
     _event(session, row, "acknowledged", {"to": "complainant"}, complaint=complaint)
-    enqueue(session, app, kind=EmailKind.DIRECTOR_NEW_COMPLAINT, recipients=_directors(app),
-            context=director_context(app, complaint), reference=number,
-            auto_submitted="auto-generated", complaint=complaint)
+    enqueue(session, app, Email(
+        EmailKind.DIRECTOR_NEW_COMPLAINT, _directors(app),
+        context=director_context(app, complaint),
+        reference=number,
+        auto_submitted="auto-generated"),
+        complaint=complaint)
     log.info("registered %s (form %s)", number, complaint.form_version)
     return complaint
 
@@ -199,17 +206,21 @@ def _request_information(session: Session, app: App, msg: InboundMessage, row: I
     row.ticket = ticket
     _event(session, row, "incomplete", {"problems": ticket.problems}, ticket=ticket)
     if ticket.complainant_email:
-        enqueue(session, app, kind=EmailKind.INFORMATION_REQUEST,
-                recipients=[ticket.complainant_email],
-                context={"ticket": ticket, "problems": validation.problems,
+        enqueue(session, app, Email(
+            EmailKind.INFORMATION_REQUEST, [ticket.complainant_email],
+            context={"ticket": ticket, "problems": validation.problems,
                          "version": validation.version},
-                reference=ticket.reference, answering=msg, ticket=ticket)
+            reference=ticket.reference,
+            answering=msg),
+            ticket=ticket)
     else:
         # No address to ask: only a person can follow this up.
-        enqueue(session, app, kind=EmailKind.DIRECTOR_UNREACHABLE_TICKET,
-                recipients=_directors(app),
-                context={"ticket": ticket, "problems": validation.problems},
-                reference=ticket.reference, auto_submitted="auto-generated", ticket=ticket)
+        enqueue(session, app, Email(
+            EmailKind.DIRECTOR_UNREACHABLE_TICKET, _directors(app),
+            context={"ticket": ticket, "problems": validation.problems},
+            reference=ticket.reference,
+            auto_submitted="auto-generated"),
+            ticket=ticket)
     log.info("ticket %s incomplete (%d problems)", ticket.reference, len(validation.problems))
 
 
@@ -276,11 +287,13 @@ def _forward(session: Session, app: App, msg: InboundMessage, row: Inbound, text
     """The complainant wrote again: keep it as correspondence and show the director."""
     _event(session, row, "correspondence", {"from": "complainant"},
            complaint=complaint, contact=contact)
-    enqueue(session, app, kind=EmailKind.DIRECTOR_CORRESPONDENCE, recipients=_directors(app),
-            context={"reference_kind": "complaint" if complaint else "contact", "tag": tag,
+    enqueue(session, app, Email(
+        EmailKind.DIRECTOR_CORRESPONDENCE, _directors(app),
+        context={"reference_kind": "complaint" if complaint else "contact", "tag": tag,
                      "sender": msg.from_address, "subject": msg.subject, "text": text},
-            reference=reference, auto_submitted="auto-generated",
-            complaint=complaint, contact=contact)
+        reference=reference,
+        auto_submitted="auto-generated"),
+        complaint=complaint, contact=contact)
 
 
 def handle_contact_reply(session: Session, app: App, msg: InboundMessage, decision: Decision,
@@ -321,10 +334,13 @@ def handle_new_contact(session: Session, app: App, msg: InboundMessage, decision
     row.contact = contact
     _event(session, row, "initial_contact", {"reference": contact.reference}, contact=contact)
     day = local(contact.received_at).date()
-    enqueue(session, app, kind=EmailKind.FORM_LINK, recipients=[contact.sender_email],
-            context={"contact": contact, "form_link": _form_link(app, contact.reference),
+    enqueue(session, app, Email(
+        EmailKind.FORM_LINK, [contact.sender_email],
+        context={"contact": contact, "form_link": _form_link(app, contact.reference),
                      "form": app.rulebook.current_form(day)},
-            reference=contact.reference, answering=msg, contact=contact)
+        reference=contact.reference,
+        answering=msg),
+        contact=contact)
     log.info("initial contact %s answered with the form link", contact.reference)
 
 
@@ -360,10 +376,13 @@ def handle_command(session: Session, app: App, msg: InboundMessage, decision: De
     if error is None and complaint is not None and msg.attachments:
         _event(session, row, "documents", {"count": len(msg.attachments)}, complaint=complaint)
     kind = EmailKind.DIRECTOR_ERROR if error else EmailKind.DIRECTOR_CONFIRMATION
-    enqueue(session, app, kind=kind,
-            recipients=[msg.from_address], context=context,
-            reference=complaint.number if complaint else "commandes", answering=msg,
-            auto_submitted="auto-replied", complaint=complaint)
+    enqueue(session, app, Email(
+        kind, [msg.from_address],
+        context=context,
+        reference=complaint.number if complaint else "commandes",
+        answering=msg,
+        auto_submitted="auto-replied"),
+        complaint=complaint)
     log.info("director commands on %s: %s", complaint.number if complaint else "-",
              "refused" if error else f"{len(done)} done")
 
@@ -371,11 +390,13 @@ def handle_command(session: Session, app: App, msg: InboundMessage, decision: De
 def handle_alert(session: Session, app: App, msg: InboundMessage, decision: Decision,
                  row: Inbound) -> None:
     """Someone tried to act on the register without the right: only the director is told."""
-    enqueue(session, app, kind=EmailKind.DIRECTOR_ALERT, recipients=_directors(app),
-            context={"sender": msg.from_address, "subject": msg.subject,
+    enqueue(session, app, Email(
+        EmailKind.DIRECTOR_ALERT, _directors(app),
+        context={"sender": msg.from_address, "subject": msg.subject,
                      "reasons": [m.reason for m in decision.matches],
                      "received_at": row.received_at or row.processed_at},
-            reference="alerte", auto_submitted="auto-generated")
+        reference="alerte",
+        auto_submitted="auto-generated"))
     log.warning("refused command email (%s)", decision.matches[-1].rule)
 
 
@@ -409,13 +430,15 @@ def handle_bounce(session: Session, app: App, msg: InboundMessage, decision: Dec
             complaint.unreachable_at = row.processed_at
         _event(session, row, "unreachable", {"address": sent.to_address, "kind": sent.kind},
                complaint=complaint, contact=contact, ticket=ticket)
-        enqueue(session, app, kind=EmailKind.DIRECTOR_UNREACHABLE, recipients=_directors(app),
-                context={"sent": sent, "reference_of": reference,
+        enqueue(session, app, Email(
+            EmailKind.DIRECTOR_UNREACHABLE, _directors(app),
+            context={"sent": sent, "reference_of": reference,
                          "commands": complaint is not None,
                          "tag": app.tokens.tag(complaint.number) if complaint else
                          f"[{reference}]"},
-                reference=reference or "envoi", auto_submitted="auto-generated",
-                complaint=complaint)
+            reference=reference or "envoi",
+            auto_submitted="auto-generated"),
+            complaint=complaint)
 
 
 def handle_too_large(session: Session, app: App, msg: InboundMessage, decision: Decision,
@@ -423,9 +446,11 @@ def handle_too_large(session: Session, app: App, msg: InboundMessage, decision: 
     """Over a size limit: kept on the server in quarantine; the sender gets a polite answer."""
     address = _reply_address(msg)
     if address and address not in app.config.organisation.form_senders:
-        enqueue(session, app, kind=EmailKind.TOO_LARGE, recipients=[address],
-                context={"subject": msg.subject, "limits": app.config.limits},
-                reference="taille", answering=msg)
+        enqueue(session, app, Email(
+            EmailKind.TOO_LARGE, [address],
+            context={"subject": msg.subject, "limits": app.config.limits},
+            reference="taille",
+            answering=msg))
 
 
 def handle_nothing(session: Session, app: App, msg: InboundMessage, decision: Decision,

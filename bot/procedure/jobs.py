@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.clock import local
-from bot.core.states import IN_PROGRESS, ComplaintStatus
+from bot.core.states import IN_PROGRESS, ComplaintStatus, EmailKind
+from bot.outbound.compose import Email
 from bot.outbound.outbox import enqueue
 from bot.procedure.jobrun import JobResult, job_moment, once
 from bot.procedure.purge import purge
@@ -91,14 +92,15 @@ def remind(app: App, day: dt.date) -> JobResult:
                   "quarantined": len(quarantined), "abandoned": len(abandoned),
                   "unfiled": len(unfiled)}
         if soon or late or quarantined or abandoned or unfiled:
-            enqueue(session, app, kind="director_digest",
-                    recipients=list(app.config.organisation.director_addresses),
-                    context={"day": day, "soon": [(c, k, d, app.tokens.tag(c.number))
+            enqueue(session, app, Email(
+                EmailKind.DIRECTOR_DIGEST, list(app.config.organisation.director_addresses),
+                context={"day": day, "soon": [(c, k, d, app.tokens.tag(c.number))
                                                   for c, k, d in soon],
                              "late": [(c, k, d, app.tokens.tag(c.number)) for c, k, d in late],
                              "quarantined": quarantined, "abandoned": len(abandoned),
                              "folder": app.config.folders.quarantine, "unfiled": unfiled},
-                    reference=f"digest-{day.isoformat()}", auto_submitted="auto-generated")
+                reference=f"digest-{day.isoformat()}",
+                auto_submitted="auto-generated"))
             counts["digest"] = 1
         counts["last_inbound"] = newest
         return counts
@@ -121,10 +123,11 @@ def followup(app: App, day: dt.date) -> JobResult:
             if ticket.reminded_at is None:
                 if ticket.updated_at + dt.timedelta(days=t.incomplete_remind_after_days) <= moment:
                     if ticket.complainant_email:
-                        enqueue(session, app, kind="ticket_reminder",
-                                recipients=[ticket.complainant_email],
-                                context={"ticket": ticket, "problems": ticket.problems},
-                                reference=ticket.reference, ticket=ticket)
+                        enqueue(session, app, Email(
+                            EmailKind.TICKET_REMINDER, [ticket.complainant_email],
+                            context={"ticket": ticket, "problems": ticket.problems},
+                            reference=ticket.reference),
+                            ticket=ticket)
                     ticket.reminded_at = now
                     _event(session, now, "ticket_reminder", {}, ticket=ticket)
                     counts["ticket_reminders"] += 1
@@ -147,9 +150,12 @@ def followup(app: App, day: dt.date) -> JobResult:
         for complaint in answered:
             assert complaint.response_date is not None
             if complaint.response_date + dt.timedelta(days=t.satisfaction_after_days) <= day:
-                enqueue(session, app, kind="satisfaction", recipients=[complaint.client_email],
-                        context={"complaint": complaint}, reference=complaint.number,
-                        auto_submitted="auto-generated", complaint=complaint)
+                enqueue(session, app, Email(
+                    EmailKind.SATISFACTION, [complaint.client_email],
+                    context={"complaint": complaint},
+                    reference=complaint.number,
+                    auto_submitted="auto-generated"),
+                    complaint=complaint)
                 complaint.satisfaction_asked_at = now
                 _event(session, now, "satisfaction_asked", {}, complaint=complaint)
                 counts["satisfaction_questions"] += 1
@@ -180,17 +186,18 @@ def monthly_report(app: App, day: dt.date, force: bool = False) -> JobResult:
     def work(session: Session, now: dt.datetime) -> dict[str, int]:
         report = build_report(session, app, start, end)
         workbook = register_workbook(session, app, report)
-        enqueue(session, app, kind="director_monthly_report",
-                recipients=list(app.config.organisation.director_addresses),
-                context={"report": report, "start": start, "end": end},
-                reference=f"rapport-{start:%Y-%m}", auto_submitted="auto-generated",
-                attachments=[
+        enqueue(session, app, Email(
+            EmailKind.DIRECTOR_MONTHLY_REPORT, list(app.config.organisation.director_addresses),
+            context={"report": report, "start": start, "end": end},
+            reference=f"rapport-{start:%Y-%m}",
+            auto_submitted="auto-generated",
+            attachments=[
                     (f"registre-reclamations-{start:%Y-%m}.xlsx",
                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                      workbook),
                     (f"rapport-reclamations-{start:%Y-%m}.html", "text/html",
                      report.html.encode("utf-8")),
-                ])
+                ]))
         return {"report": 1, "complaints": report.figures["received"]}
 
     return once(app, "monthly_report", day, work)

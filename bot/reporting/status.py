@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.core.states import IN_PROGRESS, ComplaintStatus, InboundState, OutboxStatus, state_label
+from bot.core.states import (
+    IN_PROGRESS,
+    UNSENT,
+    ComplaintStatus,
+    InboundState,
+    OutboxStatus,
+    state_label,
+)
 from bot.store.models import Complaint, Inbound, Outbox, Setting
 
 if TYPE_CHECKING:
@@ -141,3 +148,9 @@ def status_lines(app: App) -> list[str]:
         for when, message in errors[:5]:
             lines.append(f"  {when}  {message[:90]}")
     return lines
+
+
+def unsent(session: Session) -> list[Outbox]:
+    """The emails that have not left, yet or for good, oldest first (``reclambot outbox``)."""
+    return list(session.scalars(select(Outbox).where(Outbox.status.in_(UNSENT))
+                                .order_by(Outbox.id)))

@@ -118,25 +118,40 @@ class TimeRules:
 
 @dataclass(frozen=True)
 class CommandHelp:
-    """One director command as the help shows it (``rules/commands.toml``)."""
+    """One director command, described once (``rules/commands.toml``): its name and
+    aliases (what the parser knows), whether it only reads, its syntax and help (what
+    every help shows), the replies a tap on it opens."""
 
     syntax: str
     help: str
     prefills: tuple[str, ...]
+    name: str = ""
+    aliases: tuple[str, ...] = ()
+    read_only: bool = False
 
-    @property
-    def name(self) -> str:
-        """The command word, without its ``#``."""
-        return self.syntax.split()[0].lstrip("#")
+    def __post_init__(self) -> None:
+        if not self.name:  # the command word of its syntax, without its "#"
+            object.__setattr__(self, "name", self.syntax.split()[0].lstrip("#"))
 
 
 @dataclass(frozen=True)
 class CommandsHelp:
-    """The help of the director's commands: a sentence before, the commands, one after."""
+    """The director's commands: a sentence before their help, the commands, one after."""
 
     intro: str
     outro: str
     commands: tuple[CommandHelp, ...]
+
+    @cached_property
+    def words(self) -> dict[str, str]:
+        """Every word she may type (folded: no case, no accents), to its command's name."""
+        return {fold(word).replace(" ", ""): command.name for command in self.commands
+                for word in (command.name, *command.aliases)}
+
+    @cached_property
+    def read_only(self) -> frozenset[str]:
+        """The commands that read the register without changing it: no token needed."""
+        return frozenset(c.name for c in self.commands if c.read_only)
 
 
 @dataclass(frozen=True)
@@ -367,17 +382,33 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
 def _commands_help(rules_dir: Path) -> CommandsHelp:
     """``commands.toml`` of ``rules_dir``; a rules folder copied before it existed uses the
     one shipped with the package (the commands are the code's, not the organisation's)."""
+    shipped = package_data_dir("rules") / "commands.toml"
     path = rules_dir / "commands.toml"
     if not path.exists():
-        path = package_data_dir("rules") / "commands.toml"
+        path = shipped
+    # A copy from before names and aliases were written there takes the shipped ones.
+    known = {c.name: c for c in _read_commands(shipped, {}).commands} if path != shipped else {}
+    return _read_commands(path, known)
+
+
+def _read_commands(path: Path, known: dict[str, CommandHelp]) -> CommandsHelp:
     data = _read(path)
     commands = []
-    for where, (syntax, text, prefills) in _tables(data, "commands", path,
-                                                   ("syntax", "help", "prefills")):
+    tables = _tables(data, "commands", path, ("syntax", "help", "prefills"))
+    for (where, (syntax, text, prefills)), raw in zip(tables, data["commands"], strict=False):
         syntax, text = str(syntax), str(text)
         if not syntax.startswith("#") or not isinstance(prefills, list) or not prefills:
             raise RulesError(f"{where}: syntax must start with # and prefills be a list")
-        commands.append(CommandHelp(syntax, text, tuple(str(p) for p in prefills)))
+        name = str(raw.get("name") or syntax.split()[0].lstrip("#"))
+        default = known.get(name)
+        aliases = raw.get("aliases", list(default.aliases) if default else [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise RulesError(f"{where}: aliases must be a list of strings")
+        read_only = raw.get("read_only", default.read_only if default else False)
+        if not isinstance(read_only, bool):
+            raise RulesError(f"{where}: read_only must be true or false")
+        commands.append(CommandHelp(syntax, text, tuple(str(p) for p in prefills), name,
+                                    tuple(aliases), read_only))
     return CommandsHelp(_get(data, "intro", path, str), _get(data, "outro", path, str),
                         tuple(commands))
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.intake.authcheck import authentication_problem
 from bot.intake.classify.chain import Context, Thread
-from bot.intake.commandline import READ_ONLY, Command, CommandError
+from bot.intake.commandline import Command, CommandError
 from bot.intake.commandline import parse as parse_commands
 from bot.intake.replies import new_text
 from bot.store import tokens
@@ -42,7 +42,7 @@ def _parsed(msg: InboundMessage, ctx: Context) -> tuple[Command, ...] | CommandE
 
     def parse() -> tuple[Command, ...] | CommandError:
         try:
-            return tuple(parse_commands(new_text(msg.text)))
+            return tuple(parse_commands(new_text(msg.text), ctx.app.rulebook.commands.words))
         except CommandError as error:
             return error
 
@@ -104,7 +104,7 @@ def commands_without_token(msg: InboundMessage, ctx: Context) -> str | None:
     parsed = _parsed(msg, ctx)
     if isinstance(parsed, CommandError):
         return f"une ligne n'est pas une commande connue, sans la clé d'une réclamation ({parsed})"
-    if {c.name for c in parsed} - READ_ONLY:
+    if {c.name for c in parsed} - ctx.app.rulebook.commands.read_only:
         return "des commandes sans la clé d'une réclamation dans l'objet"
     return None
 
