@@ -273,3 +273,19 @@ def test_director_commands_are_parsed_once_and_carried(memory: MemoryEnv) -> Non
     text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Ligne 2" in text and "#inconnue" in text
     assert memory.query(Event, Event.kind == "note") == []
+
+
+def test_every_action_the_chains_can_decide_has_its_route() -> None:
+    """One table from each action to its handler and folder (procedure.handlers.ROUTES)."""
+    from bot.config import package_data_dir
+    from bot.intake.classify.chain import Decide
+    from bot.procedure.handlers import ROUTES
+    from bot.rulebook import load_rulebook
+
+    table = chains(load_rulebook(package_data_dir("rules")))
+    outcomes = [link.outcome for chain in table.values() for link in chain.links]
+    outcomes += [chain.otherwise for chain in table.values()]
+    actions = {o.action if isinstance(o, Decide) else o for o in outcomes
+               if isinstance(o, Action | Decide)}
+    assert actions == set(ROUTES)
+    assert set(Action) - set(ROUTES) == {Action.QUARANTINE, Action.DUPLICATE, Action.RESUMED}

@@ -98,6 +98,10 @@ class Action(StrEnum):
     RESUMED = "resumed"  # a message handled but never filed, filed in its own place
 
 
+#: The actions that leave a message in the quarantine folder, for a person to look at.
+QUARANTINED = (Action.QUARANTINE, Action.TOO_LARGE)
+
+
 #: What each action is called where people read it (the demo, the audit file).
 ACTION_LABELS: dict[str, str] = {
     Action.ROBOT: "robot (jamais de réponse)",

@@ -21,14 +21,14 @@ from email.policy import default as default_policy
 from sqlalchemy import select
 
 from bot.app import App
-from bot.core.states import InboundState
+from bot.core.states import QUARANTINED, InboundState
 from bot.errors import ReclambotError
 from bot.intake.message import content_hash, header_hash
 from bot.intake.sources.base import Source
 from bot.store.models import Event, Inbound
 
 #: Actions whose message is filed into the quarantine folder.
-QUARANTINE_ACTIONS = ("quarantine", "too_large")
+QUARANTINE_ACTIONS = QUARANTINED
 
 
 @dataclass(frozen=True)

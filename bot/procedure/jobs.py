@@ -16,7 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.clock import local
-from bot.core.states import IN_PROGRESS, ComplaintStatus, EmailKind
+from bot.core.states import (
+    IN_PROGRESS,
+    QUARANTINED,
+    ComplaintStatus,
+    ContactStatus,
+    EmailKind,
+    TicketStatus,
+)
 from bot.outbound.compose import Email
 from bot.outbound.outbox import enqueue
 from bot.procedure.jobrun import JobResult, job_moment, once
@@ -79,7 +86,7 @@ def remind(app: App, day: dt.date) -> JobResult:
         since = int(last.detail.get("last_inbound", 0)) if last else 0
         quarantined = session.scalars(
             select(Inbound).where(Inbound.id > since,
-                                  Inbound.action.in_(("quarantine", "too_large")))
+                                  Inbound.action.in_(QUARANTINED))
             .order_by(Inbound.id)
         ).all()
         newest = session.scalar(select(Inbound.id).order_by(Inbound.id.desc())) or since
@@ -119,7 +126,8 @@ def followup(app: App, day: dt.date) -> JobResult:
     def work(session: Session, now: dt.datetime) -> dict[str, int]:
         counts = {"ticket_reminders": 0, "abandoned_tickets": 0, "abandoned_contacts": 0,
                   "satisfaction_questions": 0}
-        for ticket in session.scalars(select(Ticket).where(Ticket.status == "incomplete")):
+        incomplete = select(Ticket).where(Ticket.status == TicketStatus.INCOMPLETE)
+        for ticket in session.scalars(incomplete):
             if ticket.reminded_at is None:
                 if ticket.updated_at + dt.timedelta(days=t.incomplete_remind_after_days) <= moment:
                     if ticket.complainant_email:
@@ -132,13 +140,13 @@ def followup(app: App, day: dt.date) -> JobResult:
                     _event(session, now, "ticket_reminder", {}, ticket=ticket)
                     counts["ticket_reminders"] += 1
             elif ticket.reminded_at + dt.timedelta(days=t.incomplete_abandon_after_days) <= moment:
-                ticket.status = "abandoned"
+                ticket.status = TicketStatus.ABANDONED
                 ticket.updated_at = now
                 _event(session, now, "abandoned", {"what": "ticket"}, ticket=ticket)
                 counts["abandoned_tickets"] += 1
-        for contact in session.scalars(select(Contact).where(Contact.status == "open")):
+        for contact in session.scalars(select(Contact).where(Contact.status == ContactStatus.OPEN)):
             if contact.received_at + dt.timedelta(days=t.contact_abandon_after_days) <= moment:
-                contact.status = "abandoned"
+                contact.status = ContactStatus.ABANDONED
                 _event(session, now, "abandoned", {"what": "contact"}, contact=contact)
                 counts["abandoned_contacts"] += 1
         answered = session.scalars(select(Complaint).where(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.states import (
     IN_PROGRESS,
+    QUARANTINED,
     UNSENT,
     ComplaintStatus,
     InboundState,
@@ -116,7 +117,7 @@ def status_lines(app: App) -> list[str]:
             .order_by(Complaint.year, Complaint.sequence)).all()
         outbox = dict(session.execute(
             select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status)).all())
-        in_quarantine = (Inbound.action.in_(("quarantine", "too_large")),
+        in_quarantine = (Inbound.action.in_(QUARANTINED),
                          Inbound.state != InboundState.RETRIED)
         quarantined = session.scalars(
             select(Inbound).where(*in_quarantine).order_by(Inbound.id.desc()).limit(5)).all()

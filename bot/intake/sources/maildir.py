@@ -114,12 +114,6 @@ class MaildirSource:
     def present(self, uids: list[str]) -> set[str]:
         return set(uids) & set(self._files())
 
-    def folder_messages(self, folder: str) -> list[Path]:
-        """Files in one of the bot's folders (for summaries and tests)."""
-        target = folder_dir(self.root, folder)
-        return sorted(p for sub in ("new", "cur") if (target / sub).is_dir()
-                      for p in (target / sub).iterdir())
-
     def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
         (stop or threading.Event()).wait(timeout)
 
