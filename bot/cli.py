@@ -86,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="UIDs shown by `reclambot quarantine list`")
     which.add_argument("--all", action="store_true", help="every message in quarantine")
 
+    commands.add_parser("serve", help="serve the official form and the follow-up pages ([web])")
+    form = commands.add_parser("form", help="the official form")
+    form_commands = form.add_subparsers(dest="form_command", required=True, metavar="ACTION")
+    form_export = form_commands.add_parser(
+        "export", help="write the form in force as a static HTML file for the website")
+    form_export.add_argument("--output", type=Path, default=Path("formulaire-reclamation.html"),
+                             help="file (default: formulaire-reclamation.html)")
+
     commands.add_parser("outbox", help="list the emails waiting to be sent or that failed")
     commands.add_parser("check", help="check the configuration, servers, database and templates")
     commands.add_parser("status", help="last poll, open complaints, outbox, quarantine, errors")
@@ -405,6 +413,34 @@ def cmd_auth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.app import build_app
+    from bot.config import load_config
+    from bot.outbound.sinks import make_sink
+    from bot.web.server import serve
+
+    # The web process never holds the mailbox password: it reads no mail.
+    config = load_config(args.config, mailbox_secrets=False)
+    app = build_app(config)
+    try:
+        web = config.web
+        print(f"formulaire : http://{web.listen}/reclamation"
+              + (f" (public : {web.public_url}/reclamation)" if web.public_url else ""))
+        serve(app, lambda: make_sink(config))
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_form(args: argparse.Namespace) -> int:
+    from bot.web.export import export_form
+
+    with _app(args) as app:
+        path = export_form(app, args.output)
+    print(f"formulaire écrit dans {path} (il envoie à {app.config.web.public_url}/reclamation)")
+    return 0
+
+
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from bot.config import load_config
     from bot.store.db import make_engine
@@ -430,7 +466,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr, "status": cmd_status,
     "import": cmd_import, "init": cmd_init, "upgrade": cmd_upgrade,
     "quarantine": cmd_quarantine,
-    "auth": cmd_auth,
+    "auth": cmd_auth, "serve": cmd_serve, "form": cmd_form,
     **{name: _job(name) for name in ("remind", "followup", "purge", "daily")},
 }
 

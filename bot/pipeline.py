@@ -31,7 +31,7 @@ from bot.app import App
 from bot.config import LimitsConfig
 from bot.core.states import Action, InboundState
 from bot.errors import ConfigError, MessageError, ReclambotError, SourceError
-from bot.intake.classify import Match, classify
+from bot.intake.classify import Decision, Match, classify
 from bot.intake.message import InboundMessage, content_hash, parse_message
 from bot.intake.parsing import BatchParser
 from bot.intake.sources.base import RawMessage, Source
@@ -161,8 +161,13 @@ def _quarantine(session: Session, app: App, raw: RawMessage, row_base: dict[str,
     return row
 
 
+#: What decides a message: the chains of :mod:`bot.intake.classify` for mail.
+Decide = Callable[[Session, InboundMessage, App, "str | None"], Decision]
+
+
 def _handle_one(session: Session, app: App, raw: RawMessage, msg: InboundMessage,
-                row_base: dict[str, object], originals: dict[str, Inbound]) -> Inbound:
+                row_base: dict[str, object], originals: dict[str, Inbound],
+                decide: Decide) -> Inbound:
     base = {
         **row_base,
         "content_hash": msg.content_hash,
@@ -199,7 +204,7 @@ def _handle_one(session: Session, app: App, raw: RawMessage, msg: InboundMessage
         )
         session.add(row)
         return row
-    decision = classify(session, msg, app, over_limit(raw, msg, app.config.limits))
+    decision = decide(session, msg, app, over_limit(raw, msg, app.config.limits))
     row = Inbound(
         **base,
         action=str(decision.action),
@@ -249,7 +254,7 @@ class _Replay:
 
 
 def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMessage],
-                 parser: BatchParser | None = None) -> list[Outcome]:
+                 parser: BatchParser | None = None, decide: Decide = classify) -> list[Outcome]:
     """Classify and handle a batch in one transaction; return what is left to do after it.
 
     What every message needs from the database (is it known, is it a copy) is asked once
@@ -272,17 +277,17 @@ def handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMess
         return replay.again()
 
     try:
-        return _handle_batch(app, source, uidvalidity, batch, parse, savepoints=False)
+        return _handle_batch(app, source, uidvalidity, batch, parse, decide, savepoints=False)
     except _HandlingFailed as failed:
         log.warning("%s failed: its batch is handled again, each message on its own",
                     f"uid {failed.uid}" if failed.uid else "writing the batch's rows")
-        return _handle_batch(app, source, uidvalidity, batch, parse, savepoints=True)
+        return _handle_batch(app, source, uidvalidity, batch, parse, decide, savepoints=True)
 
 
 def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMessage],
                   parse: Callable[[list[RawMessage], list[str]],
                                   Iterator[InboundMessage | Exception]],
-                  savepoints: bool) -> list[Outcome]:
+                  decide: Decide, savepoints: bool) -> list[Outcome]:
     done: list[tuple[RawMessage, Inbound, InboundMessage | None]] = []
     with app.transaction() as session:
         rows = RowBuffer.hold(session) if not savepoints else None
@@ -325,12 +330,12 @@ def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMes
             try:
                 if savepoints:
                     with session.begin_nested():
-                        row = _handle_one(session, app, raw, msg, row_base, originals)
+                        row = _handle_one(session, app, raw, msg, row_base, originals, decide)
                 else:
                     # Not flushed here: the batch's rows are written by one flush at its
                     # end, which groups each table's INSERTs (a flush per message cost a
                     # fifth of the time of a message). Queries in between flush first.
-                    row = _handle_one(session, app, raw, msg, row_base, originals)
+                    row = _handle_one(session, app, raw, msg, row_base, originals, decide)
                 if row.duplicate_of is None:
                     originals.setdefault(msg.content_hash, row)
             except (OperationalError, InterfaceError):

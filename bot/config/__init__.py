@@ -9,6 +9,7 @@ show up in a log line or a ``repr``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 import tomllib
@@ -170,6 +171,26 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """``reclambot serve``: the official form and the follow-up pages (``[web]``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: The address complainants see (``https://reclamations.example.fr``); "" when the
+    #: organisation serves no form (the form links then point to ``form_url``).
+    public_url: str = ""
+    #: Proxies whose ``X-Forwarded-For`` and ``-Proto`` headers are believed.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Submissions accepted from one client address per hour, and for one email per day.
+    submissions_per_ip_per_hour: int = 20
+    submissions_per_address_per_day: int = 5
+
+    @property
+    def listen(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """How the bot writes its log (to standard error)."""
 
@@ -198,6 +219,13 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     database_auto_upgrade: bool = True
     oauth2: OAuth2Config | None = None
+    web: WebConfig = field(default_factory=WebConfig)
+
+    def form_link(self) -> str:
+        """Where the official form is: the one reclambot serves, else the website's."""
+        if self.web.public_url:
+            return f"{self.web.public_url}/reclamation"
+        return self.organisation.form_url
 
     @property
     def watched_folder(self) -> str:
@@ -224,11 +252,14 @@ def package_data_dir(name: str) -> Path:
 class _Section:
     """Typed reads of one TOML table, with errors that name ``section.key``."""
 
-    def __init__(self, data: dict[str, Any], name: str, base: Path) -> None:
+    def __init__(self, data: dict[str, Any], name: str, base: Path,
+                 read_secrets: bool = True) -> None:
         self.data = data
         self.name = name
         self.base = base
         self.used: set[str] = set()
+        #: False for a process that must not hold this section's secrets (the web one).
+        self.read_secrets = read_secrets
 
     def key(self, key: str) -> str:
         return f"{self.name}.{key}"
@@ -284,6 +315,14 @@ class _Section:
             raise ConfigError(self.key(key), f"doit être un nombre positif, pas {value!r}")
         return float(value)
 
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(self.key(key), "doit être une liste de textes")
+        return tuple(value)
+
     def addresses(self, key: str, required: bool) -> tuple[str, ...]:
         value = self._get(key, required)
         if value is None:
@@ -315,6 +354,8 @@ class _Section:
         env_key = f"{key}_env"
         direct = self._get(key, False)
         env_name = self._get(env_key, False)
+        if not self.read_secrets:
+            return Secret("")
         if direct is not None and env_name is not None:
             raise ConfigError(self.key(key), f"indiquez {key} ou {env_key}, pas les deux")
         if env_name is not None:
@@ -411,11 +452,13 @@ def _sqlite_relative(url: str, base: Path) -> str:
 KNOWN_SECTIONS = (
     "organisation", "bot", "imap", "smtp", "folders", "maildir",
     "database", "storage", "paths", "security", "mediation", "limits", "logging", "oauth2",
+    "web",
 )
 
 
-def parse_config(raw: dict[str, Any], path: Path) -> Config:
-    """Build a :class:`Config` from an already-parsed TOML document."""
+def parse_config(raw: dict[str, Any], path: Path, mailbox_secrets: bool = True) -> Config:
+    """Build a :class:`Config` from an already-parsed TOML document; without
+    ``mailbox_secrets``, the ``[imap]`` password is never read (``reclambot serve``)."""
     base = path.resolve().parent
     for name in raw:
         if name not in KNOWN_SECTIONS:
@@ -436,7 +479,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         bot_address=org.addresses("bot_address", required=True)[0],
         director_name=org.string("director_name"),
         director_addresses=directors,
-        form_url=org.string("form_url"),
+        form_url=org.string("form_url", ""),
         form_senders=org.addresses("form_senders", required=False),
         contact=org.string("contact", directors[0]),
         director_title=org.string("director_title", "directrice des formations"),
@@ -460,6 +503,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     imap = None
     imap_section = table("imap", required=bot.source == "imap")
     if imap_section is not None:
+        imap_section.read_secrets = mailbox_secrets
         imap = ImapConfig(
             **_server(imap_section, "imap", oauth2),
             folder=imap_section.string("folder", "INBOX"),
@@ -545,6 +589,12 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
             address=mediation_section.string("address", mediation.address),
         )
 
+    web = _web(table("web"))
+    if not organisation.form_url and not web.public_url:
+        raise ConfigError("organisation.form_url",
+                          "manquant : l'adresse du formulaire (ou [web] public_url, pour le "
+                          "formulaire servi par reclambot serve)")
+
     for section in sections:
         section.finish()
     for key, folder in (("paths.templates", templates_dir), ("paths.rules", rules_dir)):
@@ -569,11 +619,43 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         logging=logging_config,
         database_auto_upgrade=auto_upgrade,
         oauth2=oauth2,
+        web=web,
     )
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Read and check the configuration file at ``path`` (default: :func:`default_config_path`)."""
+def _web(section: _Section | None) -> WebConfig:
+    if section is None:
+        return WebConfig()
+    listen = section.string("listen", "127.0.0.1:8080")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(section.key("listen"), "doit être hôte:port (127.0.0.1:8080)")
+    public_url = section.string("public_url", "").rstrip("/")
+    if public_url and not public_url.startswith(("https://", "http://")):
+        raise ConfigError(section.key("public_url"),
+                          "doit être une adresse https:// (celle que voient les réclamants)")
+    proxies = section.strings("trusted_proxies", ())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(section.key("trusted_proxies"),
+                              f"{proxy!r} n'est pas une adresse IP ni un réseau") from None
+    return WebConfig(
+        host=host.strip("[]"),
+        port=int(port),
+        public_url=public_url,
+        trusted_proxies=proxies,
+        submissions_per_ip_per_hour=section.integer("submissions_per_ip_per_hour", 20,
+                                                    minimum=1),
+        submissions_per_address_per_day=section.integer("submissions_per_address_per_day", 5,
+                                                        minimum=1),
+    )
+
+
+def load_config(path: Path | None = None, mailbox_secrets: bool = True) -> Config:
+    """Read and check the configuration file at ``path`` (default: :func:`default_config_path`);
+    without ``mailbox_secrets``, the mailbox password is not read (``reclambot serve``)."""
     path = path or default_config_path()
     try:
         text = path.read_text(encoding="utf-8")
@@ -587,4 +669,4 @@ def load_config(path: Path | None = None) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{path} n'est pas un TOML valide : {exc}") from None
-    return parse_config(raw, path)
+    return parse_config(raw, path, mailbox_secrets)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.protocol import new_message_id
@@ -123,16 +123,26 @@ def _smtp_code(error: str) -> str:
     return f"SMTP {codes[0]}" if codes else error.split(":", 1)[0]
 
 
+#: The claimant of ``reclambot run``: one process at a time holds its lock.
+RUNNER = "run"
+#: A claim by another sender (the web form's) older than this is a dead process's.
+STALE_CLAIM = dt.timedelta(minutes=10)
+
+
 def recover_interrupted(app: App) -> int:
     """Rows left in ``sending`` by a process that died: sent again, with the same Message-ID.
 
-    Whether the server accepted such an email before the crash cannot be known; sending it
-    again with its fixed Message-ID lets receivers recognise the copy. The row is marked,
-    so that the outbox shows it.
+    Called by the runner once it holds its lock, so no other runner is alive: its claims
+    are reset at once. Another sender's (``reclambot serve``) may still be sending: its
+    claims are reset only once stale. Whether the server accepted such an email before the
+    crash cannot be known; sending it again with its fixed Message-ID lets receivers
+    recognise the copy. The row is marked, so that the outbox shows it.
     """
+    dead = or_(Outbox.claimed_by.is_(None), Outbox.claimed_by == RUNNER,
+               Outbox.claimed_at < app.clock() - STALE_CLAIM)
     with app.transaction() as session:
         result = session.execute(
-            update(Outbox).where(Outbox.status == OutboxStatus.SENDING)
+            update(Outbox).where(Outbox.status == OutboxStatus.SENDING, dead)
             .values(status=OutboxStatus.PENDING, interrupted=True)
         )
         return result.rowcount or 0  # type: ignore[attr-defined]
@@ -158,7 +168,8 @@ _CLAIM = select(Outbox.kind, Outbox.envelope_from, Outbox.recipients, Outbox.raw
 # Only a row still pending is taken: two senders never both send it.
 _SENDING = (update(Outbox).where(Outbox.id == bindparam("row_id"),
                                  Outbox.status == OutboxStatus.PENDING)
-            .values(status=OutboxStatus.SENDING, attempts=Outbox.attempts + 1))
+            .values(status=OutboxStatus.SENDING, attempts=Outbox.attempts + 1,
+                    claimed_by=bindparam("claimant"), claimed_at=bindparam("now")))
 _SENT = (update(Outbox).where(Outbox.id == bindparam("row_id"))
          .values(status=OutboxStatus.SENT, sent_at=bindparam("sent_at")))
 
@@ -215,8 +226,10 @@ def _keep_sent(app: App, attempt: _Attempt, reference: str | None,
     log.info("sent %s (%s) for %s", attempt.claimed.kind, attempt.row_id, reference or "-")
 
 
-def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
+def send_pending(app: App, sink: Sink, limit: int = 500, claimant: str = RUNNER) -> SendReport:
     """Send every due email over one sink connection; bookkeeping committed per email.
+
+    ``claimant`` names the sender in each row it takes (:func:`recover_interrupted`).
 
     Each row goes ``pending`` → ``sending`` (committed) → handed to the sink → ``sent``
     (committed): a crash leaves at most the one row being sent in ``sending``. The outcome
@@ -248,7 +261,7 @@ def send_pending(app: App, sink: Sink, limit: int = 500) -> SendReport:
                     # Columns and a plain UPDATE: an ORM load cost more than sending it.
                     claimed = session.connection().execute(_CLAIM, which).first()
                     if claimed is not None and not session.connection().execute(
-                            _SENDING, which).rowcount:
+                            _SENDING, {**which, "claimant": claimant, "now": now}).rowcount:
                         claimed = None  # another pass sent it meanwhile
             if done is not None and booked is not None:
                 _keep_sent(app, done, *booked)

@@ -71,8 +71,19 @@ def _reply_address(msg: InboundMessage) -> str:
 
 
 def _form_link(app: App, reference: str) -> str:
-    url = app.config.organisation.form_url
-    return f"{url}{'&' if '?' in url else '?'}ref={reference}"
+    """The form, linked to the first contact: signed when reclambot serves the form, so
+    that nobody can attach a form to someone else's contact."""
+    url = app.config.form_link()
+    link = f"{url}{'&' if '?' in url else '?'}ref={reference}"
+    if app.config.web.public_url:
+        link += f"&sig={app.tokens.sign('ref', reference)}"
+    return link
+
+
+def follow_up_link(app: App, number: str) -> str:
+    """The complainant's follow-up page (``reclambot serve``), or "" without one."""
+    public = app.config.web.public_url
+    return f"{public}/suivi/{app.tokens.follow_up(number)}" if public else ""
 
 
 # --- The register ---------------------------------------------------------------------------
@@ -180,7 +191,7 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
            complaint=complaint)
     enqueue(session, app, Email(
         EmailKind.ACKNOWLEDGEMENT, [complaint.client_email],
-        context={"complaint": complaint},
+        context={"complaint": complaint, "follow_up": follow_up_link(app, number)},
         reference=number,
         answering=msg),
         complaint=complaint)

@@ -32,6 +32,10 @@ class FormField:
     required: bool = False
     type: str = "text"
     choices: tuple[str, ...] = ()
+    #: A sentence under the field on the web form (what to write, in what format).
+    help: str = ""
+    #: Several lines of text (a textarea on the web form).
+    multiline: bool = False
 
     def names(self) -> tuple[str, ...]:
         """Every folded spelling that designates this field."""
@@ -269,6 +273,8 @@ def _form_versions(path: Path) -> tuple[FormVersion, ...]:
                     required=bool(f.get("required", False)),
                     type=f.get("type", "text"),
                     choices=tuple(f.get("choices", ())),
+                    help=str(f.get("help", "")),
+                    multiline=bool(f.get("multiline", False)),
                 )
                 for f in raw["fields"]
             )

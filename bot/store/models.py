@@ -225,6 +225,9 @@ class Outbox(Base):
     # pending -> sending -> sent; failed (refused for good); a crash leaves "sending"
     status: Mapped[str] = mapped_column(String(16), default="pending")
     interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Who took it to send (``run``, or ``web:<host>:<pid>``) and when (0003).
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     bounced_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime)

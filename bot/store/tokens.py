@@ -19,6 +19,7 @@ from bot.config import Secret
 from bot.store.models import Setting
 
 TOKEN_LENGTH = 16
+SIGNATURE_LENGTH = 26
 SETTING_KEY = "token_secret"
 
 
@@ -35,10 +36,32 @@ class Tokens:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
+    def _mac(self, purpose: str, value: str, length: int) -> str:
+        # One key, one purpose per MAC: a command token never opens a follow-up page.
+        digest = hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
+        return base64.b32encode(digest).decode("ascii")[:length]
+
     def token(self, number: str) -> str:
         """The token of complaint ``number``."""
-        digest = hmac.new(self._secret, f"command:{number}".encode(), hashlib.sha256).digest()
-        return base64.b32encode(digest).decode("ascii")[:TOKEN_LENGTH]
+        return self._mac("command", number, TOKEN_LENGTH)
+
+    def sign(self, purpose: str, value: str) -> str:
+        """A signature of ``value`` for ``purpose`` (a form link's reference, a CSRF token):
+        130 bits, base32, nobody can make one without the secret."""
+        return self._mac(purpose, value, SIGNATURE_LENGTH).lower()
+
+    def verify(self, purpose: str, value: str, signature: str) -> bool:
+        """Whether ``signature`` is :meth:`sign`'s for ``value`` (constant time)."""
+        return hmac.compare_digest(self.sign(purpose, value), signature.lower())
+
+    def follow_up(self, number: str) -> str:
+        """The follow-up token of complaint ``number``: ``REC-2026-0001.<signature>``."""
+        return f"{number}.{self.sign('suivi', number)}"
+
+    def follow_up_number(self, token: str) -> str | None:
+        """The complaint a follow-up token opens, or ``None`` if it is not one of ours."""
+        number, _, signature = token.rpartition(".")
+        return number if number and self.verify("suivi", number, signature) else None
 
     def check(self, number: str, token: str) -> bool:
         """Whether ``token`` is the token of ``number`` (constant-time comparison)."""

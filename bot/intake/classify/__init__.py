@@ -61,7 +61,8 @@ if TYPE_CHECKING:
     from bot.intake.message import InboundMessage
     from bot.rulebook import Rulebook
 
-__all__ = ["Action", "Context", "Decision", "Match", "Thread", "chains", "classify"]
+__all__ = ["Action", "Context", "Decision", "Match", "Thread", "chains", "classify",
+           "classify_web_form"]
 
 
 def from_form(msg: InboundMessage, ctx: Context) -> str | None:
@@ -101,6 +102,20 @@ def filled_form(msg: InboundMessage, ctx: Context) -> str | None:
         return None
     ctx.fields = fields
     return f"le corps est le formulaire rempli (version {fields['form_version']})"
+
+
+#: Set by the web form (:mod:`bot.web`) on the message it writes of a submission.
+WEB_FORM_HEADER = "X-Reclambot-Web-Form"
+
+
+def web_form(msg: InboundMessage, ctx: Context) -> str | None:
+    """The official form, submitted on reclambot's own page: already checked, conforming."""
+    client = msg.header(WEB_FORM_HEADER).split(";", 1)[0].strip()
+    if not client:
+        return None
+    ctx.fields = extract_fields(msg.text, "", ctx.app.rulebook)
+    return (f"formulaire en ligne de reclambot (version {ctx.fields.get('form_version', '?')})"
+            f", envoyé depuis {client}")
 
 
 NO_TAG = Decide(Action.LEAVE, "no_tag", "pas d'étiquette RÉCLAMATION dans l'objet : laissé "
@@ -172,6 +187,11 @@ def build_chains(rulebook: Rulebook) -> dict[str, Chain]:
     return {chain.name: chain for chain in table}
 
 
+#: The chain of a submission of the web form: no mail rule applies to what the
+#: complainant typed (a name like "noreply" is no robot there).
+WEB_CHAINS = {"web": Chain("web", (Link(web_form, Action.SUBMISSION),), otherwise=Action.LEAVE)}
+
+
 # Built once per rulebook: hot path. Keyed by identity, the rulebook being unhashable.
 _BUILT: dict[int, tuple[Rulebook, dict[str, Chain]]] = {}
 
@@ -191,6 +211,12 @@ def classify(session: Session, msg: InboundMessage, app: App,
     ``over_limit`` says why the message exceeds ``[limits]``, when it does.
     """
     return run(chains(app.rulebook), "start", msg, Context(session, app, over_limit))
+
+
+def classify_web_form(session: Session, msg: InboundMessage, app: App,
+                      over_limit: str | None = None) -> Decision:
+    """The decision on the message the web form wrote of a submission (its own chain)."""
+    return run(WEB_CHAINS, "web", msg, Context(session, app, over_limit))
 
 
 def robot_matches(msg: InboundMessage, ctx: Context) -> tuple[Match, ...]:

@@ -1,0 +1,155 @@
+"""A submission of the web form: checked with the rules every form is checked with, then
+written as the email a form plugin would send and put through the pipeline, so that it
+enters the register exactly as an emailed form does (same handlers, same transaction,
+same outbox), its dossier keeping that email with its time and the client's address."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.policy
+import email.utils
+import threading
+import uuid
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from bot.intake.classify import WEB_FORM_HEADER, classify_web_form
+from bot.intake.sources.base import RawMessage
+from bot.pipeline import finish_batch, handle_batch
+from bot.rulebook.form import Problem, Validation, validate
+from bot.store.models import Complaint, Inbound
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.rulebook import FormVersion
+
+#: The mailbox name the register gives web submissions (beside the IMAP folder's).
+MAILBOX = "web:reclamation"
+UIDVALIDITY = "1"
+ATTACHMENTS = "pieces"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file the complainant attached: its name is hers, and never chooses a path."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+class WebSource:
+    """The one message of a submission, as the pipeline asks a source for it.
+
+    There is nothing to file on a server: the message lives in the register and its
+    dossier only.
+    """
+
+    mailbox = MAILBOX
+    ordered = False
+
+    def can_idle(self) -> bool:
+        return False
+
+    def uidvalidity(self) -> str:
+        return UIDVALIDITY
+
+    def fetch(self, after_uid: int, batch_size: int, max_bytes: int
+              ) -> Iterator[list[RawMessage]]:
+        return iter(())
+
+    def file(self, uids: list[str], folder: str, again: Collection[str] = ()) -> None:
+        """Nothing to move."""
+
+    def present(self, uids: list[str]) -> set[str]:
+        return set()
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
+        """Never waited on."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def check(app: App, values: dict[str, str], uploads: Sequence[Upload], day: dt.date
+          ) -> Validation:
+    """The same checks as an emailed form (:func:`bot.rulebook.form.validate`), and the
+    attachments against ``[limits]``."""
+    validation = validate(values, app.rulebook, day)
+    limits = app.config.limits
+    problems = list(validation.problems)
+    label = "Pièces justificatives"
+    if len(uploads) > limits.max_attachments:
+        problems.append(Problem(ATTACHMENTS, label, f"{limits.max_attachments} fichiers au plus"))
+    for upload in uploads:
+        if len(upload.data) > limits.max_attachment_bytes:
+            size = limits.max_attachment_bytes // (1024 * 1024) or 1
+            problems.append(Problem(ATTACHMENTS, label,
+                                    f"« {upload.filename} » dépasse {size} Mo"))
+    return Validation(validation.version, validation.values, tuple(problems))
+
+
+def _text(version: FormVersion, values: dict[str, str]) -> str:
+    """The body a form plugin writes: one ``Label : value`` per field."""
+    lines = []
+    for f in version.fields:
+        value = values.get(f.key, "")
+        if value:
+            lines.append(f"{f.label} : {value}")
+    return "\n".join(lines) + "\n"
+
+
+def message_of(app: App, validation: Validation, uploads: Sequence[Upload], client: str,
+               submission: str, now: dt.datetime) -> bytes:
+    """The submission as the email a form plugin would send: what the dossier keeps."""
+    assert validation.version is not None
+    values = validation.values
+    org = app.config.organisation
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = email.utils.formataddr((values.get("client_name", ""), values["email"]))
+    msg["To"] = org.bot_address
+    msg["Subject"] = f"RÉCLAMATION — formulaire en ligne (version {validation.version.id})"
+    msg["Date"] = email.utils.format_datetime(now.replace(tzinfo=dt.UTC))
+    domain = org.bot_address.rpartition("@")[2]
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}.web@{domain}>"
+    # The audit trail: from which address, which page, when (UTC).
+    msg[WEB_FORM_HEADER] = f"{client}; submission={submission}; received={now:%Y-%m-%dT%H:%M:%SZ}"
+    msg.set_content(_text(validation.version, values))
+    for upload in uploads:
+        maintype, _, subtype = (upload.content_type or "application/octet-stream").partition("/")
+        msg.add_attachment(upload.data, maintype=maintype or "application",
+                           subtype=subtype or "octet-stream", filename=upload.filename)
+    return msg.as_bytes()
+
+
+def registered(app: App, submission: str) -> str | None:
+    """The complaint number a submission entered the register as, if it did."""
+    with app.sessions() as session:
+        return session.scalar(
+            select(Complaint.number).join(Inbound, Inbound.complaint_id == Complaint.id)
+            .where(Inbound.mailbox == MAILBOX, Inbound.uidvalidity == UIDVALIDITY,
+                   Inbound.uid == submission))
+
+
+def register(app: App, raw: bytes, submission: str, now: dt.datetime) -> str | None:
+    """Put the submission's message through the pipeline once; its complaint number.
+
+    The submission id is the message's UID: a second post of the same page (a double
+    click, a reload) finds the first one's row, and is not handled again.
+    """
+    number = registered(app, submission)
+    if number is not None:
+        return number
+    source = WebSource()
+    message = RawMessage(submission, raw, now, size=len(raw))
+    try:
+        outcomes = handle_batch(app, source, UIDVALIDITY, [message], decide=classify_web_form)
+    except IntegrityError:
+        return registered(app, submission)  # the same page posted twice at once
+    finish_batch(app, source, outcomes)
+    return registered(app, submission)
