@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.header
+import email.policy
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.message import Message
+from email.message import EmailMessage
 
 from bot.errors import DeliveryRefused, SourceError
 from bot.intake.sources.base import RawMessage
@@ -105,8 +106,22 @@ class Sent:
     raw: bytes
 
     @property
-    def message(self) -> Message:
-        return email.message_from_bytes(self.raw)
+    def message(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    @property
+    def text(self) -> str:
+        """The plain-text part, decoded."""
+        body = self.message.get_body(("plain",))
+        return str(body.get_content()) if body is not None else ""
+
+    @property
+    def html(self) -> str:
+        """The HTML part, decoded."""
+        body = self.message.get_body(("html",))
+        return str(body.get_content()) if body is not None else ""
 
     @property
     def subject(self) -> str:

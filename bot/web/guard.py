@@ -79,26 +79,30 @@ class BodyLimit:
             await self.refuse(scope, receive, send)
             return
         seen = 0
-        started = False
+        started = refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                if not started and not refused:
+                    refused = True
+                    await self.refuse(scope, receive, send)
                 raise _TooLarge
             return message
 
         async def watched(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the refusal was the answer: what the app sends after it is dropped
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted, watched)
         except _TooLarge:
-            if not started:
-                await self.refuse(scope, receive, send)
+            return  # answered with the refusal already
 
 
 #: How long a rendered form may be submitted.

@@ -248,13 +248,13 @@ def make_web_app(app: App, sink: Callable[[], Sink] | None = None,
 
     starlette = Starlette(routes=routes, exception_handlers={404: not_found})
     limits = app.config.limits
-    limit = limits.max_attachments * limits.max_attachment_bytes + FORM_OVERHEAD
+    # No larger than the largest email the bot accepts: the submission becomes one.
+    limit = limits.max_message_bytes + FORM_OVERHEAD
 
     async def too_large(scope: Any, receive: Any, send: Any) -> None:
         response = pages.message(413, "Envoi trop volumineux",
-                                 f"Les pièces jointes dépassent ce que nous pouvons recevoir "
-                                 f"({limits.max_attachments} fichiers de "
-                                 f"{limits.max_attachment_bytes // 1048576} Mo au plus). "
+                                 "Les pièces jointes dépassent ce que nous pouvons recevoir "
+                                 f"({limits.max_message_bytes // 1048576} Mo en tout). "
                                  "Réduisez-les ou envoyez-les par e-mail.", back=True)
         await response(scope, receive, send)
 

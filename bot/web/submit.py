@@ -86,6 +86,9 @@ def check(app: App, values: dict[str, str], uploads: Sequence[Upload], day: dt.d
     label = "Pièces justificatives"
     if len(uploads) > limits.max_attachments:
         problems.append(Problem(ATTACHMENTS, label, f"{limits.max_attachments} fichiers au plus"))
+    if sum(len(u.data) for u in uploads) > limits.max_message_bytes:
+        size = limits.max_message_bytes // (1024 * 1024) or 1
+        problems.append(Problem(ATTACHMENTS, label, f"{size} Mo en tout au plus"))
     for upload in uploads:
         if len(upload.data) > limits.max_attachment_bytes:
             size = limits.max_attachment_bytes // (1024 * 1024) or 1

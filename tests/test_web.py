@@ -1,0 +1,347 @@
+"""The web form and the follow-up page over HTTP (Starlette's test client, the in-memory
+mailbox and mail server, the tests' database): every protection the issue names, each in
+its own test, and the form's whole path into the register."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from starlette.testclient import TestClient
+
+from bot.core.states import ComplaintStatus
+from bot.store.models import Complaint, Contact, Event, Inbound, Outbox
+from bot.testing import samples
+from bot.web.guard import SECURITY_HEADERS
+from bot.web.server import make_web_app
+from tests.conftest import MemoryEnv
+
+PUBLIC = "https://reclamations.example.fr"
+WEB = (f'[web]\npublic_url = "{PUBLIC}"\nsubmissions_per_ip_per_hour = 6\n'
+       'submissions_per_address_per_day = 3\n'
+       '[limits]\nmax_message_bytes = 2000000\nmax_attachments = 3\n'
+       'max_attachment_bytes = 1000000\n')
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp;"\''
+
+COMPLETE = {
+    "client_name": "Jeanne Martin", "email": "jeanne.martin@example.org",
+    "phone": "06 12 34 56 78", "category": "stagiaire", "object": "Attestation non reçue",
+    "product": "Convention n° 2026-114", "training_actions": "Sophrologie (septembre)",
+    "facts_date": "2026-09-30", "description": "Toujours pas d'attestation.",
+    "expected_solution": "La recevoir.", "gdpr_consent": "Oui", "acting_as": "particulier",
+}
+
+
+class Web:
+    """A browser's view of ``reclambot serve`` for one organisation."""
+
+    def __init__(self, env: MemoryEnv) -> None:
+        self.env = env
+        self.client = TestClient(make_web_app(env.app, lambda: env.sink),
+                                 base_url="https://testserver")
+
+    def token(self, path: str = "/reclamation") -> str:
+        page = self.client.get(path)
+        assert page.status_code == 200, page.text
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found is not None
+        return found.group(1)
+
+    def submit(self, values: dict[str, str] | None = None, *, token: str | None = None,
+               files: Any = None, path: str = "/reclamation", **extra: str) -> Any:
+        data = {"csrf": self.token(path) if token is None else token, "form_version": "2026-01",
+                **(COMPLETE if values is None else values), **extra}
+        return self.client.post("/reclamation", data=data, files=files, follow_redirects=False)
+
+    def complaints(self) -> list[Complaint]:
+        return self.env.query(Complaint)
+
+
+@pytest.fixture()
+def web(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Web]:
+    monkeypatch.setenv("RECLAMBOT_TEST_IMAP_PASSWORD", "never-used")
+    env = MemoryEnv(tmp_path, database_url, extra=WEB)
+    yield Web(env)
+    env.close()
+
+
+def test_a_conforming_form_enters_the_register_as_an_emailed_one(web: Web) -> None:
+    answer = web.submit()
+    assert answer.status_code == 303
+    [complaint] = web.complaints()
+    assert answer.headers["location"].startswith(f"/suivi/{complaint.number}.")
+    page = web.client.get(answer.headers["location"])
+    assert page.status_code == 200 and complaint.number in page.text
+    assert "est enregistrée" in page.text and complaint.answer_due is not None
+    # The same handlers: registered, acknowledged, the director told, through the outbox.
+    assert [e.kind for e in web.env.query(Event)][:2] == ["registered", "acknowledged"]
+    kinds = sorted(r.kind for r in web.env.query(Outbox))
+    assert kinds == ["acknowledgement", "director_new_complaint"]
+    [ack] = web.env.sink.to("jeanne.martin@example.org")  # sent at once, by the web process
+    follow = f"{PUBLIC}/suivi/{web.env.app.tokens.follow_up(complaint.number)}"
+    assert follow in ack.text and f'href="{follow}"' in ack.html
+    # Its row says why: the web form's own rule, with the client's address.
+    [row] = web.env.query(Inbound)
+    assert row.action == "submission" and row.rules[0]["rule"] == "web_form"
+    assert "testclient" in row.rules[0]["reason"]
+    # Its dossier keeps the submission as an .eml, with its time and the client.
+    [eml] = (web.env.app.dossiers.folder(complaint.number) / "messages").glob("*.eml")
+    text = eml.read_text(encoding="utf-8", errors="replace")
+    assert "X-Reclambot-Web-Form: testclient; submission=" in text and "received=" in text
+    assert "Description : Toujours pas d'attestation." in text
+
+
+def test_an_incomplete_form_comes_back_with_its_errors_and_registers_nothing(web: Web) -> None:
+    values = {**COMPLETE, "email": "pas-une-adresse", "description": "", "gdpr_consent": ""}
+    answer = web.submit(values)
+    assert answer.status_code == 422
+    assert "3 points à corriger" in answer.text
+    for key in ("email", "description", "gdpr_consent"):
+        assert f'href="#champ-{key}"' in answer.text  # summarised at the top, linked
+        assert f'id="erreur-{key}"' in answer.text  # and next to its field
+        assert re.search(rf'id="{key}"[^>]*aria-invalid="true"|aria-invalid="true"[^>]*'
+                         rf'id="{key}"', answer.text) or key == "gdpr_consent"
+    assert 'value="Jeanne Martin"' in answer.text  # what she typed is kept
+    assert web.complaints() == [] and web.env.query(Inbound) == []
+    assert web.env.sink.sent == []
+
+
+def test_missing_or_wrong_csrf_token_is_refused(web: Web) -> None:
+    """CSRF: a post not made from a page this server rendered registers nothing."""
+    good = web.token()
+    nonce, issued, submission, signature = good.split(".")
+    for token in (f"{nonce}.{issued}.{submission}.{'a' * len(signature)}",
+                  f"{nonce}.{issued}.{'0' * 32}.{signature}", "n'importe quoi"):
+        assert web.submit(token=token).status_code == 403
+    other = TestClient(web.client.app, base_url="https://testserver")  # no cookie
+    assert other.post("/reclamation", data={"csrf": good, **COMPLETE},
+                      follow_redirects=False).status_code == 403
+    missing = web.client.post("/reclamation", data=COMPLETE, follow_redirects=False)
+    assert missing.status_code == 403
+    assert web.complaints() == []
+
+
+def test_an_expired_page_is_refused(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = web.token()
+    import time
+
+    later = time.time() + 5 * 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert web.submit(token=token).status_code == 403
+
+
+def test_the_honeypot_filled_is_refused_politely(web: Web) -> None:
+    answer = web.submit(site_web="https://spam.example")
+    assert answer.status_code == 400 and "n'a pas pu être accepté" in unescape(answer.text)
+    assert web.complaints() == []
+
+
+def test_the_rate_limits_answer_a_french_page(web: Web) -> None:
+    """Per client address (6 an hour here) and per complainant's address (3 a day)."""
+    for index in range(3):
+        assert web.submit({**COMPLETE, "object": f"objet {index}"}).status_code == 303
+    limited = web.submit({**COMPLETE, "object": "encore"})
+    assert limited.status_code == 429 and "Trop d'envois" in unescape(limited.text)
+    for index in range(2):
+        other = {**COMPLETE, "email": f"autre{index}@example.org"}
+        assert web.submit(other).status_code == 303
+    assert web.submit({**COMPLETE, "email": "x@example.org"}).status_code == 429
+    assert len(web.complaints()) == 5
+
+
+def test_an_oversized_body_is_refused(web: Web) -> None:
+    limits = web.env.app.config.limits
+    big = b"x" * (limits.max_message_bytes + 300 * 1024)
+    answer = web.submit(files=[("pieces", ("gros.pdf", big, "application/pdf"))])
+    assert answer.status_code == 413 and "trop volumineux" in answer.text
+    assert web.complaints() == []
+
+
+def test_an_oversized_attachment_is_named_next_to_its_field(web: Web) -> None:
+    limits = web.env.app.config.limits
+    big = b"%PDF" + b"x" * limits.max_attachment_bytes
+    answer = web.submit(files=[("pieces", ("contrat.pdf", big, "application/pdf"))])
+    assert answer.status_code == 422
+    assert 'id="erreur-pieces"' in answer.text and "contrat.pdf" in answer.text
+    assert web.complaints() == []
+
+
+def test_attachments_within_limits_join_the_dossier_under_safe_names(web: Web) -> None:
+    files = [("pieces", ("../../etc/passwd", b"%PDF-1.4 attestation", "application/pdf")),
+             ("pieces", ("photo été.jpg", b"\xff\xd8\xff", "image/jpeg"))]
+    assert web.submit(files=files).status_code == 303
+    [complaint] = web.complaints()
+    folder = web.env.app.dossiers.folder(complaint.number)
+    names = sorted(p.name for p in (folder / "pieces-jointes").iterdir())
+    assert len(names) == 2 and all("/" not in n and ".." not in n for n in names)
+    assert not (web.env.app.dossiers.root.parent / "etc").exists()
+
+
+def test_a_tampered_reference_is_refused(web: Web) -> None:
+    """Nobody can attach a form to someone else's first contact."""
+    web.env.deliver(samples.free_text(sender="jeanne.martin@example.org"))
+    [contact] = web.env.query(Contact)
+    signature = web.env.app.tokens.sign("ref", contact.reference)
+    good = f"/reclamation?ref={contact.reference}&sig={signature}"
+    assert contact.reference in web.client.get(good).text
+    for bad in (f"/reclamation?ref=CT-AAAAAAAA&sig={signature}",
+                f"/reclamation?ref={contact.reference}&sig={'b' * 26}",
+                f"/reclamation?ref={contact.reference}"):
+        page = web.client.get(bad)
+        assert page.status_code == 400 and "pas valable" in page.text
+    forged = web.submit(reference="CT-AAAAAAAA", reference_sig=signature)
+    assert forged.status_code == 400 and web.complaints() == []
+    # The signed link attaches it: the complaint follows its first contact.
+    assert web.submit(path=good, reference=contact.reference,
+                      reference_sig=signature).status_code == 303
+    [complaint] = web.complaints()
+    assert complaint.initial_reference == contact.reference
+
+
+def test_the_form_link_email_points_to_the_served_form_signed(web: Web) -> None:
+    web.env.deliver(samples.free_text(sender="jeanne.martin@example.org"))
+    [contact] = web.env.query(Contact)
+    [link_email] = web.env.sink.to("jeanne.martin@example.org")
+    signature = web.env.app.tokens.sign("ref", contact.reference)
+    assert f"{PUBLIC}/reclamation?ref={contact.reference}&sig={signature}" in link_email.text
+
+
+def test_an_html_payload_in_every_field_is_rendered_inert(web: Web) -> None:
+    """What a complainant typed is never served back as markup: on the form shown again,
+    on the follow-up page, and in the director's email."""
+    hostile = {key: HOSTILE for key in COMPLETE}
+    again = web.submit(hostile)
+    assert again.status_code == 422
+    assert "<script>" not in again.text and "<img src=x" not in again.text
+    assert "&lt;script&gt;" in again.text
+    values = {**COMPLETE, **{k: HOSTILE for k in ("client_name", "object", "product",
+                                                  "training_actions", "description",
+                                                  "expected_solution", "facts_date")}}
+    answer = web.submit(values)
+    assert answer.status_code == 303
+    page = web.client.get(answer.headers["location"])
+    assert "<script>" not in page.text and "onerror=alert" not in page.text.replace(
+        "onerror=alert(1)&gt;", "")
+    [notice] = web.env.sink.to("direction@example.fr")
+    assert "<script>" not in notice.html and "&lt;script&gt;" in notice.html
+
+
+def test_a_double_submit_registers_once(web: Web) -> None:
+    token = web.token()
+    first = web.submit(token=token)
+    second = web.submit(token=token)  # a double click, a reload of the post
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    assert len(web.complaints()) == 1
+    assert len(web.env.sink.to("jeanne.martin@example.org")) == 1
+
+
+def test_the_follow_up_page_shows_its_complaint_and_nothing_else(web: Web) -> None:
+    web.submit()
+    web.submit({**COMPLETE, "email": "paul@example.net", "object": "Autre objet"})
+    first, second = web.complaints()
+    with web.env.app.transaction() as session:
+        session.execute(update(Complaint).where(Complaint.id == first.id).values(
+            status=ComplaintStatus.ANSWERED, response_text="Voici notre réponse.",
+            response_date=dt.date(2026, 12, 4)))
+        session.add(Event(at=dt.datetime(2026, 12, 4), kind="note", origin="",
+                          detail={"text": "note interne secrète"}, complaint_id=first.id))
+    page = web.client.get(f"/suivi/{web.env.app.tokens.follow_up(first.number)}").text
+    assert first.number in page and "répondue" in page and "Voici notre réponse." in page
+    assert second.number not in page and "paul@example.net" not in page
+    assert "note interne" not in page and "Attestation non reçue" not in page
+
+
+def test_a_tampered_follow_up_token_is_not_found(web: Web) -> None:
+    web.submit()
+    [complaint] = web.complaints()
+    token = web.env.app.tokens.follow_up(complaint.number)
+    for bad in (token[:-1] + ("a" if token[-1] != "a" else "b"), f"REC-2026-0002.{token[14:]}",
+                "REC-2026-0001", "nothing", web.env.app.tokens.token(complaint.number)):
+        page = web.client.get(f"/suivi/{bad}")
+        assert page.status_code == 404 and "introuvable" in page.text
+
+
+def test_a_purged_complaint_answers_410_in_french(web: Web) -> None:
+    web.submit()
+    [complaint] = web.complaints()
+    with web.env.app.transaction() as session:
+        session.execute(update(Complaint).values(purged_at=dt.datetime(2028, 1, 1)))
+    page = web.client.get(f"/suivi/{web.env.app.tokens.follow_up(complaint.number)}")
+    assert page.status_code == 410 and "effacées" in page.text
+
+
+def test_every_page_carries_strict_security_headers(web: Web) -> None:
+    for path in ("/reclamation", "/suivi/x", "/static/reclambot.css", "/nulle-part"):
+        response = web.client.get(path)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (path, name)
+        assert "script-src" not in response.headers["content-security-policy"]
+    assert "strict-transport-security" in web.client.get("/reclamation").headers
+    assert "<script" not in web.client.get("/reclamation").text  # works without JavaScript
+
+
+def test_the_form_is_the_version_in_force_with_a_label_for_every_field(web: Web) -> None:
+    page = web.client.get("/reclamation").text
+    version = web.env.app.rulebook.current_form(dt.date.today())
+    assert f"version {version.id}" in page
+    for field in version.fields:
+        if field.key in ("form_version", "reference"):
+            continue
+        if field.type == "choice":
+            assert f"<legend>{field.label}" in page
+            assert all(f'for="{field.key}-{i}"' in page for i in range(1, len(field.choices) + 1))
+        else:
+            assert f'<label for="{field.key}">' in page, field.key
+        if field.help:
+            assert f'id="aide-{field.key}"' in page
+    assert 'lang="fr"' in page and 'name="viewport"' in page
+
+
+def test_the_exported_form_posts_here_and_is_confirmed_once(web: Web, tmp_path: Path) -> None:
+    from bot.web.export import export_form
+
+    path = export_form(web.env.app, tmp_path / "formulaire.html")
+    html = path.read_text(encoding="utf-8")
+    assert f'action="{PUBLIC}/reclamation"' in html and 'name="csrf"' not in html
+    for key in COMPLETE:
+        assert f'name="{key}"' in html
+    posted = web.client.post("/reclamation", data={"origine": "export", **COMPLETE},
+                             follow_redirects=False)
+    assert posted.status_code == 200 and "pas encore enregistrée" in posted.text
+    assert 'value="Jeanne Martin"' in posted.text and web.complaints() == []
+
+
+def test_the_web_process_never_reads_the_mailbox_password(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          database_url: str) -> None:
+    from bot.config import load_config
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, imap_port=1, imap_user="u", smtp_port=1,
+                          database_url=database_url, extra=WEB)
+    monkeypatch.delenv("RECLAMBOT_TEST_IMAP_PASSWORD", raising=False)
+    loaded = load_config(config, mailbox_secrets=False)
+    assert loaded.imap is not None and not loaded.imap.password
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RECLAMBOT_TEST_IMAP_PASSWORD"):
+        load_config(config)
+
+
+def test_a_body_that_does_not_say_its_length_is_cut_at_the_limit(web: Web) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"--x\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\n"
+        for _ in range(40):
+            yield b"y" * 65536
+
+    answer = web.client.post("/reclamation", content=chunks(),
+                             headers={"content-type": "multipart/form-data; boundary=x"})
+    assert answer.status_code == 413
+    assert web.complaints() == []
