@@ -185,3 +185,33 @@ def test_init_for_microsoft_365_sets_up_oauth2(tmp_path: Path, monkeypatch: pyte
     assert (config.oauth2.provider, config.oauth2.client_id, config.oauth2.tenant) == (
         "microsoft", "11111111-2222-3333-4444-555555555555", "formations.fr")
     assert config.oauth2.token_file == tmp_path / "oauth2-token.json"
+
+
+def test_init_without_a_website_form_sets_up_the_served_one(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([
+        "Formations Exemple", "reclamations@formations.fr", "Claire Durand",
+        "direction@formations.fr", "", "formations.fr", "https://reclamations.formations.fr/",
+        "", "ovh",
+    ])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    path = tmp_path / "config.toml"
+    assert main(["--config", str(path), "init"]) == 0
+    monkeypatch.setenv("RECLAMBOT_IMAP_PASSWORD", "x")
+    monkeypatch.setenv("RECLAMBOT_SMTP_PASSWORD", "y")
+    config = load_config(path)
+    assert config.organisation.form_url == ""
+    assert config.web.public_url == "https://reclamations.formations.fr"
+    assert config.form_link() == "https://reclamations.formations.fr/reclamation"
+
+
+@pytest.mark.parametrize(("web", "key"), [
+    ('listen = "8080"', "web.listen"),
+    ('public_url = "reclamations.example.fr"', "web.public_url"),
+    ('trusted_proxies = ["le proxy"]', "web.trusted_proxies"),
+    ("submissions_per_ip_per_hour = 0", "web.submissions_per_ip_per_hour"),
+])
+def test_web_config_errors_name_the_key(tmp_path: Path, web: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, MINIMAL + f"\n[web]\n{web}\n"))
+    assert caught.value.key == key

@@ -591,9 +591,8 @@ def parse_config(raw: dict[str, Any], path: Path, mailbox_secrets: bool = True) 
 
     web = _web(table("web"))
     if not organisation.form_url and not web.public_url:
-        raise ConfigError("organisation.form_url",
-                          "manquant : l'adresse du formulaire (ou [web] public_url, pour le "
-                          "formulaire servi par reclambot serve)")
+        # Required, unless reclambot serves the form ([web] public_url, docs/web.md).
+        raise ConfigError("organisation.form_url", "manquant (obligatoire)")
 
     for section in sections:
         section.finish()

@@ -39,6 +39,11 @@ url = "sqlite:///reclambot.sqlite3"
 
 [storage]
 dossiers = "dossiers"
+
+[web]
+# `reclambot --config reclambot-demo/config.toml serve` serves the official form here.
+listen = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080"
 """
 
 
@@ -173,6 +178,9 @@ def run_demo(directory: Path) -> str:
                 lines.append(f"  {state_label(OutboxStatus, sent.status):10} {path.name}  à "
                              f"{', '.join(sent.recipients)} : {sent.subject}")
         lines.append(f"\nExport du registre : reclambot --config {config_path} export --format pdf")
+        web = app.config.web
+        lines.append(f"Formulaire en ligne et pages de suivi : reclambot --config {config_path} "
+                     f"serve, puis ouvrez {web.public_url}/reclamation")
         lines.append(f"Édité le {dt.datetime.now():%d/%m/%Y à %H:%M}.")
         return "\n".join(lines)
     finally:

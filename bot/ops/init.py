@@ -81,9 +81,13 @@ def write_config(path: Path, ask: Ask) -> tuple[Path, Provider]:
                             hint=expected)
     director = _question(ask, "Nom de la directrice ou du directeur des formations")
     director_address = _question(ask, "Son adresse e-mail", check=email, hint=expected)
-    form_url = _question(ask, "Lien du formulaire « Réclamation » du site",
-                         check=lambda a: a.startswith(("http://", "https://")),
-                         hint="un lien commençant par https:// est attendu")
+    link = lambda a: a.startswith(("http://", "https://"))  # noqa: E731
+    form_url = _question(ask, "Lien du formulaire « Réclamation » de votre site (vide : "
+                              "reclambot le sert lui-même)", check=lambda a: not a or link(a),
+                         hint="un lien commençant par https:// est attendu, ou rien")
+    public_url = "" if form_url else _question(
+        ask, "Adresse publique du formulaire servi par reclambot (https://…)", check=link,
+        hint="une adresse commençant par https:// est attendue (docs/web.md)")
     form_sender = _question(ask, "Adresse d'envoi du formulaire du site (vide si aucune)",
                             check=lambda a: not a or email(a), hint=expected)
     choices = ", ".join(PROVIDERS)
@@ -112,6 +116,7 @@ def write_config(path: Path, ask: Ask) -> tuple[Path, Provider]:
         ("organisation", "director_name", director),
         ("organisation", "director_addresses", [director_address]),
         ("organisation", "form_url", form_url),
+        ("web", "public_url", public_url.rstrip("/")),
         ("organisation", "form_senders", [form_sender] if form_sender else []),
         ("organisation", "contact", director_address),
         ("imap", "host", imap_host),

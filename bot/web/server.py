@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,8 @@ class WebForm:
         self.per_address = RateLimiter(web.submissions_per_address_per_day, 86400)
         self.base = ""  # pages link to the server's own paths
         self.claimant = f"web:{socket.gethostname()[:40]}:{os.getpid()}"
+        self._asked = threading.Lock()
+        self._sending = self._more = False
 
     # --- Pages ---------------------------------------------------------------------------
 
@@ -179,12 +182,32 @@ class WebForm:
                             "directement à l'adresse ci-dessous.")
 
     def send(self) -> None:
-        """The outbox, now: the acknowledgement leaves without waiting for the bot's run."""
+        """The outbox, now: the acknowledgement leaves without waiting for the bot's run.
+
+        One pass at a time: a submission arriving during a pass asks for one more, which
+        sends everything committed meanwhile over one connection.
+        """
         assert self.sink is not None
+        with self._asked:
+            self._more = True
+            if self._sending:
+                return
+            self._sending = True
         try:
-            send_pending(self.app, self.sink(), claimant=self.claimant)
-        except Exception:  # the run sends it at its next pass: never lost
-            log.exception("web: outbox not sent now; the bot's run will send it")
+            while True:
+                with self._asked:
+                    if not self._more:
+                        self._sending = False
+                        return
+                    self._more = False
+                try:
+                    send_pending(self.app, self.sink(), claimant=self.claimant)
+                except Exception:  # the run sends it at its next pass: never lost
+                    log.exception("web: outbox not sent now; the bot's run will send it")
+        except BaseException:
+            with self._asked:
+                self._sending = False
+            raise
 
     async def follow_up(self, request: Request) -> Response:
         number = self.app.tokens.follow_up_number(request.path_params["token"])
@@ -273,7 +296,7 @@ def serve(app: App, sink: Callable[[], Sink] | None = None) -> None:
     import uvicorn
 
     web = app.config.web
-    log.info("serving the form on http://%s/reclamation (public: %s)", web.listen,
+    log.debug("serving the form on http://%s/reclamation (public: %s)", web.listen,
              web.public_url or "-")
     uvicorn.run(make_web_app(app, sink), host=web.host, port=web.port, proxy_headers=False,
                 server_header=False, log_level="warning")
