@@ -345,3 +345,14 @@ def test_a_body_that_does_not_say_its_length_is_cut_at_the_limit(web: Web) -> No
                              headers={"content-type": "multipart/form-data; boundary=x"})
     assert answer.status_code == 413
     assert web.complaints() == []
+
+
+def test_the_same_page_posted_twice_at_once_registers_once(web: Web) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = web.token()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda _: web.submit(token=token), range(2)))
+    assert [a.status_code for a in answers] == [303, 303]
+    assert answers[0].headers["location"] == answers[1].headers["location"]
+    assert len(web.complaints()) == 1 and len(web.env.query(Inbound)) == 1
