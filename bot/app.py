@@ -64,7 +64,8 @@ def build_app(config: Config, clock: Callable[[], dt.datetime] | None = None) ->
     use_references(rulebook.complaint_prefix, rulebook.contact_prefix, rulebook.ticket_prefix)
     renderer = Renderer(
         config.templates_dir,
-        {"org": config.organisation, "rules": rulebook},
+        # The form in force: the one reclambot serves, else the website's.
+        {"org": config.organisation, "rules": rulebook, "form_url": config.form_link()},
         clock=clock,
     )
     return App(

@@ -356,3 +356,10 @@ def test_the_same_page_posted_twice_at_once_registers_once(web: Web) -> None:
     assert [a.status_code for a in answers] == [303, 303]
     assert answers[0].headers["location"] == answers[1].headers["location"]
     assert len(web.complaints()) == 1 and len(web.env.query(Inbound)) == 1
+
+
+def test_every_email_that_offers_the_form_offers_the_served_one(web: Web) -> None:
+    incomplete = {**samples.COMPLETE_FORM, "Description": ""}
+    web.env.deliver(samples.form_submission(incomplete))
+    [request] = web.env.sink.to("jeanne.martin@example.org")
+    assert f"{PUBLIC}/reclamation" in request.text and "www.example.fr" not in request.text
