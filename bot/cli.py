@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,12 +30,23 @@ def _parser() -> argparse.ArgumentParser:
                         help="config file (default: $RECLAMBOT_CONFIG or ./config.toml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Many organisations on one installation (docs/hosting.md): DIR/<slug>/config.toml.
+    fleet = argparse.ArgumentParser(add_help=False)
+    fleet.add_argument("--organisations", type=Path, metavar="DIR",
+                       default=Path(os.environ["RECLAMBOT_ORGANISATIONS"])
+                       if os.environ.get("RECLAMBOT_ORGANISATIONS") else None,
+                       help="folder of organisations, one DIR/<slug>/config.toml each "
+                            "(default: $RECLAMBOT_ORGANISATIONS)")
+    fleet.add_argument("--organisation", metavar="SLUG", default=None,
+                       help="the organisation of DIR this command is about")
 
-    run = commands.add_parser("run", help="watch the mailbox and handle complaints")
+    run = commands.add_parser("run", parents=[fleet],
+                              help="watch the mailbox and handle complaints")
     run.add_argument("--once", action="store_true",
                      help="process everything waiting, send what is due, and exit")
 
-    export = commands.add_parser("export", help="write the register (the audit file)")
+    export = commands.add_parser("export", parents=[fleet],
+                                 help="write the register (the audit file)")
     export.add_argument("--format", choices=["csv", "xlsx", "pdf"], required=True)
     export.add_argument("--output", type=Path, default=None,
                         help="file (default: stdout for csv, registre-reclamations.FORMAT)")
@@ -49,9 +61,10 @@ def _parser() -> argparse.ArgumentParser:
         ("purge", "erase personal data past their retention (RGPD)"),
         ("daily", "every daily job: followup, remind, purge, and the monthly report when due"),
     ):
-        as_of(commands.add_parser(name, help=text))
+        as_of(commands.add_parser(name, parents=[fleet], help=text))
 
-    report = commands.add_parser("report", help="indicators and charts of a period (HTML + CSV)")
+    report = commands.add_parser("report", parents=[fleet],
+                                 help="indicators and charts of a period (HTML + CSV)")
     report.add_argument("--period", default=None, metavar="AAAA-MM", help="one month")
     report.add_argument("--from", dest="start", type=_day, default=None, metavar="AAAA-MM-JJ")
     report.add_argument("--to", dest="end", type=_day, default=None, metavar="AAAA-MM-JJ",
@@ -61,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="email the previous month's report to the director (as the job does)")
     as_of(report)
 
-    gdpr = commands.add_parser("gdpr", help="a person's rights: export or erase their data")
+    gdpr = commands.add_parser("gdpr", parents=[fleet],
+                               help="a person's rights: export or erase their data")
     gdpr_commands = gdpr.add_subparsers(dest="gdpr_command", required=True, metavar="ACTION")
     gdpr_export = gdpr_commands.add_parser("export", help="everything held about an address")
     gdpr_export.add_argument("--email", required=True)
@@ -75,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="working folder (default: ./reclambot-demo)")
 
     quarantine = commands.add_parser(
-        "quarantine", help="what is in quarantine and why; put messages back through")
+        "quarantine", parents=[fleet],
+        help="what is in quarantine and why; put messages back through")
     quarantine_commands = quarantine.add_subparsers(dest="quarantine_command", required=True,
                                                     metavar="ACTION")
     quarantine_commands.add_parser("list", help="each message in quarantine, with its reason")
@@ -86,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="UIDs shown by `reclambot quarantine list`")
     which.add_argument("--all", action="store_true", help="every message in quarantine")
 
-    commands.add_parser("serve", help="serve the official form and the follow-up pages ([web])")
+    commands.add_parser("serve", parents=[fleet],
+                        help="serve the official form and the follow-up pages ([web])")
     form = commands.add_parser("form", help="the official form")
     form_commands = form.add_subparsers(dest="form_command", required=True, metavar="ACTION")
     form_export = form_commands.add_parser(
@@ -94,9 +110,12 @@ def _parser() -> argparse.ArgumentParser:
     form_export.add_argument("--output", type=Path, default=Path("formulaire-reclamation.html"),
                              help="file (default: formulaire-reclamation.html)")
 
-    commands.add_parser("outbox", help="list the emails waiting to be sent or that failed")
-    commands.add_parser("check", help="check the configuration, servers, database and templates")
-    commands.add_parser("status", help="last poll, open complaints, outbox, quarantine, errors")
+    commands.add_parser("outbox", parents=[fleet],
+                        help="list the emails waiting to be sent or that failed")
+    commands.add_parser("check", parents=[fleet],
+                        help="check the configuration, servers, database and templates")
+    commands.add_parser("status", parents=[fleet],
+                        help="last poll, open complaints, outbox, quarantine, errors")
     commands.add_parser("init", help="answer a few questions, get a commented config.toml")
     commands.add_parser("upgrade", help="migrate the register's database to this version")
     auth = commands.add_parser("auth", help="sign the mailbox in once with OAuth2 (XOAUTH2)")
@@ -244,6 +263,13 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.ops.runner import run_forever, run_once
 
+    if getattr(args, "organisations", None) is not None and args.organisation is None:
+        if args.once:
+            raise UsageError("run --once : avec --organisations, indiquez --organisation")
+        from bot.ops.fleet import Fleet
+
+        Fleet(args.organisations).run_forever()
+        return 0
     with _app(args) as app:
         if args.once:
             summary = run_once(app)
@@ -388,9 +414,36 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from bot.reporting.status import status_lines
 
+    if getattr(args, "organisations", None) is not None and args.organisation is None:
+        return _status_of_all(args)
     with _app(args) as app:
         print("\n".join(status_lines(app)))
     return 0
+
+
+def _status_of_all(args: argparse.Namespace) -> int:
+    """``status --organisations DIR``: each organisation's status, one after the other;
+    one that cannot be read says why, and the others are shown all the same."""
+    from bot.app import build_app
+    from bot.ops.fleet import member_config, organisation_paths
+    from bot.reporting.status import status_lines
+
+    paths = organisation_paths(args.organisations)
+    failed = 0
+    for slug, path in paths.items():
+        print(f"== {slug} ==")
+        try:
+            app = build_app(member_config(path))
+        except ReclambotError as exc:
+            print(f"  erreur : {exc}")
+            failed += 1
+            continue
+        try:
+            print("\n".join(status_lines(app)))
+        finally:
+            app.close()
+    print(f"{len(paths)} organisme(s), {failed} en erreur")
+    return 1 if failed else 0
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
@@ -474,6 +527,18 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``reclambot`` console script."""
     args = _parser().parse_args(argv)
+    if getattr(args, "organisation", None) is not None:
+        from bot.ops.fleet import organisation_config
+
+        if args.organisations is None:
+            print("reclambot : erreur : --organisation demande --organisations DIR "
+                  "(ou $RECLAMBOT_ORGANISATIONS)", file=sys.stderr)
+            return 2
+        try:
+            args.config = organisation_config(args.organisations, args.organisation)
+        except ReclambotError as exc:
+            print(f"reclambot : erreur : {exc}", file=sys.stderr)
+            return 2
     quiet = args.command == "demo"  # the demo prints its own summary
     from bot.core.logs import configure
 

@@ -10,9 +10,18 @@ import json
 import logging
 import re
 import sys
+import threading
 from typing import Any
 
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(ticket_part)s: %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s%(org_part)s %(name)s%(ticket_part)s: %(message)s"
+
+#: The organisation the current thread works for (``reclambot run --organisations``).
+_context = threading.local()
+
+
+def work_for(slug: str) -> None:
+    """Tag this thread's log lines with organisation ``slug``."""
+    _context.organisation = slug
 
 
 def reference_pattern(complaint: str = "REC", contact: str = "CT", ticket: str = "TK"
@@ -39,6 +48,9 @@ class TicketFilter(logging.Filter):
         ticket = found.group(0) if found else ""
         record.ticket = ticket
         record.ticket_part = f" [{ticket}]" if found else ""
+        organisation = getattr(_context, "organisation", "")
+        record.organisation = organisation
+        record.org_part = f" {{{organisation}}}" if organisation else ""
         return True
 
 
@@ -51,6 +63,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "ticket": getattr(record, "ticket", ""),
+            "organisation": getattr(record, "organisation", ""),
             "message": record.getMessage(),
         }
         if record.exc_info:

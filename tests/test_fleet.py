@@ -1,0 +1,228 @@
+"""Many organisations in one process (``reclambot run --organisations DIR``), on the real
+Dovecot (one mailbox each) and the test SMTP server: each has its own register, tokens
+and emails, and the tests try to cross the line between them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from imapclient import IMAPClient
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from bot.cli import main
+from bot.ops.fleet import Fleet
+from bot.store.models import Complaint, Event, Inbound
+from bot.testing import samples
+from tests.conftest import BOT, DIRECTOR, write_config
+from tests.servers import DOVECOT_PASSWORD, Dovecot, SmtpServer
+
+pytestmark = pytest.mark.integration
+_numbers = itertools.count(1)
+
+
+class Organisations:
+    """``DIR/<slug>/config.toml`` for a few organisations, and a fleet running them."""
+
+    def __init__(self, root: Path, dovecot: Dovecot, smtp: SmtpServer) -> None:
+        self.root = root
+        self.dovecot = dovecot
+        self.smtp = smtp
+        self.users: dict[str, str] = {}
+        self.fleet = Fleet(root, look_every=0.3)
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def add(self, slug: str) -> Path:
+        folder = self.root / slug
+        folder.mkdir()
+        user = self.dovecot.new_user(f"org{next(_numbers)}-{slug}")
+        self.users[slug] = user
+        config = write_config(folder, imap_port=self.dovecot.port, imap_user=user,
+                              smtp_port=self.smtp.port,
+                              database_url=f"sqlite:///{folder / 'register.sqlite3'}",
+                              extra="")
+        text = (config.read_text().replace(BOT, self.bot(slug))
+                .replace(DIRECTOR, self.director(slug))
+                .replace("[bot]\n", "[bot]\nidle_timeout = 2\npoll_interval = 1\n"))
+        config.write_text(text)
+        return config
+
+    @staticmethod
+    def bot(slug: str) -> str:
+        return f"reclamations@{slug}.example.fr"
+
+    @staticmethod
+    def director(slug: str) -> str:
+        return f"direction@{slug}.example.fr"
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.fleet.run_forever, args=(self.stop,),
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.fleet.look_now.set()
+        if self.thread is not None:
+            self.thread.join(60)
+
+    def deliver(self, slug: str, raw: bytes) -> None:
+        client = IMAPClient("127.0.0.1", port=self.dovecot.port, ssl=False)
+        client.login(self.users[slug], DOVECOT_PASSWORD)
+        try:
+            client.append("INBOX", raw)
+        finally:
+            client.logout()
+
+    def session(self, slug: str) -> Session:
+        engine = create_engine(f"sqlite:///{self.root / slug / 'register.sqlite3'}")
+        return Session(engine)
+
+    def rows(self, slug: str, model: type, *where: Any) -> list[Any]:
+        with self.session(slug) as session:
+            return list(session.scalars(select(model).where(*where).order_by(model.id)))
+
+    def wait_for(self, check: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, "waited in vain"
+            time.sleep(0.1)
+
+    def sent_from(self, slug: str) -> list[Any]:
+        return [c for c in self.smtp.handler.received if c.envelope_from == self.bot(slug)]
+
+
+@pytest.fixture()
+def organisations(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Organisations]:
+    monkeypatch.setenv("RECLAMBOT_TEST_IMAP_PASSWORD", DOVECOT_PASSWORD)
+    root = tmp_path / "organismes"
+    root.mkdir()
+    orgs = Organisations(root, dovecot, smtp)
+    yield orgs
+    orgs.close()
+
+
+def form(email: str, **fields: str) -> bytes:
+    return samples.form_submission({**samples.COMPLETE_FORM, "Adresse e-mail": email, **fields})
+
+
+def registered(orgs: Organisations, *slugs: str) -> None:
+    """Each organisation registers its own complaint and acknowledges it from its address."""
+    for index, slug in enumerate(slugs):
+        orgs.deliver(slug, form(f"client{index}@{slug}.example.net"))
+    for slug in slugs:
+        orgs.wait_for(lambda s=slug: len(orgs.sent_from(s)) >= 2)
+
+
+def test_each_organisation_runs_its_own_procedure(organisations: Organisations) -> None:
+    orgs = organisations
+    for slug in ("alpha", "beta", "gamma"):
+        orgs.add(slug)
+    orgs.start()
+    registered(orgs, "alpha", "beta", "gamma")
+    for index, slug in enumerate(("alpha", "beta", "gamma")):
+        [complaint] = orgs.rows(slug, Complaint)
+        assert complaint.number == f"REC-{dt.date.today().year}-0001"
+        assert complaint.client_email == f"client{index}@{slug}.example.net"
+        kinds = sorted((c.recipients[0], c.envelope_from) for c in orgs.sent_from(slug))
+        assert kinds == sorted([(complaint.client_email, orgs.bot(slug)),
+                                (orgs.director(slug), orgs.bot(slug))])
+    assert all("en service" in line for line in orgs.fleet.status_lines())
+
+
+def test_a_directors_token_of_one_organisation_is_worthless_on_another(
+        organisations: Organisations) -> None:
+    orgs = organisations
+    orgs.add("alpha")
+    orgs.add("beta")
+    orgs.start()
+    registered(orgs, "alpha", "beta")
+    [notice] = [c for c in orgs.sent_from("alpha") if c.recipients == [orgs.director("alpha")]]
+    # Alpha's tag, REC-…-0001 and its token, sent to beta's mailbox, where beta's
+    # director's address writes: beta has a REC-…-0001 of its own.
+    attack = samples.reply(notice.data, "#cloturer Affaire réglée.",
+                           sender=orgs.director("beta"))
+    orgs.deliver("beta", attack)
+    orgs.wait_for(lambda: any("alerte" in c.subject.lower() or "Alerte" in c.subject
+                              for c in orgs.sent_from("beta")))
+    [beta] = orgs.rows("beta", Complaint)
+    [alpha] = orgs.rows("alpha", Complaint)
+    assert beta.status == "open" and alpha.status == "open"
+    [row] = orgs.rows("beta", Inbound, Inbound.action == "alert")
+    assert row.rules[0]["rule"] == "invalid_token"
+    assert orgs.rows("alpha", Inbound, Inbound.action != "submission") == []
+
+
+def test_a_reply_to_one_organisations_reference_sent_to_another_stays_there(
+        organisations: Organisations) -> None:
+    orgs = organisations
+    orgs.add("alpha")
+    orgs.add("beta")
+    orgs.start()
+    registered(orgs, "alpha", "beta")
+    [ack] = [c for c in orgs.sent_from("alpha") if c.recipients == ["client0@alpha.example.net"]]
+    reply = samples.reply(ack.data, "Des nouvelles ?", sender="client0@alpha.example.net")
+    orgs.deliver("beta", reply)
+    orgs.wait_for(lambda: len(orgs.rows("beta", Inbound)) == 2)
+    row = orgs.rows("beta", Inbound)[-1]
+    assert row.action in ("new_contact", "leave") and row.complaint_id is None
+    assert orgs.rows("beta", Event, Event.kind == "correspondence") == []
+    assert orgs.rows("alpha", Event, Event.kind == "correspondence") == []
+    assert len(orgs.rows("alpha", Inbound)) == 1
+
+
+def test_an_export_names_its_organisation_and_shows_only_its_register(
+        organisations: Organisations, capsys: pytest.CaptureFixture[str]) -> None:
+    orgs = organisations
+    orgs.add("alpha")
+    orgs.add("beta")
+    orgs.start()
+    registered(orgs, "alpha", "beta")
+    capsys.readouterr()
+    assert main(["export", "--format", "csv", "--organisations", str(orgs.root),
+                 "--organisation", "alpha"]) == 0
+    out = capsys.readouterr().out
+    assert "client0@alpha.example.net" in out and "beta" not in out
+    assert main(["export", "--format", "csv", "--organisations", str(orgs.root),
+                 "--organisation", "../alpha"]) == 2
+    assert "n'est pas le nom d'un dossier" in capsys.readouterr().err
+    assert main(["status", "--organisations", str(orgs.root)]) == 0
+    summary = capsys.readouterr().out
+    assert "== alpha ==" in summary and "== beta ==" in summary
+
+
+def test_a_failing_organisation_holds_up_no_other_and_is_taken_up_once_fixed(
+        organisations: Organisations) -> None:
+    orgs = organisations
+    orgs.add("alpha")
+    broken = orgs.add("beta")
+    good = broken.read_text()
+    broken.write_text(good + "\n[inconnue]\nx = 1\n")
+    orgs.start()
+    orgs.deliver("alpha", form("client0@alpha.example.net"))
+    orgs.wait_for(lambda: len(orgs.sent_from("alpha")) >= 2)
+    orgs.wait_for(lambda: any(line.startswith("beta") and "inconnue" in line
+                              for line in orgs.fleet.status_lines()))
+    broken.write_text(good)  # fixed: taken up at the next look, without a restart
+    orgs.fleet.look_now.set()
+    orgs.deliver("beta", form("client1@beta.example.net"))
+    orgs.wait_for(lambda: len(orgs.sent_from("beta")) >= 2, timeout=60)
+    # Added while running, then removed: started, then stopped; the others go on.
+    orgs.add("gamma")
+    orgs.fleet.look_now.set()
+    orgs.wait_for(lambda: any(line.startswith("gamma") and "en service" in line
+                              for line in orgs.fleet.status_lines()))
+    (orgs.root / "gamma" / "config.toml").unlink()
+    orgs.fleet.look_now.set()
+    orgs.wait_for(lambda: not any(line.startswith("gamma")
+                                  for line in orgs.fleet.status_lines()))
+    assert len(orgs.rows("alpha", Complaint)) == len(orgs.rows("beta", Complaint)) == 1
