@@ -216,8 +216,8 @@ def test_the_help_is_one_description_everywhere(sent: list[tuple[str, Any]]) -> 
     rules = load_rulebook(package_data_dir("rules"))
     described = " ".join(c.syntax for c in rules.commands.commands)
     assert {n for n in HANDLERS if f"#{n}" not in described} == set()
-    help_text = Renderer(package_data_dir("templates"), {"rules": rules}).env.get_template(
-        "_commands.txt").render().strip()
+    help_text = Renderer(package_data_dir("templates"), {"rules": rules}).render_template(
+        "_commands.txt").strip()
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert f"```\n{help_text}\n```" in readme
     aide = next(m for kind, m in sent if kind == "director_confirmation"

@@ -7,6 +7,7 @@ HTML templates are autoescaped and every template fails loudly on an undefined n
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,32 +33,57 @@ class Rendered:
     html: str
 
 
+#: One environment per templates folder, shared by every organisation using it: compiled
+#: templates cost about half a megabyte per organisation otherwise.
+_ENVIRONMENTS: dict[str, Any] = {}
+_ENVIRONMENTS_LOCK = threading.Lock()
+
+
+def _environment(templates_dir: Path) -> Any:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    key = str(templates_dir.resolve())
+    with _ENVIRONMENTS_LOCK:
+        env = _ENVIRONMENTS.get(key)
+        if env is None:
+            env = Environment(
+                loader=FileSystemLoader(key),
+                autoescape=select_autoescape(enabled_extensions=("html",),
+                                             default_for_string=False),
+                undefined=StrictUndefined,
+                keep_trailing_newline=False,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                # Templates are read once per process, like the rules: checking every
+                # file's modification time before each email cost a third of the rendering.
+                auto_reload=False,
+            )
+            env.filters["date_fr"] = date_fr
+            env.filters["statut"] = complaint_status
+            env.filters["nombre"] = number_fr
+            env.filters["datetime_fr"] = datetime_fr
+            _ENVIRONMENTS[key] = env
+        return env
+
+
 class Renderer:
     """Loads templates from one folder; renders a *kind* of email with a context."""
 
     def __init__(self, templates_dir: Path, globals_: dict[str, Any] | None = None,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
-        from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-        self.env = Environment(
-            loader=FileSystemLoader(str(templates_dir)),
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            undefined=StrictUndefined,
-            keep_trailing_newline=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            # Templates are read once per process, like the rules: checking every file's
-            # modification time before each email cost a third of the rendering.
-            auto_reload=False,
-        )
-        self.env.filters["date_fr"] = date_fr
-        self.env.filters["statut"] = complaint_status
-        self.env.filters["nombre"] = number_fr
-        self.env.filters["datetime_fr"] = datetime_fr
-        self.env.globals.update(globals_ or {})
-        # The day an email is written, in Paris (the commands' prefilled dates).
+        self.env = _environment(templates_dir)
+        # What is this organisation's goes with each render, not into the environment:
+        # organisations with the same templates share their compiled code.
         now = clock or utcnow
-        self.env.globals["today"] = lambda: local(now()).date().isoformat()
+        self.globals: dict[str, Any] = {
+            **(globals_ or {}),
+            # The day an email is written, in Paris (the commands' prefilled dates).
+            "today": lambda: local(now()).date().isoformat(),
+        }
+
+    def render_template(self, name: str, **context: Any) -> str:
+        """Render one template of the folder (a page, a report) with this renderer's globals."""
+        return self.env.get_template(name).render(**self.globals, **context)
 
     def render(self, kind: str, **context: Any) -> Rendered:
         """Render the three parts of ``kind``; :class:`TemplateError` names what failed."""
@@ -67,7 +93,7 @@ class Renderer:
         for suffix in ("subject.txt", "txt", "html"):
             name = f"{kind}.{suffix}"
             try:
-                parts.append(self.env.get_template(name).render(**context))
+                parts.append(self.render_template(name, **context))
             except JinjaError as exc:
                 raise TemplateError(f"templates/{name}: {exc}") from exc
             if suffix == "subject.txt":

@@ -330,7 +330,7 @@ def cmd_relationship_end(ctx: Context, command: Command) -> None:
 
 
 def cmd_help(ctx: Context, command: Command) -> None:
-    ctx.done.append(ctx.app.renderer.env.get_template("_commands.txt").render().strip())
+    ctx.done.append(ctx.app.renderer.render_template("_commands.txt").strip())
 
 
 def cmd_list(ctx: Context, command: Command) -> None:

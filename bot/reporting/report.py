@@ -251,8 +251,8 @@ def build_report(session: Session, app: App, start: dt.date, end: dt.date,
                  step: Callable[[], None] | None = None) -> Report:
     """Figures, charts and the HTML page of the period [start, end); ``step`` per stage."""
     report = compute(session, app.rulebook.calendar, start, end, step)
-    report.html = app.renderer.env.get_template("report/report.html").render(
-        report=report, generated=app.clock())
+    report.html = app.renderer.render_template("report/report.html", report=report,
+                                               generated=app.clock())
     if step:
         step()
     return report

@@ -27,10 +27,10 @@ def export_form(app: App, output: Path) -> Path:
         raise UsageError("form export : indiquez [web] public_url (l'adresse où reclambot "
                          "serve reçoit les envois)")
     version = app.rulebook.current_form(local(app.clock()).date())
-    template = app.renderer.env.get_template("web/export.html")
-    html = template.render(base=public, version=version, action=f"{public}/reclamation",
-                           fields=[f for f in version.fields if f.key not in HIDDEN_FIELDS],
-                           limits=app.config.limits, csrf="", values={}, errors={},
-                           reference="", reference_sig="")
+    html = app.renderer.render_template(
+        "web/export.html", base=public, version=version, action=f"{public}/reclamation",
+        fields=[f for f in version.fields if f.key not in HIDDEN_FIELDS],
+        limits=app.config.limits, csrf="", values={}, errors={}, reference="",
+        reference_sig="")
     output.write_text(html, encoding="utf-8")
     return output

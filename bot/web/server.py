@@ -65,8 +65,7 @@ class WebForm:
     # --- Pages ---------------------------------------------------------------------------
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        template = self.app.renderer.env.get_template(f"web/{name}.html")
-        html = template.render(base=self.base, **context)
+        html = self.app.renderer.render_template(f"web/{name}.html", base=self.base, **context)
         return HTMLResponse(html, status_code=status)
 
     def message(self, status: int, title: str, *paragraphs: str, back: bool = False

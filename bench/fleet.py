@@ -1,0 +1,133 @@
+"""Many organisations in one process: memory per organisation, and the acknowledgement's
+latency while every mailbox is watched.
+
+    python -m bench.fleet [--organisations 50 150] [--submissions 50]
+
+For each count it writes that many ``DIR/<slug>/config.toml`` (one Dovecot user and one
+SQLite register each), starts ``reclambot run --organisations DIR`` as a process, waits
+until every organisation has made its first pass, then reads the process's RSS; then it
+delivers ``--submissions`` form submissions to organisations drawn at random, one every
+50 ms, and times each acknowledgement at the SMTP server. The memory added per
+organisation is the slope between the counts. Figures go to ``bench/results/fleet.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.run import TimedCapture, _imap, machine
+from tests.conftest import BOT, write_config
+from tests.servers import DOVECOT_PASSWORD, SmtpServer, start_dovecot
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _polled(folder: Path) -> bool:
+    try:
+        with sqlite3.connect(folder / "register.sqlite3") as db:
+            return db.execute("select 1 from settings where key = 'last_poll'").fetchone() \
+                is not None
+    except sqlite3.Error:
+        return False
+
+
+def run(dovecot, count: int, submissions: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from bot.testing import samples
+
+    handler = TimedCapture()
+    smtp = SmtpServer(handler)
+    root = Path(tempfile.mkdtemp(prefix=f"reclambot-bench-fleet-{count}-"))
+    users = {}
+    for index in range(count):
+        slug = f"org{index:05d}"
+        folder = root / slug
+        folder.mkdir()
+        users[slug] = f"fleet{count}-{index}-{os.getpid()}"
+        config = write_config(folder, imap_port=dovecot.port, imap_user=users[slug],
+                              smtp_port=smtp.port,
+                              database_url=f"sqlite:///{folder / 'register.sqlite3'}")
+        config.write_text(config.read_text().replace(BOT, f"reclamations@{slug}.example.fr")
+                          .replace("batch_size = 5\n", ""))
+    env = {**os.environ, "RECLAMBOT_TEST_IMAP_PASSWORD": DOVECOT_PASSWORD}
+    process = subprocess.Popen([sys.executable, "-m", "bot", "run", "--organisations",
+                                str(root)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        started = time.monotonic()
+        waiting = set(users)
+        while waiting:
+            assert process.poll() is None, "the fleet stopped"
+            assert time.monotonic() - started < 600, f"{len(waiting)} never polled"
+            waiting = {slug for slug in waiting if not _polled(root / slug)}
+            time.sleep(0.5)
+        ready = time.monotonic() - started
+        time.sleep(2)
+        rss = _rss_mib(process.pid)
+        rng = random.Random(20261203)
+        delays = []
+        for index in range(submissions):
+            slug = rng.choice(sorted(users))
+            address = f"lat{index}@example.net"
+            raw = samples.form_submission({**samples.COMPLETE_FORM, "Adresse e-mail": address})
+            client = _imap(dovecot, users[slug])
+            sent = time.monotonic()
+            client.append("INBOX", raw)
+            client.logout()
+            deadline = sent + 30
+            with handler.event:
+                while address not in handler.arrivals and time.monotonic() < deadline:
+                    handler.event.wait(0.5)
+            delays.append(handler.arrivals.get(address, deadline) - sent)
+            time.sleep(max(0.0, 0.05 - (time.monotonic() - sent)))
+        peak = _rss_mib(process.pid)
+    finally:
+        process.terminate()
+        process.wait(60)
+        smtp.stop()
+    delays.sort()
+    return {"organisations": count, "seconds_to_watch_all": ready, "rss_mib": rss,
+            "rss_after_submissions_mib": peak, "submissions": submissions,
+            "ack_median_ms": statistics.median(delays) * 1000 if delays else 0.0,
+            "ack_p99_ms": delays[max(int(len(delays) * 0.99) - 1, 0)] * 1000 if delays else 0.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--organisations", type=int, nargs="+", default=[50, 150])
+    parser.add_argument("--submissions", type=int, default=50)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "fleet.json")
+    args = parser.parse_args()
+    dovecot = start_dovecot()
+    try:
+        runs = [run(dovecot, count, args.submissions) for count in args.organisations]
+    finally:
+        dovecot.stop()
+    results: dict[str, object] = {"machine": machine(), "runs": runs}
+    if len(runs) >= 2:
+        first, last = runs[0], runs[-1]
+        results["kib_per_organisation"] = ((last["rss_mib"] - first["rss_mib"]) * 1024
+                                           / (last["organisations"] - first["organisations"]))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
