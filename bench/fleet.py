@@ -66,9 +66,11 @@ def run(dovecot, count: int, submissions: int) -> dict[str, float]:  # type: ign
         config.write_text(config.read_text().replace(BOT, f"reclamations@{slug}.example.fr")
                           .replace("batch_size = 5\n", ""))
     env = {**os.environ, "RECLAMBOT_TEST_IMAP_PASSWORD": DOVECOT_PASSWORD}
-    process = subprocess.Popen([sys.executable, "-m", "bot", "run", "--organisations",
-                                str(root)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    command = ["run", "--organisations", str(root)]
+    if os.environ.get("BENCH_FLEET_SINGLE"):  # the same organisation run alone, to compare
+        command = ["--config", str(root / "org00000" / "config.toml"), "run"]
+    process = subprocess.Popen([sys.executable, "-m", "bot", *command], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         started = time.monotonic()
         waiting = set(users)
@@ -78,24 +80,24 @@ def run(dovecot, count: int, submissions: int) -> dict[str, float]:  # type: ign
             waiting = {slug for slug in waiting if not _polled(root / slug)}
             time.sleep(0.5)
         ready = time.monotonic() - started
+        os.sync()  # the registers just created are not written back during the probes
         time.sleep(2)
         rss = _rss_mib(process.pid)
         rng = random.Random(20261203)
         delays = []
-        for index in range(submissions):
-            slug = rng.choice(sorted(users))
+        chosen = [rng.choice(sorted(users)) for _ in range(submissions)]
+        clients = {slug: _imap(dovecot, users[slug]) for slug in set(chosen)}
+        for index, slug in enumerate(chosen):
             address = f"lat{index}@example.net"
             raw = samples.form_submission({**samples.COMPLETE_FORM, "Adresse e-mail": address})
-            client = _imap(dovecot, users[slug])
             sent = time.monotonic()
-            client.append("INBOX", raw)
-            client.logout()
-            deadline = sent + 30
+            clients[slug].append("INBOX", raw)
             with handler.event:
-                while address not in handler.arrivals and time.monotonic() < deadline:
-                    handler.event.wait(0.5)
-            delays.append(handler.arrivals.get(address, deadline) - sent)
+                handler.event.wait_for(lambda a=address: a in handler.arrivals, timeout=30)
+            delays.append(handler.arrivals.get(address, sent + 30) - sent)
             time.sleep(max(0.0, 0.05 - (time.monotonic() - sent)))
+        for client in clients.values():
+            client.logout()
         peak = _rss_mib(process.pid)
     finally:
         process.terminate()
