@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
                               help="watch the mailbox and handle complaints")
     run.add_argument("--once", action="store_true",
                      help="process everything waiting, send what is due, and exit")
+    run.add_argument("--coordinator", metavar="URL",
+                     default=os.environ.get("RECLAMBOT_COORDINATOR") or None,
+                     help="with --organisations: a PostgreSQL database shared by the "
+                          "processes of the fleet, which share the organisations "
+                          "(default: $RECLAMBOT_COORDINATOR)")
+    run.add_argument("--look-every", type=float, default=15.0, metavar="SECONDS",
+                     help="with --organisations: how often DIR and the fleet are looked at")
 
     export = commands.add_parser("export", parents=[fleet],
                                  help="write the register (the audit file)")
@@ -266,9 +273,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "organisations", None) is not None and args.organisation is None:
         if args.once:
             raise UsageError("run --once : avec --organisations, indiquez --organisation")
-        from bot.ops.fleet import Fleet
+        from bot.ops.fleet import Coordinator, Fleet
 
-        Fleet(args.organisations).run_forever()
+        coordinator = Coordinator(args.coordinator) if args.coordinator else None
+        try:
+            Fleet(args.organisations, look_every=args.look_every,
+                  coordinator=coordinator).run_forever()
+        finally:
+            if coordinator is not None:
+                coordinator.close()
         return 0
     with _app(args) as app:
         if args.once:

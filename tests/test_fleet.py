@@ -90,10 +90,11 @@ class Organisations:
         with self.session(slug) as session:
             return list(session.scalars(select(model).where(*where).order_by(model.id)))
 
-    def wait_for(self, check: Callable[[], bool], timeout: float = 30) -> None:
+    def wait_for(self, check: Callable[[], bool], timeout: float = 30,
+                 state: Callable[[], object] = lambda: None) -> None:
         deadline = time.monotonic() + timeout
         while not check():
-            assert time.monotonic() < deadline, "waited in vain"
+            assert time.monotonic() < deadline, f"waited in vain: {state()}"
             time.sleep(0.1)
 
     def sent_from(self, slug: str) -> list[Any]:
@@ -226,3 +227,85 @@ def test_a_failing_organisation_holds_up_no_other_and_is_taken_up_once_fixed(
     orgs.wait_for(lambda: not any(line.startswith("gamma")
                                   for line in orgs.fleet.status_lines()))
     assert len(orgs.rows("alpha", Complaint)) == len(orgs.rows("beta", Complaint)) == 1
+
+
+@pytest.fixture(scope="module")
+def coordinator_server(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The PostgreSQL server the processes of a fleet share (the tests' own when the pass
+    runs on PostgreSQL, else one started for this module)."""
+    from tests.servers import start_postgres
+
+    server = request.getfixturevalue("postgres")
+    own = start_postgres() if server is None else None
+    yield server or own
+    if own is not None:
+        own.stop()
+
+
+def _holders(orgs: Organisations) -> dict[str, str]:
+    """The pid holding each organisation's register (its lease), by slug."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot.store.models import Lock
+
+    found = {}
+    for slug in orgs.users:
+        try:
+            with orgs.session(slug) as session:
+                holder = session.scalar(select(Lock.holder))
+        except OperationalError:
+            continue  # the register is being created
+        if holder:
+            found[slug] = holder.rpartition(":")[2]
+    return found
+
+
+def _fleet_process(orgs: Organisations, url: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RECLAMBOT_TEST_IMAP_PASSWORD": DOVECOT_PASSWORD}
+    return subprocess.Popen([sys.executable, "-m", "bot", "run", "--organisations",
+                             str(orgs.root), "--coordinator", url, "--look-every", "0.5"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_two_processes_share_the_organisations_and_one_takes_over_when_the_other_dies(
+        organisations: Organisations, coordinator_server: Any) -> None:
+    orgs = organisations
+    slugs = ["alpha", "beta", "gamma", "delta"]
+    for slug in slugs:
+        orgs.add(slug)
+    url = coordinator_server.database()
+    first = _fleet_process(orgs, url)
+    second = None
+    try:
+        orgs.wait_for(lambda: set(_holders(orgs).values()) == {str(first.pid)}
+                      and len(_holders(orgs)) == 4, timeout=60,
+                      state=lambda: (first.pid, _holders(orgs)))
+        second = _fleet_process(orgs, url)
+        # Spread evenly: the first gives back what is over its share, the second takes it.
+        orgs.wait_for(lambda: sorted(list(_holders(orgs).values()).count(str(p.pid))
+                                     for p in (first, second)) == [2, 2], timeout=60,
+                      state=lambda: (first.pid, second.pid, _holders(orgs)))
+        first.kill()
+        first.wait()
+        killed = time.monotonic()
+        orgs.wait_for(lambda: set(_holders(orgs).values()) == {str(second.pid)}
+                      and len(_holders(orgs)) == 4, timeout=60,
+                      state=lambda: (second.pid, _holders(orgs)))
+        assert time.monotonic() - killed < 60
+        for index, slug in enumerate(slugs):
+            orgs.deliver(slug, form(f"client{index}@{slug}.example.net"))
+        orgs.wait_for(lambda: all(len(orgs.sent_from(s)) >= 2 for s in slugs), timeout=60)
+        time.sleep(2)  # anything sent twice would have arrived by now
+        for index, slug in enumerate(slugs):
+            address = f"client{index}@{slug}.example.net"
+            assert len(orgs.smtp.handler.to(address)) == 1, slug
+            assert len(orgs.rows(slug, Complaint)) == 1
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(30)

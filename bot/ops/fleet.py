@@ -14,15 +14,19 @@ holds (its lease) is left to that process and looked at again later.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
 import signal
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Config, load_config, package_data_dir
 from bot.core.logs import work_for
@@ -117,28 +121,114 @@ def run_organisation(config: Config, stop: threading.Event) -> None:
         app.close()
 
 
+#: Advisory-lock namespaces (the first key of PostgreSQL's two-key advisory locks).
+MEMBERS, ORGANISATIONS = 0x5245_4301, 0x5245_4302
+
+
+def _key(slug: str) -> int:
+    """A stable 31-bit key for ``slug`` (two slugs sharing one only share a process)."""
+    return zlib.crc32(slug.encode()) & 0x7FFF_FFFF
+
+
+class Coordinator:
+    """Which process runs which organisation, decided by PostgreSQL itself.
+
+    Each process of a fleet holds one connection to a shared PostgreSQL server. On it,
+    it holds a session advisory lock per organisation it runs (``pg_try_advisory_lock``:
+    never two holders), and one for its membership, so that the number of live
+    processes can be read in ``pg_locks``. When a process dies, its connection closes and
+    the server releases its locks at once: the others take its organisations at their
+    next look. No consensus is written here; the database engine does it.
+    """
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        if not url.startswith("postgresql"):
+            raise ConfigError("coordinator", "une base PostgreSQL est attendue "
+                                             "(postgresql+psycopg://…)")
+        self.engine = create_engine(url, poolclass=NullPool)
+        try:
+            self.connect()
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise ConfigError("coordinator", f"base inaccessible : {exc.__class__.__name__}: "
+                                             f"{str(exc).splitlines()[0]}") from None
+
+    def connect(self) -> None:
+        """(Re)open the connection that holds this process's locks, and join the fleet."""
+        self.connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.member = self._join()
+
+    def _try(self, space: int, key: int) -> bool:
+        from sqlalchemy import text
+
+        return bool(self.connection.execute(
+            text("SELECT pg_try_advisory_lock(CAST(:space AS integer), CAST(:key AS integer))"),
+            {"space": space, "key": key}).scalar())
+
+    def _join(self) -> int:
+        for slot in range(4096):
+            if self._try(MEMBERS, slot):
+                return slot
+        raise LockError("plus de 4096 processus dans la flotte")
+
+    def live(self) -> int:
+        """How many processes of the fleet are alive (this one included)."""
+        from sqlalchemy import text
+
+        return int(self.connection.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = CAST(:space AS oid) AND objsubid = 2"), {"space": MEMBERS}
+        ).scalar() or 1)
+
+    def claim(self, slug: str) -> bool:
+        """Take ``slug`` for this process; ``False`` if another process runs it."""
+        return self._try(ORGANISATIONS, _key(slug))
+
+    def release(self, slug: str) -> None:
+        from sqlalchemy import text
+
+        self.connection.execute(
+            text("SELECT pg_advisory_unlock(CAST(:space AS integer), CAST(:key AS integer))"),
+            {"space": ORGANISATIONS, "key": _key(slug)})
+
+    def close(self) -> None:
+        with contextlib.suppress(SQLAlchemyError):  # gone already: so are its locks
+            self.connection.close()
+        self.engine.dispose()
+
+
 class Fleet:
-    """The organisations of ``directory``, each in its thread."""
+    """The organisations of ``directory``, each in its thread; with a ``coordinator``,
+    shared with the other processes of the fleet, each taking its fair share."""
 
     def __init__(self, directory: Path, look_every: float = 60.0, work: Work = run_organisation,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 coordinator: Coordinator | None = None) -> None:
         self.directory = directory
         self.look_every = look_every
         self.work = work
         self.clock = clock
+        self.coordinator = coordinator
         self.members: dict[str, Member] = {}
         self.look_now = threading.Event()
         self._lock = threading.Lock()
 
     def reconcile(self) -> None:
         """Start what was added or is due for another try, stop what was removed, restart
-        what changed."""
+        what changed; with a coordinator, take organisations up to this process's share
+        and give back what is over it."""
         found = organisation_paths(self.directory)
         with self._lock:
             for slug in sorted(set(self.members) - set(found)):
                 log.info("%s: removed from %s, stopped", slug, self.directory)
-                self._stop(self.members.pop(slug))
+                self._give_back(self.members.pop(slug))
             now = self.clock()
+            share = len(found)
+            if self.coordinator is not None:
+                share = -(-len(found) // self.coordinator.live())  # rounded up
             for slug, path in found.items():
                 member = self.members.get(slug)
                 try:
@@ -148,11 +238,25 @@ class Fleet:
                 if member is not None and member.stamp != stamp:
                     log.info("%s: configuration changed, restarted", slug)
                     self._stop(member)
-                    member = None
+                    member.stamp = stamp
                 if member is None:
+                    if len(self.members) >= share or not self._claim(slug):
+                        continue
                     member = self.members[slug] = Member(slug, path, stamp)
                 if not member.running and now >= member.retry_at:
                     self._start(member)
+            for slug in sorted(self.members)[share:] if len(self.members) > share else []:
+                log.info("%s: given back to the fleet (%d processes)", slug,
+                         self.coordinator.live() if self.coordinator else 1)
+                self._give_back(self.members.pop(slug))
+
+    def _claim(self, slug: str) -> bool:
+        return self.coordinator is None or self.coordinator.claim(slug)
+
+    def _give_back(self, member: Member) -> None:
+        self._stop(member)
+        if self.coordinator is not None:
+            self.coordinator.release(member.slug)
 
     def _start(self, member: Member) -> None:
         member.stop = threading.Event()
@@ -169,9 +273,13 @@ class Fleet:
             member.failures = 0
             return
         except LockError as exc:
+            # Its register's lease is another process's (giving it back, or dead on
+            # another machine until the lease lapses): looked at again at the next look.
             member.problem = f"tenu par un autre processus ({exc})"
             log.info("%s: %s", member.slug, member.problem)
             member.failures = 0
+            member.retry_at = self.clock() + min(self.look_every, FIRST_RETRY)
+            return
         except ReclambotError as exc:
             member.problem = str(exc)
             log.error("%s: %s; tried again later", member.slug, exc)
@@ -206,6 +314,12 @@ class Fleet:
                     self.reconcile()
                 except ReclambotError as exc:
                     log.error("%s; looked at again later", exc)
+                except SQLAlchemyError as exc:
+                    # The coordinator's connection is gone, and this process's locks with
+                    # it: another process may take its organisations now.
+                    log.error("coordinator lost (%s): every organisation stopped until it "
+                              "is back", type(exc).__name__)
+                    self._lost_coordinator()
                 self.look_now.wait(self.look_every)
                 self.look_now.clear()
         finally:
@@ -215,6 +329,16 @@ class Fleet:
                 for member in self.members.values():
                     if member.thread is not None:
                         member.thread.join(30)
+
+    def _lost_coordinator(self) -> None:
+        with self._lock:
+            for member in self.members.values():
+                self._stop(member)
+            self.members.clear()
+        assert self.coordinator is not None
+        self.coordinator.close()
+        with contextlib.suppress(SQLAlchemyError):  # else tried again at the next look
+            self.coordinator.connect()
 
     def status_lines(self) -> list[str]:
         """One line per organisation: running, or why not."""
