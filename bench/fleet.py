@@ -25,18 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.phases import status_kib
 from bench.run import TimedCapture, _imap, machine
 from tests.conftest import BOT, write_config
 from tests.servers import DOVECOT_PASSWORD, SmtpServer, start_dovecot
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _polled(folder: Path) -> bool:
@@ -82,7 +77,7 @@ def run(dovecot, count: int, submissions: int) -> dict[str, float]:  # type: ign
         ready = time.monotonic() - started
         os.sync()  # the registers just created are not written back during the probes
         time.sleep(2)
-        rss = _rss_mib(process.pid)
+        rss = status_kib("VmRSS", process.pid) / 1024
         rng = random.Random(20261203)
         delays = []
         chosen = [rng.choice(sorted(users)) for _ in range(submissions)]
@@ -98,7 +93,7 @@ def run(dovecot, count: int, submissions: int) -> dict[str, float]:  # type: ign
             time.sleep(max(0.0, 0.05 - (time.monotonic() - sent)))
         for client in clients.values():
             client.logout()
-        peak = _rss_mib(process.pid)
+        peak = status_kib("VmRSS", process.pid) / 1024
     finally:
         process.terminate()
         process.wait(60)

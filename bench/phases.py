@@ -16,13 +16,22 @@ import time
 from pathlib import Path
 
 
+def status_kib(field: str, pid: int | str = "self") -> int:
+    """A memory field (``VmRSS``, ``VmHWM``) of ``/proc/<pid>/status``, in KiB; 0 for a
+    process that has ended."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass  # ended between the listing and the read
+    return 0
+
+
 def _status_kib(field: str) -> int:
     # /proc's VmHWM belongs to this program's memory only: getrusage's ru_maxrss survives
     # exec on Linux, and would report the parent's peak (the bench holds the corpus).
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return status_kib(field) or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 class TotalRss(threading.Thread):
@@ -33,21 +42,11 @@ class TotalRss(threading.Thread):
         self.peak_kib = 0
         self.done = threading.Event()
 
-    @staticmethod
-    def _rss_kib(pid: str) -> int:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        except OSError:
-            pass  # ended between the listing and the read
-        return 0
-
     def run(self) -> None:
         while not self.done.wait(0.02):
             children = [pid for task in Path("/proc/self/task").iterdir()
                         for pid in (task / "children").read_text().split()]
-            total = self._rss_kib("self") + sum(self._rss_kib(pid) for pid in children)
+            total = status_kib("VmRSS") + sum(status_kib("VmRSS", pid) for pid in children)
             self.peak_kib = max(self.peak_kib, total)
 
 

@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.phases import status_kib
 from bench.run import machine
 from tests.conftest import write_config
 from tests.servers import SmtpServer, free_port
@@ -38,18 +39,6 @@ FIELDS = {
 }
 
 
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _peak_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _client(url: str, count: int, first: int, latencies: list[float],
@@ -95,7 +84,7 @@ def run(submissions: int, clients: int) -> dict[str, float]:
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "reclambot serve did not start"
                 time.sleep(0.1)
-        baseline = _rss_mib(server.pid)
+        baseline = status_kib("VmRSS", server.pid) / 1024
         latencies: list[float] = []
         lock = threading.Lock()
         each = submissions // clients
@@ -114,7 +103,7 @@ def run(submissions: int, clients: int) -> dict[str, float]:
             time.sleep(0.1)
         acknowledged = len({r for c in smtp.handler.received for r in c.recipients
                             if r.startswith("plaignant")})
-        peak = _peak_mib(server.pid)
+        peak = status_kib("VmHWM", server.pid) / 1024
     finally:
         server.terminate()
         server.wait(10)
