@@ -116,6 +116,14 @@ def form(email: str, **fields: str) -> bytes:
     return samples.form_submission({**samples.COMPLETE_FORM, "Adresse e-mail": email, **fields})
 
 
+def running(orgs: Organisations, *slugs: str) -> None:
+    """These organisations in the folder, the fleet started, and each one's form registered."""
+    for slug in slugs:
+        orgs.add(slug)
+    orgs.start()
+    registered(orgs, *slugs)
+
+
 def registered(orgs: Organisations, *slugs: str) -> None:
     """Each organisation registers its own complaint and acknowledges it from its address."""
     for index, slug in enumerate(slugs):
@@ -126,10 +134,7 @@ def registered(orgs: Organisations, *slugs: str) -> None:
 
 def test_each_organisation_runs_its_own_procedure(organisations: Organisations) -> None:
     orgs = organisations
-    for slug in ("alpha", "beta", "gamma"):
-        orgs.add(slug)
-    orgs.start()
-    registered(orgs, "alpha", "beta", "gamma")
+    running(orgs, "alpha", "beta", "gamma")
     for index, slug in enumerate(("alpha", "beta", "gamma")):
         [complaint] = orgs.rows(slug, Complaint)
         assert complaint.number == f"REC-{dt.date.today().year}-0001"
@@ -143,10 +148,7 @@ def test_each_organisation_runs_its_own_procedure(organisations: Organisations) 
 def test_a_directors_token_of_one_organisation_is_worthless_on_another(
         organisations: Organisations) -> None:
     orgs = organisations
-    orgs.add("alpha")
-    orgs.add("beta")
-    orgs.start()
-    registered(orgs, "alpha", "beta")
+    running(orgs, "alpha", "beta")
     [notice] = [c for c in orgs.sent_from("alpha") if c.recipients == [orgs.director("alpha")]]
     # Alpha's tag, REC-…-0001 and its token, sent to beta's mailbox, where beta's
     # director's address writes: beta has a REC-…-0001 of its own.
@@ -166,10 +168,7 @@ def test_a_directors_token_of_one_organisation_is_worthless_on_another(
 def test_a_reply_to_one_organisations_reference_sent_to_another_stays_there(
         organisations: Organisations) -> None:
     orgs = organisations
-    orgs.add("alpha")
-    orgs.add("beta")
-    orgs.start()
-    registered(orgs, "alpha", "beta")
+    running(orgs, "alpha", "beta")
     [ack] = [c for c in orgs.sent_from("alpha") if c.recipients == ["client0@alpha.example.net"]]
     reply = samples.reply(ack.data, "Des nouvelles ?", sender="client0@alpha.example.net")
     orgs.deliver("beta", reply)
@@ -184,10 +183,7 @@ def test_a_reply_to_one_organisations_reference_sent_to_another_stays_there(
 def test_an_export_names_its_organisation_and_shows_only_its_register(
         organisations: Organisations, capsys: pytest.CaptureFixture[str]) -> None:
     orgs = organisations
-    orgs.add("alpha")
-    orgs.add("beta")
-    orgs.start()
-    registered(orgs, "alpha", "beta")
+    running(orgs, "alpha", "beta")
     capsys.readouterr()
     assert main(["export", "--format", "csv", "--organisations", str(orgs.root),
                  "--organisation", "alpha"]) == 0

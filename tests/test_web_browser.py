@@ -87,6 +87,19 @@ def _fill_by_keyboard(page: Any, values: dict[str, str]) -> None:
         page.keyboard.type(value)
 
 
+def _send(page: Any) -> None:
+    """Reach the button with Tab and press Enter: the next page is loaded."""
+    tab_to(page, "envoyer")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def _look(page: Any, seen: dict[str, Any], path: Path) -> None:
+    """Note how wide the page is, and keep its screenshot."""
+    seen.setdefault("wide", []).append(page.evaluate("document.documentElement.scrollWidth"))
+    page.screenshot(path=str(path), full_page=True)
+
+
 def _browse(url: str, width: int, screens: Path, smtp: SmtpServer) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
@@ -98,16 +111,12 @@ def _browse(url: str, width: int, screens: Path, smtp: SmtpServer) -> dict[str, 
             page = browser.new_page(viewport={"width": width, "height": 900},
                                     java_script_enabled=False)
             page.goto(f"{url}/reclamation")
-            seen["wide"] = [page.evaluate("document.documentElement.scrollWidth")]
-            page.screenshot(path=str(screens / f"1-formulaire-{width}.png"), full_page=True)
+            _look(page, seen, screens / f"1-formulaire-{width}.png")
             # Incomplete, from the keyboard: a name and an address, then the button.
             _fill_by_keyboard(page, {"client_name": "Jeanne Martin", "email": CLIENT})
-            tab_to(page, "envoyer")
-            with page.expect_navigation():
-                page.keyboard.press("Enter")
+            _send(page)
             seen["errors"] = page.locator(".resume li").all_inner_texts()
-            seen["wide"].append(page.evaluate("document.documentElement.scrollWidth"))
-            page.screenshot(path=str(screens / f"2-erreurs-{width}.png"), full_page=True)
+            _look(page, seen, screens / f"2-erreurs-{width}.png")
             # Completed from the keyboard: texts, a choice with the arrows, the consent
             # with the space bar.
             _fill_by_keyboard(page, {
@@ -119,12 +128,9 @@ def _browse(url: str, width: int, screens: Path, smtp: SmtpServer) -> dict[str, 
                 page.keyboard.press("ArrowDown")  # prospect → … → stagiaire
             tab_to(page, "gdpr_consent")
             page.keyboard.press("Space")
-            tab_to(page, "envoyer")
-            with page.expect_navigation():
-                page.keyboard.press("Enter")
+            _send(page)
             seen["confirmation"] = page.locator("main").inner_text()
-            seen["wide"].append(page.evaluate("document.documentElement.scrollWidth"))
-            page.screenshot(path=str(screens / f"3-enregistree-{width}.png"), full_page=True)
+            _look(page, seen, screens / f"3-enregistree-{width}.png")
             # The acknowledgement, at the SMTP server; its follow-up link, opened.
             deadline = time.monotonic() + 15
             while not smtp.handler.to(CLIENT) and time.monotonic() < deadline:
@@ -134,8 +140,7 @@ def _browse(url: str, width: int, screens: Path, smtp: SmtpServer) -> dict[str, 
             assert link is not None, ack.text()
             page.goto(link.group(0))
             seen["follow_up"] = page.locator("main").inner_text()
-            seen["wide"].append(page.evaluate("document.documentElement.scrollWidth"))
-            page.screenshot(path=str(screens / f"4-suivi-{width}.png"), full_page=True)
+            _look(page, seen, screens / f"4-suivi-{width}.png")
         finally:
             browser.close()
     return seen

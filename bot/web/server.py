@@ -125,8 +125,8 @@ class WebForm:
         token = str(form.get("csrf", ""))
         if not token and form.get("origine") == "export":
             # The exported static form: shown back filled in, to be confirmed once here.
-            values = {key: str(value) for key, value in form.multi_items()
-                      if not isinstance(value, UploadFile) and key in self._field_keys()}
+            keys = self._field_keys()
+            values = {k: v for k, v in _texts(form).items() if k in keys}
             had_files = any(isinstance(v, UploadFile) and v.filename
                             for v in form.getlist(ATTACHMENTS))
             return self.form(request, values=values, confirm=True, had_files=had_files)
@@ -144,8 +144,7 @@ class WebForm:
         client = request.client.host if request.client else "inconnu"
         if not self.per_ip.allow(client):
             return self.too_many()
-        values = {key: str(value) for key, value in form.multi_items()
-                  if not isinstance(value, UploadFile) and key not in ("csrf", "site_web")}
+        values = {k: v for k, v in _texts(form).items() if k not in ("csrf", "site_web")}
         reference, signature = values.pop("reference", ""), values.pop("reference_sig", "")
         if reference and not self._signed_reference(reference, signature):
             return self.invalid_link()
@@ -251,6 +250,12 @@ class WebForm:
 
     def _asset(self, name: str) -> Path:
         return self.app.config.templates_dir / "web" / name
+
+
+def _texts(form: Any) -> dict[str, str]:
+    """The text fields of a posted form (its files aside)."""
+    return {key: str(value) for key, value in form.multi_items()
+            if not isinstance(value, UploadFile)}
 
 
 def make_web_app(app: App, sink: Callable[[], Sink] | None = None,
