@@ -16,7 +16,7 @@ from bot.core.logs import use_references
 from bot.outbound.render import Renderer
 from bot.rulebook import Rulebook, load_rulebook
 from bot.store.db import make_engine, session_factory
-from bot.store.dossier import Dossiers
+from bot.store.dossier import DatabaseDossiers, Dossiers, DossierStore
 from bot.store.schema import ensure_schema
 from bot.store.tokens import Tokens, load_tokens
 
@@ -30,7 +30,7 @@ class App:
     engine: Engine
     factory: sessionmaker[Session]
     renderer: Renderer
-    dossiers: Dossiers
+    dossiers: DossierStore
     tokens: Tokens
     clock: Callable[[], dt.datetime] = utcnow
 
@@ -74,7 +74,8 @@ def build_app(config: Config, clock: Callable[[], dt.datetime] | None = None) ->
         engine=engine,
         factory=factory,
         renderer=renderer,
-        dossiers=Dossiers(config.dossiers),
+        dossiers=(DatabaseDossiers(engine) if config.dossiers_in_database
+                  else Dossiers(config.dossiers)),
         tokens=load_tokens(config.security.token_secret, factory),
         clock=clock or utcnow,
     )

@@ -91,6 +91,15 @@ def _parser() -> argparse.ArgumentParser:
     gdpr_erase.add_argument("--email", required=True)
     gdpr_erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    dossier = commands.add_parser("dossier", parents=[fleet], help="a complaint's dossier")
+    dossier_commands = dossier.add_subparsers(dest="dossier_command", required=True,
+                                              metavar="ACTION")
+    dossier_export = dossier_commands.add_parser(
+        "export", help="write a dossier as the folder DIR/REF (messages, attachments, "
+                       "copies of emails sent), wherever it is kept")
+    dossier_export.add_argument("reference", metavar="REF", help="e.g. REC-2026-0001")
+    dossier_export.add_argument("directory", metavar="DIR", type=Path)
+
     demo = commands.add_parser("demo", help="run the bot on a local sample mailbox, no server")
     demo.add_argument("--dir", type=Path, default=Path("reclambot-demo"),
                       help="working folder (default: ./reclambot-demo)")
@@ -322,6 +331,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dossier(args: argparse.Namespace) -> int:
+    from bot.errors import ReferenceRefused
+    from bot.store.dossier import export_dossier
+
+    reference = args.reference.strip().upper()
+    with _app(args) as app:
+        try:
+            written = export_dossier(app.dossiers, reference, args.directory)
+        except ReferenceRefused:
+            print(f"reclambot : erreur : « {args.reference} » n'est pas une référence de "
+                  "dossier (par exemple REC-2026-0001)", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"reclambot : erreur : {args.directory} : {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+    if not written:
+        print(f"reclambot : erreur : aucun dossier {reference} dans ce registre",
+              file=sys.stderr)
+        return 1
+    print(f"{len(written)} fichier(s) du dossier {reference} écrit(s) dans "
+          f"{args.directory / reference}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.ops.demo import run_demo
 
@@ -530,6 +564,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "export": cmd_export, "demo": cmd_demo, "outbox": cmd_outbox,
     "check": cmd_check, "report": cmd_report, "gdpr": cmd_gdpr, "status": cmd_status,
+    "dossier": cmd_dossier,
     "import": cmd_import, "init": cmd_init, "upgrade": cmd_upgrade,
     "quarantine": cmd_quarantine,
     "auth": cmd_auth, "serve": cmd_serve, "form": cmd_form,

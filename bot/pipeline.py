@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from bot.app import App
 from bot.config import LimitsConfig
 from bot.core.states import Action, InboundState
-from bot.errors import ConfigError, MessageError, ReclambotError, SourceError
+from bot.errors import ConfigError, MessageError, ReclambotError, SourceError, StoreError
 from bot.intake.classify import Decision, Match, classify
 from bot.intake.message import InboundMessage, content_hash, parse_message
 from bot.intake.parsing import BatchParser
@@ -399,7 +399,7 @@ def finish_batch(app: App, source: Source, outcomes: list[Outcome],
                         outcome.dossier, outcome.message.raw, outcome.message.content_hash,
                         outcome.received_at or app.clock(), outcome.message.attachments,
                     )
-            except OSError as exc:
+            except (OSError, StoreError) as exc:
                 # Not filed, so the next run writes the dossier again.
                 log.error("dossier %s not written: %s", outcome.dossier, exc)
                 continue

@@ -124,7 +124,7 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 def write_config(directory: Path, *, imap_port: int, imap_user: str, smtp_port: int,
-                 database_url: str, extra: str = "") -> Path:
+                 database_url: str, extra: str = "", dossiers: str = "dossiers") -> Path:
     """A config.toml for the test servers, in ``directory``."""
     path = directory / "config.toml"
     path.write_text(f"""\
@@ -155,7 +155,7 @@ security = "none"
 url = "{database_url}"
 
 [storage]
-dossiers = "dossiers"
+dossiers = "{dossiers}"
 {extra}""", encoding="utf-8")
     return path
 
@@ -303,13 +303,15 @@ class MemoryEnv:
     """The bot on the in-memory mailbox and mail server (``bot.testing.memory``): intake
     and director scenarios without any server; the register is the tests' database."""
 
-    def __init__(self, directory: Path, database_url: str, extra: str = "") -> None:
+    def __init__(self, directory: Path, database_url: str, extra: str = "",
+                 dossiers: str = "dossiers") -> None:
         from bot.testing.memory import MemorySink, MemorySource
 
         # The [imap] and [smtp] sections are required, never contacted: the source and
         # the sink are given to the runner.
         self.config_path = write_config(directory, imap_port=1, imap_user="memory",
-                                        smtp_port=1, database_url=database_url, extra=extra)
+                                        smtp_port=1, database_url=database_url, extra=extra,
+                                        dossiers=dossiers)
         self.source = MemorySource()
         self.sink = MemorySink()
         self.app = build_app(load_config(self.config_path))

@@ -19,6 +19,8 @@ from typing import Any
 
 from bot.errors import ConfigError
 
+#: ``[storage] dossiers = "database"``: keep dossiers in the register instead of a folder.
+DATABASE_DOSSIERS = "database"
 SECURITY_MODES = ("ssl", "starttls", "none")
 DEFAULT_PORTS = {
     "imap": {"ssl": 993, "starttls": 143, "none": 143},
@@ -220,6 +222,8 @@ class Config:
     database_auto_upgrade: bool = True
     oauth2: OAuth2Config | None = None
     web: WebConfig = field(default_factory=WebConfig)
+    #: ``[storage] dossiers = "database"``: dossiers are rows of the register, not a folder.
+    dossiers_in_database: bool = False
 
     def form_link(self) -> str:
         """Where the official form is: the one reclambot serves, else the website's."""
@@ -535,7 +539,13 @@ def parse_config(raw: dict[str, Any], path: Path, mailbox_secrets: bool = True) 
     url = database.string("url", "sqlite:///reclambot.sqlite3") if database else None
     auto_upgrade = database.boolean("auto_upgrade", True) if database else True
     storage = table("storage")
-    dossiers = storage.path("dossiers", "dossiers") if storage else base / "dossiers"
+    dossiers_in_database = False
+    if storage is not None and storage.data.get("dossiers") == DATABASE_DOSSIERS:
+        dossiers_in_database = True
+        storage.used.add("dossiers")
+        dossiers = base / "dossiers"  # not written to: kept so that the field is a path
+    else:
+        dossiers = storage.path("dossiers", "dossiers") if storage else base / "dossiers"
     paths = table("paths")
     templates_dir = (
         paths.path("templates", "") if paths and "templates" in paths.data
@@ -607,6 +617,7 @@ def parse_config(raw: dict[str, Any], path: Path, mailbox_secrets: bool = True) 
         folders=folders,
         database_url=_sqlite_relative(url or "sqlite:///reclambot.sqlite3", base),
         dossiers=dossiers,
+        dossiers_in_database=dossiers_in_database,
         templates_dir=templates_dir,
         rules_dir=rules_dir,
         imap=imap,

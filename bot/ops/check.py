@@ -81,6 +81,9 @@ def _database(config: Config) -> str:
 
 
 def _dossiers(config: Config) -> str:
+    if config.dossiers_in_database:
+        # The register's check (just before) opened the database the dossiers live in.
+        return "dans la base du registre (table dossier_files)"
     config.dossiers.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=config.dossiers, prefix=".check-"):
         pass

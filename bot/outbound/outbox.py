@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.protocol import new_message_id
 from bot.core.states import EmailKind, OutboxStatus
-from bot.errors import DeliveryRefused, TransientError
+from bot.errors import DeliveryRefused, StoreError, TransientError
 from bot.outbound.autoreply import over_daily_limit
 from bot.outbound.compose import Email, compose
 from bot.store.db import append_row
@@ -221,8 +221,15 @@ def _keep_sent(app: App, attempt: _Attempt, reference: str | None,
                sent_at: dt.datetime) -> None:
     """After the commit: a copy of the sent email in its dossier."""
     if reference is not None:
-        app.dossiers.store_sent(reference, sent_at, attempt.claimed.kind, attempt.row_id,
-                                attempt.claimed.raw)
+        try:
+            app.dossiers.store_sent(reference, sent_at, attempt.claimed.kind, attempt.row_id,
+                                    attempt.claimed.raw)
+        except (OSError, StoreError) as exc:
+            # The email is sent and its row keeps the full copy (``outbox.raw``, in the
+            # audit file and GDPR exports): a dossier that cannot be written must not stop
+            # the emails after it.
+            log.error("copy of %s (%s) not kept in dossier %s: %s", attempt.claimed.kind,
+                      attempt.row_id, reference, exc)
     log.info("sent %s (%s) for %s", attempt.claimed.kind, attempt.row_id, reference or "-")
 
 

@@ -89,16 +89,12 @@ def export(app: App, address: str, output: Path,
             "history": [_row(e) for e in events],
         }
         sent = [(o.id, o.kind, o.raw) for o in held.outbox if o.raw]
-    files: list[Path] = []
+    dossiers: list[tuple[str, int]] = []
     for reference in held.references():
-        try:
-            folder = app.dossiers.folder(reference)
-        except ValueError:
-            continue
-        if folder.is_dir():
-            files.extend(p for p in sorted(folder.rglob("*")) if p.is_file())
+        if app.dossiers.exists(reference):
+            dossiers.append((reference, len(app.dossiers.names(reference))))
     count = 0
-    total = len(files) + len(sent) + 1
+    total = sum(size for _, size in dossiers) + len(sent) + 1
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("donnees.json", json.dumps(data, ensure_ascii=False, indent=2))
         count += 1
@@ -107,11 +103,12 @@ def export(app: App, address: str, output: Path,
             count += 1
             if progress:
                 progress(count, total)
-        for path in files:
-            archive.write(path, f"dossiers/{path.relative_to(app.dossiers.root)}")
-            count += 1
-            if progress:
-                progress(count, total)
+        for reference, _ in dossiers:
+            for name, content in app.dossiers.files(reference):
+                archive.writestr(f"dossiers/{reference}/{name}", content)
+                count += 1
+                if progress:
+                    progress(count, total)
     return count
 
 
@@ -143,6 +140,6 @@ def erase(app: App, address: str) -> tuple[list[str], list[str]]:
         for sent in held.outbox:
             if sent.to_address == address.strip().lower():
                 sent.raw, sent.recipients, sent.to_address, sent.subject = b"", [], "", ""
-    remove_dossiers(app, dossiers)  # committed: the folders go now
+    remove_dossiers(app, dossiers)  # committed: the dossiers go now
     compact(app.engine)
     return erased, held_back

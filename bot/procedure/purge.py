@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, delete, select, update
@@ -24,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import local
 from bot.core.states import ComplaintStatus, ContactStatus, TicketStatus
-from bot.errors import ReferenceRefused
 from bot.procedure.jobrun import JobResult, job_moment, once
 from bot.store.db import compact
 from bot.store.models import (
@@ -74,22 +72,10 @@ def retention_start(complaint: Complaint) -> dt.date | None:
     return start
 
 
-def _has_folder(app: App, reference: str) -> bool:
-    try:
-        return app.dossiers.folder(reference).exists()
-    except ReferenceRefused:
-        return False
-
-
 def remove_dossiers(app: App, references: list[str]) -> int:
-    """Erase the dossier folders of ``references`` (after the commit that erased their
-    rows); how many there were."""
-    removed = 0
-    for reference in references:
-        if _has_folder(app, reference):
-            shutil.rmtree(app.dossiers.folder(reference))
-            removed += 1
-    return removed
+    """Erase the dossiers of ``references`` (after the commit that erased their rows); how
+    many there were."""
+    return sum(app.dossiers.remove(reference) for reference in references)
 
 
 def purged_references(session: Session) -> list[str]:
@@ -124,7 +110,7 @@ def erase_complaint(session: Session, app: App, complaint: Complaint, now: dt.da
     linked_contacts = session.scalars(select(Contact).where(Contact.complaint_id == complaint.id))
     for reference in [complaint.number, *(t.reference for t in linked_tickets),
                       *(c.reference for c in linked_contacts)]:
-        if _has_folder(app, reference):
+        if app.dossiers.exists(reference, within=session):
             dossiers.append(reference)
             what.append(f"dossier {reference}")
     for name in ("client_name", "client_email", "phone", "organisation", "object", "product",
@@ -159,7 +145,7 @@ def erase_pending(session: Session, app: App, row: Ticket | Contact, now: dt.dat
     """Erase a ticket or contact that never entered the register: nothing of it stays
     (its dossier folder is added to ``dossiers``, erased by the caller after commit)."""
     what = []
-    if _has_folder(app, row.reference):
+    if app.dossiers.exists(row.reference, within=session):
         dossiers.append(row.reference)
         what.append(f"dossier {row.reference}")
     if isinstance(row, Ticket):
@@ -233,7 +219,10 @@ def purge(app: App, day: dt.date) -> JobResult:
     result = once(app, "purge", day, work)
     # Committed: now the folders go (this run's, and any a crash left behind).
     with app.sessions() as session:
-        remove_dossiers(app, purged_references(session))
+        references = purged_references(session)
+    # Outside the reading session: a dossier kept in a SQLite register is erased by a
+    # transaction of its own, which must not wait for this one.
+    remove_dossiers(app, references)
     if result.counts.get("erased") or result.counts.get("pending_erased"):
         compact(app.engine)
     return result

@@ -1,4 +1,9 @@
-"""The dossier of each complaint on disk: original messages, attachments, copies of emails sent.
+"""The dossier of each complaint: original messages, attachments, copies of emails sent.
+
+Two stores keep them, chosen by ``[storage] dossiers``: a folder on disk
+(:class:`Dossiers`, the default), or the register's own database (:class:`DatabaseDossiers`,
+``dossiers = "database"``), which every machine of a fleet reaches and which
+``reclambot dossier export REF DIR`` turns back into the folder an auditor expects.
 
 Layout, one folder per reference (``REC-2026-0001``, or a contact's or pending ticket's
 reference until it enters the register, when its files are absorbed)::
@@ -20,11 +25,16 @@ import re
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from bot.errors import ReferenceRefused
+from sqlalchemy import Engine, delete, exists, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bot.errors import ReferenceRefused, StoreError
+from bot.store.models import DossierFile
 
 
 class Document(Protocol):
@@ -63,6 +73,84 @@ def _stamp(moment: dt.datetime) -> str:
     return moment.strftime("%Y%m%d-%H%M%S")
 
 
+def checked(reference: str) -> str:
+    """``reference`` if it is one; anything else never names a dossier."""
+    if not _REFERENCE.match(reference):
+        raise ReferenceRefused(f"not a dossier reference: {reference!r}")
+    return reference
+
+
+def message_names(content_hash: str, received_at: dt.datetime,
+                  attachments: Sequence[Document]) -> list[str]:
+    """Where an inbound message and its attachments go in a dossier, named from what the
+    register says, so that writing them again after a crash rewrites the same files."""
+    short = content_hash[:8]
+    names = [f"{MESSAGES}/{_stamp(received_at)}-{short}.eml"]
+    names += [f"{ATTACHMENTS}/{short}-{index:02d}-{safe_filename(item.filename)}"
+              for index, item in enumerate(attachments, start=1)]
+    return names
+
+
+def sent_name(sent_at: dt.datetime, kind: str, row_id: int) -> str:
+    """Where the copy of a sent email goes in its dossier."""
+    return f"{SENT}/{_stamp(sent_at)}-{safe_filename(kind)}-{row_id}.eml"
+
+
+class DossierStore(Protocol):
+    """Where dossiers are kept: a folder (:class:`Dossiers`) or the register
+    (:class:`DatabaseDossiers`). Paths inside a dossier are ``messages/…``,
+    ``pieces-jointes/…`` and ``envois/…``, written with ``/``."""
+
+    def relative(self, reference: str) -> str:
+        """Where the supporting documents are, as written in the register."""
+
+    def sweep(self) -> int:
+        """Remove what a killed process left half-written; how many."""
+
+    def store_message(self, reference: str, raw: bytes, content_hash: str,
+                      received_at: dt.datetime, attachments: Sequence[Document]) -> None:
+        """Keep an inbound message (.eml) and its attachments in the dossier."""
+
+    def store_sent(self, reference: str, sent_at: dt.datetime, kind: str, row_id: int,
+                   raw: bytes) -> None:
+        """Keep a copy of an email the bot sent about this reference."""
+
+    def absorb(self, reference: str, others: list[str]) -> None:
+        """Move the files of earlier references (contact, ticket) into ``reference``'s."""
+
+    def exists(self, reference: str, within: Session | None = None) -> bool:
+        """Whether anything is kept for ``reference`` (False for a non-reference); asked
+        ``within`` the caller's transaction when it holds one (a SQLite register's write
+        lock would make a second connection wait for it)."""
+
+    def names(self, reference: str) -> list[str]:
+        """The paths of the dossier's files, sorted."""
+
+    def files(self, reference: str) -> Iterator[tuple[str, bytes]]:
+        """Every file of the dossier, sorted by path: (path inside the dossier, content),
+        one in memory at a time."""
+
+    def remove(self, reference: str) -> bool:
+        """Erase the dossier (after the commit that erased its rows); whether it existed."""
+
+
+def export_dossier(store: DossierStore, reference: str, directory: Path) -> list[Path]:
+    """Write the dossier of ``reference`` as the folder ``directory/<reference>/``, as the
+    folder store keeps it; the files written. Paths come from the store's own names,
+    which :func:`safe_filename` made: each is checked to stay inside the folder anyway."""
+    target = directory / checked(reference)
+    root = target.resolve()
+    written: list[Path] = []
+    for name, data in store.files(reference):
+        path = target / name
+        if root not in path.resolve().parents:
+            raise ReferenceRefused(f"not a path inside a dossier: {name!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(path)
+    return written
+
+
 class Dossiers:
     """The dossiers folder (``[storage] dossiers``)."""
 
@@ -71,9 +159,7 @@ class Dossiers:
 
     def folder(self, reference: str) -> Path:
         """The folder of one reference; refuses anything that is not a reference."""
-        if not _REFERENCE.match(reference):
-            raise ReferenceRefused(f"not a dossier reference: {reference!r}")
-        return self.root / reference
+        return self.root / checked(reference)
 
     def relative(self, reference: str) -> str:
         """Where the supporting documents are, as written in the register."""
@@ -112,21 +198,18 @@ class Dossiers:
         content_hash: str,
         received_at: dt.datetime,
         attachments: Sequence[Document],
-    ) -> list[Path]:
+    ) -> None:
         """Keep an inbound message (.eml) and its attachments in the dossier."""
         folder = self.folder(reference)
-        short = content_hash[:8]
-        written = [self._write(folder / MESSAGES / f"{_stamp(received_at)}-{short}.eml", raw)]
-        for index, item in enumerate(attachments, start=1):
-            name = f"{short}-{index:02d}-{safe_filename(item.filename)}"
-            written.append(self._write(folder / ATTACHMENTS / name, item.data))
-        return written
+        names = message_names(content_hash, received_at, attachments)
+        contents = [raw, *(item.data for item in attachments)]
+        for name, data in zip(names, contents, strict=True):
+            self._write(folder / name, data)
 
     def store_sent(self, reference: str, sent_at: dt.datetime, kind: str, row_id: int,
-                   raw: bytes) -> Path:
+                   raw: bytes) -> None:
         """Keep a copy of an email the bot sent about this reference."""
-        name = f"{_stamp(sent_at)}-{safe_filename(kind)}-{row_id}.eml"
-        return self._write(self.folder(reference) / SENT / name, raw)
+        self._write(self.folder(reference) / sent_name(sent_at, kind, row_id), raw)
 
     def absorb(self, reference: str, others: list[str]) -> None:
         """Move the files of earlier references (contact, ticket) into ``reference``'s folder."""
@@ -144,3 +227,128 @@ class Dossiers:
                     else:
                         os.replace(path, destination)
             shutil.rmtree(source, ignore_errors=True)
+
+    def exists(self, reference: str, within: Session | None = None) -> bool:
+        """Whether the folder of ``reference`` exists."""
+        try:
+            return self.folder(reference).exists()
+        except ReferenceRefused:
+            return False
+
+    def names(self, reference: str) -> list[str]:
+        """The paths of the folder's files (temporary files left out), sorted."""
+        folder = self.folder(reference)
+        if not folder.is_dir():
+            return []
+        return [path.relative_to(folder).as_posix() for path in sorted(folder.rglob("*"))
+                if path.is_file() and not path.name.startswith(".tmp-")]
+
+    def files(self, reference: str) -> Iterator[tuple[str, bytes]]:
+        """Every file of the folder, sorted by path."""
+        folder = self.folder(reference)
+        for name in self.names(reference):
+            yield name, (folder / name).read_bytes()
+
+    def remove(self, reference: str) -> bool:
+        """Erase the folder of ``reference``."""
+        if not self.exists(reference):
+            return False
+        shutil.rmtree(self.folder(reference))
+        return True
+
+
+class DatabaseDossiers:
+    """Dossiers kept in the register's database (``[storage] dossiers = "database"``), one
+    row per file: every machine that reaches the register reaches them, and a backup of the
+    database is a backup of the dossiers.
+
+    Each write is its own transaction after the register's (as a folder's file is written
+    after it), and replaces a file of the same name: writing again after a crash rewrites
+    the same row instead of adding a second one. A database error is a :class:`StoreError`,
+    so that the caller treats it as a folder's failed write (the message stays to be done).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def relative(self, reference: str) -> str:
+        """Where the supporting documents are, as written in the register."""
+        return f"base de données du registre : {reference} (reclambot dossier export)"
+
+    def sweep(self) -> int:
+        """Nothing: a transaction is never half-written."""
+        return 0
+
+    def _put(self, reference: str, files: list[tuple[str, bytes]], at: dt.datetime) -> None:
+        checked(reference)
+        try:
+            with self.engine.begin() as conn:
+                names = [name for name, _ in files]
+                conn.execute(delete(DossierFile).where(DossierFile.reference == reference,
+                                                       DossierFile.path.in_(names)))
+                conn.execute(insert(DossierFile), [
+                    {"reference": reference, "path": name, "data": data, "size": len(data),
+                     "written_at": at} for name, data in files])
+        except SQLAlchemyError as exc:
+            raise StoreError(f"dossier {reference} not written: {type(exc).__name__}") from exc
+
+    def store_message(self, reference: str, raw: bytes, content_hash: str,
+                      received_at: dt.datetime, attachments: Sequence[Document]) -> None:
+        """Keep an inbound message (.eml) and its attachments in the dossier."""
+        names = message_names(content_hash, received_at, attachments)
+        contents = [raw, *(item.data for item in attachments)]
+        self._put(reference, list(zip(names, contents, strict=True)), received_at)
+
+    def store_sent(self, reference: str, sent_at: dt.datetime, kind: str, row_id: int,
+                   raw: bytes) -> None:
+        """Keep a copy of an email the bot sent about this reference."""
+        self._put(reference, [(sent_name(sent_at, kind, row_id), raw)], sent_at)
+
+    def absorb(self, reference: str, others: list[str]) -> None:
+        """Give the files of ``others`` to ``reference`` (one already there wins)."""
+        checked(reference)
+        if not others:
+            return
+        kept = DossierFile.__table__.alias("kept")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(DossierFile)
+                    .where(DossierFile.reference.in_(others),
+                           ~exists().where(kept.c.reference == reference,
+                                           kept.c.path == DossierFile.path))
+                    .values(reference=reference))
+                conn.execute(delete(DossierFile).where(DossierFile.reference.in_(others)))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"dossier {reference} not written: {type(exc).__name__}") from exc
+
+    def exists(self, reference: str, within: Session | None = None) -> bool:
+        """Whether a file is kept for ``reference``."""
+        query = select(DossierFile.id).where(DossierFile.reference == reference).limit(1)
+        if within is not None:
+            return within.execute(query).first() is not None
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def names(self, reference: str) -> list[str]:
+        """The paths of the dossier's files, sorted."""
+        with self.engine.connect() as conn:
+            return list(conn.scalars(select(DossierFile.path)
+                                     .where(DossierFile.reference == checked(reference))
+                                     .order_by(DossierFile.path)))
+
+    def files(self, reference: str) -> Iterator[tuple[str, bytes]]:
+        """Every file of the dossier, sorted by path, read one at a time."""
+        for name in self.names(reference):
+            # One file in memory at a time: a dossier may hold 40 MiB attachments.
+            with self.engine.connect() as conn:
+                data = conn.execute(select(DossierFile.data).where(
+                    DossierFile.reference == reference, DossierFile.path == name)).scalar()
+            if data is not None:
+                yield name, data
+
+    def remove(self, reference: str) -> bool:
+        """Erase every file of ``reference``."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(delete(DossierFile).where(
+                DossierFile.reference == reference)).rowcount)

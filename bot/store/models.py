@@ -316,3 +316,19 @@ class MailboxState(Base):
     mailbox: Mapped[str] = mapped_column(String(500), primary_key=True)
     uidvalidity: Mapped[str] = mapped_column(String(32))
     last_uid: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DossierFile(Base):
+    """One file of a dossier kept in the register (``[storage] dossiers = "database"``):
+    ``path`` inside the dossier as the folder store names it (``messages/….eml``)."""
+
+    __tablename__ = "dossier_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(64), index=True)
+    path: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(Integer)
+    written_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (UniqueConstraint("reference", "path"),)
