@@ -547,9 +547,9 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     from bot.store.schema import ensure_schema
 
     config = load_config(args.config)
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, config.database_schema)
     try:
-        state = ensure_schema(engine, upgrade=True)
+        state = ensure_schema(engine, upgrade=True, schema=config.database_schema)
     finally:
         engine.dispose()
     if state.before is None:

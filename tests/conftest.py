@@ -54,6 +54,18 @@ def postgres() -> Iterator[Postgres | None]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgresql_server(request: pytest.FixtureRequest) -> Iterator[Postgres]:
+    """A PostgreSQL server for the tests that need one whatever the pass's database
+    (a fleet's coordinator, registers as schemas): the pass's own when it runs on
+    PostgreSQL, else one started for them."""
+    server = request.getfixturevalue("postgres")
+    own = start_postgres() if server is None else None
+    yield server or own
+    if own is not None:
+        own.stop()
+
+
 @pytest.fixture()
 def database_url(tmp_path: Path, postgres: Postgres | None) -> str:
     """The register of one test: a SQLite file, or a fresh PostgreSQL database."""

@@ -16,6 +16,7 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from bot.cli import main
 from bot.ops.fleet import Fleet
@@ -31,10 +32,13 @@ _numbers = itertools.count(1)
 class Organisations:
     """``DIR/<slug>/config.toml`` for a few organisations, and a fleet running them."""
 
-    def __init__(self, root: Path, dovecot: Dovecot, smtp: SmtpServer) -> None:
+    def __init__(self, root: Path, dovecot: Dovecot, smtp: SmtpServer,
+                 database: str | None = None) -> None:
         self.root = root
         self.dovecot = dovecot
         self.smtp = smtp
+        #: A PostgreSQL database holding every register, a schema each; else SQLite files.
+        self.database = database
         self.users: dict[str, str] = {}
         self.fleet = Fleet(root, look_every=0.3)
         self.stop = threading.Event()
@@ -47,9 +51,12 @@ class Organisations:
         self.users[slug] = user
         config = write_config(folder, imap_port=self.dovecot.port, imap_user=user,
                               smtp_port=self.smtp.port,
-                              database_url=f"sqlite:///{folder / 'register.sqlite3'}",
-                              extra="")
-        text = (config.read_text().replace(BOT, self.bot(slug))
+                              database_url=self.database or
+                              f"sqlite:///{folder / 'register.sqlite3'}", extra="")
+        text = config.read_text()
+        if self.database:
+            text = text.replace("[database]\n", f'[database]\nschema = "{slug}"\n')
+        text = (text.replace(BOT, self.bot(slug))
                 .replace(DIRECTOR, self.director(slug))
                 .replace("[bot]\n", "[bot]\nidle_timeout = 2\npoll_interval = 1\n"))
         config.write_text(text)
@@ -83,6 +90,9 @@ class Organisations:
             client.logout()
 
     def session(self, slug: str) -> Session:
+        if self.database:
+            return Session(create_engine(self.database, poolclass=NullPool, connect_args={
+                "options": f"-csearch_path={slug}"}))
         engine = create_engine(f"sqlite:///{self.root / slug / 'register.sqlite3'}")
         return Session(engine)
 
@@ -101,15 +111,32 @@ class Organisations:
         return [c for c in self.smtp.handler.received if c.envelope_from == self.bot(slug)]
 
 
-@pytest.fixture()
-def organisations(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer,
-                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Organisations]:
+def _organisations(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer,
+                   monkeypatch: pytest.MonkeyPatch, database: str | None
+                   ) -> Iterator[Organisations]:
     monkeypatch.setenv("RECLAMBOT_TEST_IMAP_PASSWORD", DOVECOT_PASSWORD)
     root = tmp_path / "organismes"
     root.mkdir()
-    orgs = Organisations(root, dovecot, smtp)
+    orgs = Organisations(root, dovecot, smtp, database)
     yield orgs
     orgs.close()
+
+
+@pytest.fixture()
+def organisations(tmp_path: Path, dovecot: Dovecot, smtp: SmtpServer,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Organisations]:
+    """Organisations with a SQLite register each."""
+    yield from _organisations(tmp_path, dovecot, smtp, monkeypatch, None)
+
+
+@pytest.fixture(params=["sqlite", "schemas"])
+def apart(request: pytest.FixtureRequest, tmp_path: Path, dovecot: Dovecot,
+          smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Organisations]:
+    """Organisations whose registers are SQLite files, then schemas of one PostgreSQL
+    database (one engine for all in the process): the isolation tests run on both."""
+    database = (request.getfixturevalue("postgresql_server").database()
+                if request.param == "schemas" else None)
+    yield from _organisations(tmp_path, dovecot, smtp, monkeypatch, database)
 
 
 def form(email: str, **fields: str) -> bytes:
@@ -132,8 +159,8 @@ def registered(orgs: Organisations, *slugs: str) -> None:
         orgs.wait_for(lambda s=slug: len(orgs.sent_from(s)) >= 2)
 
 
-def test_each_organisation_runs_its_own_procedure(organisations: Organisations) -> None:
-    orgs = organisations
+def test_each_organisation_runs_its_own_procedure(apart: Organisations) -> None:
+    orgs = apart
     running(orgs, "alpha", "beta", "gamma")
     for index, slug in enumerate(("alpha", "beta", "gamma")):
         [complaint] = orgs.rows(slug, Complaint)
@@ -146,8 +173,8 @@ def test_each_organisation_runs_its_own_procedure(organisations: Organisations) 
 
 
 def test_a_directors_token_of_one_organisation_is_worthless_on_another(
-        organisations: Organisations) -> None:
-    orgs = organisations
+        apart: Organisations) -> None:
+    orgs = apart
     running(orgs, "alpha", "beta")
     [notice] = [c for c in orgs.sent_from("alpha") if c.recipients == [orgs.director("alpha")]]
     # Alpha's tag, REC-…-0001 and its token, sent to beta's mailbox, where beta's
@@ -166,8 +193,8 @@ def test_a_directors_token_of_one_organisation_is_worthless_on_another(
 
 
 def test_a_reply_to_one_organisations_reference_sent_to_another_stays_there(
-        organisations: Organisations) -> None:
-    orgs = organisations
+        apart: Organisations) -> None:
+    orgs = apart
     running(orgs, "alpha", "beta")
     [ack] = [c for c in orgs.sent_from("alpha") if c.recipients == ["client0@alpha.example.net"]]
     reply = samples.reply(ack.data, "Des nouvelles ?", sender="client0@alpha.example.net")
@@ -181,8 +208,8 @@ def test_a_reply_to_one_organisations_reference_sent_to_another_stays_there(
 
 
 def test_an_export_names_its_organisation_and_shows_only_its_register(
-        organisations: Organisations, capsys: pytest.CaptureFixture[str]) -> None:
-    orgs = organisations
+        apart: Organisations, capsys: pytest.CaptureFixture[str]) -> None:
+    orgs = apart
     running(orgs, "alpha", "beta")
     capsys.readouterr()
     assert main(["export", "--format", "csv", "--organisations", str(orgs.root),
@@ -225,19 +252,6 @@ def test_a_failing_organisation_holds_up_no_other_and_is_taken_up_once_fixed(
     assert len(orgs.rows("alpha", Complaint)) == len(orgs.rows("beta", Complaint)) == 1
 
 
-@pytest.fixture(scope="module")
-def coordinator_server(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The PostgreSQL server the processes of a fleet share (the tests' own when the pass
-    runs on PostgreSQL, else one started for this module)."""
-    from tests.servers import start_postgres
-
-    server = request.getfixturevalue("postgres")
-    own = start_postgres() if server is None else None
-    yield server or own
-    if own is not None:
-        own.stop()
-
-
 def _holders(orgs: Organisations) -> dict[str, str]:
     """The pid holding each organisation's register (its lease), by slug."""
     from sqlalchemy.exc import OperationalError
@@ -268,12 +282,12 @@ def _fleet_process(orgs: Organisations, url: str) -> Any:
 
 
 def test_two_processes_share_the_organisations_and_one_takes_over_when_the_other_dies(
-        organisations: Organisations, coordinator_server: Any) -> None:
+        organisations: Organisations, postgresql_server: Any) -> None:
     orgs = organisations
     slugs = ["alpha", "beta", "gamma", "delta"]
     for slug in slugs:
         orgs.add(slug)
-    url = coordinator_server.database()
+    url = postgresql_server.database()
     first = _fleet_process(orgs, url)
     second = None
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import ssl
 import tomllib
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from bot.errors import ConfigError
 
 #: ``[storage] dossiers = "database"``: keep dossiers in the register instead of a folder.
 DATABASE_DOSSIERS = "database"
+#: ``[database] schema``: a PostgreSQL identifier that needs no quoting.
+SCHEMA = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SECURITY_MODES = ("ssl", "starttls", "none")
 DEFAULT_PORTS = {
     "imap": {"ssl": 993, "starttls": 143, "none": 143},
@@ -224,6 +227,10 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     #: ``[storage] dossiers = "database"``: dossiers are rows of the register, not a folder.
     dossiers_in_database: bool = False
+    #: ``[database] schema``: the PostgreSQL schema holding this register ("": the
+    #: connection's default). Many organisations' registers then share one server and,
+    #: in one process, one pool of connections and one cache of compiled statements.
+    database_schema: str = ""
 
     def form_link(self) -> str:
         """Where the official form is: the one reclambot serves, else the website's."""
@@ -538,6 +545,15 @@ def parse_config(raw: dict[str, Any], path: Path, mailbox_secrets: bool = True) 
     database = table("database")
     url = database.string("url", "sqlite:///reclambot.sqlite3") if database else None
     auto_upgrade = database.boolean("auto_upgrade", True) if database else True
+    schema = ""
+    if database is not None and "schema" in database.data:
+        schema = database.string("schema")
+        if not SCHEMA.match(schema):
+            raise ConfigError("database.schema", f"« {schema} » : lettres minuscules, chiffres "
+                              "et _ (63 au plus), commençant par une lettre")
+        if not (url or "").startswith("postgresql"):
+            raise ConfigError("database.schema", "seulement avec une base PostgreSQL "
+                              "(url = \"postgresql+psycopg://…\")")
     storage = table("storage")
     dossiers_in_database = False
     if storage is not None and storage.data.get("dossiers") == DATABASE_DOSSIERS:
@@ -618,6 +634,7 @@ def parse_config(raw: dict[str, Any], path: Path, mailbox_secrets: bool = True) 
         database_url=_sqlite_relative(url or "sqlite:///reclambot.sqlite3", base),
         dossiers=dossiers,
         dossiers_in_database=dossiers_in_database,
+        database_schema=schema,
         templates_dir=templates_dir,
         rules_dir=rules_dir,
         imap=imap,

@@ -63,12 +63,14 @@ def _database(config: Config) -> str:
     from bot.store.db import make_engine
     from bot.store.schema import HEAD, ensure_schema, schema_state
 
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, config.database_schema)
     where = engine.url.render_as_string(hide_password=True)
+    if config.database_schema:
+        where += f" [{config.database_schema}]"
     try:
         revision = schema_state(engine)
         if revision is None:
-            ensure_schema(engine)
+            ensure_schema(engine, schema=config.database_schema)
             return f"{where} : registre créé (schéma {HEAD})"
     except Exception as exc:  # any driver error: reported, not raised
         raise ReclambotError(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc

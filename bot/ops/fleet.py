@@ -28,6 +28,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.app import Shared
 from bot.config import Config, load_config, package_data_dir
 from bot.core.logs import work_for
 from bot.errors import ConfigError, LockError, ReclambotError, UsageError
@@ -106,15 +107,15 @@ class Member:
 
 
 #: What runs one organisation until its ``stop`` is set: the runner's loop by default.
-Work = Callable[[Config, threading.Event], None]
+Work = Callable[[Config, threading.Event, "Shared"], None]
 
 
-def run_organisation(config: Config, stop: threading.Event) -> None:
+def run_organisation(config: Config, stop: threading.Event, shared: Shared) -> None:
     """Build the organisation's app and watch its mailbox until ``stop``."""
     from bot.app import build_app
     from bot.ops.runner import run_forever
 
-    app = build_app(config)
+    app = build_app(config, shared=shared)
     try:
         run_forever(app, stop)
     finally:
@@ -215,6 +216,7 @@ class Fleet:
         self.members: dict[str, Member] = {}
         self.look_now = threading.Event()
         self._lock = threading.Lock()
+        self.shared = Shared()
 
     def reconcile(self) -> None:
         """Start what was added or is due for another try, stop what was removed, restart
@@ -269,7 +271,7 @@ class Fleet:
         work_for(member.slug)
         started = self.clock()
         try:
-            self.work(member_config(member.path), member.stop)
+            self.work(member_config(member.path), member.stop, self.shared)
             member.failures = 0
             return
         except LockError as exc:
@@ -329,6 +331,7 @@ class Fleet:
                 for member in self.members.values():
                     if member.thread is not None:
                         member.thread.join(30)
+            self.shared.close()
 
     def _lost_coordinator(self) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,8 +20,23 @@ from bot.errors import StoreError
 from bot.store.models import Base, Counter, Inbound
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine; on SQLite, make transactions real and writers wait for each other."""
+def make_engine(url: str, schema: str = "", shared: Engines | None = None) -> Engine:
+    """The engine of one register: ``url``'s, in PostgreSQL ``schema`` when given.
+
+    With ``shared``, registers on the same database share its engine: one pool of
+    connections and one cache of compiled statements, however many organisations.
+    """
+    base = shared.get(url) if shared is not None and shares(url) else new_engine(url)
+    return in_schema(base, schema) if schema else base
+
+
+def shares(url: str) -> bool:
+    """Whether registers at ``url`` can share one engine: not SQLite's (a file each)."""
+    return not url.startswith("sqlite")
+
+
+def new_engine(url: str, pool_size: int = 5) -> Engine:
+    """Create an engine; on SQLite, make transactions real and writers wait for each other."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60})
 
@@ -46,7 +62,52 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size)
+
+
+def in_schema(engine: Engine, schema: str) -> Engine:
+    """``engine`` with every transaction in PostgreSQL ``schema`` (its own tables only).
+
+    The returned engine shares ``engine``'s pool, dialect and compiled statements: SQL is
+    compiled without a schema name, and each transaction first sets ``search_path`` to
+    ``schema`` alone, for itself only (``SET LOCAL``), so that a connection handed back
+    to the pool carries nothing of one organisation into another's next transaction.
+    Tables of no other schema (``public`` included) are visible.
+    """
+    if engine.dialect.name != "postgresql":
+        raise StoreError(f"schema {schema}: only a PostgreSQL register has schemas")
+    scoped = engine.execution_options()  # its own events, the same pool and cache
+
+    @event.listens_for(scoped, "begin")
+    def _begin(conn: Any) -> None:
+        # ``schema`` was checked as a plain identifier ([database] schema).
+        conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
+
+    return scoped
+
+
+class Engines:
+    """One engine per database for a whole process (the organisations of a fleet)."""
+
+    def __init__(self, pool_size: int = 5) -> None:
+        self.pool_size = pool_size
+        self._engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> Engine:
+        """The process's engine for ``url``, created at the first call."""
+        with self._lock:
+            engine = self._engines.get(url)
+            if engine is None:
+                engine = self._engines[url] = new_engine(url, self.pool_size)
+            return engine
+
+    def dispose(self) -> None:
+        """Close every connection of every engine."""
+        with self._lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
 
 
 def compact(engine: Engine) -> None:

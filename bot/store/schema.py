@@ -65,16 +65,22 @@ def current_revision(conn: Connection) -> str | None:
     return None
 
 
-def ensure_schema(engine: Engine, upgrade: bool = True) -> SchemaState:
+def ensure_schema(engine: Engine, upgrade: bool = True, schema: str = "") -> SchemaState:
     """Create the schema on a new database, migrate an older one (or refuse, see below).
 
     With ``upgrade`` false, an older register raises :class:`SchemaError` asking for
     ``reclambot upgrade`` instead of being migrated. A register migrated by a newer
-    reclambot always raises: this version would not know its tables.
+    reclambot always raises: this version would not know its tables. ``schema``: the
+    PostgreSQL schema of ``engine``'s transactions (:func:`~bot.store.db.in_schema`),
+    created when missing.
     """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            if schema:
+                # A plain identifier ([database] schema); tables then go into it, the
+                # transaction's search_path naming it alone.
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         before = current_revision(conn)
         if before == HEAD:
             return SchemaState(before, HEAD)
