@@ -28,7 +28,7 @@ from pathlib import Path
 from bench.phases import status_kib
 from bench.run import TimedCapture, _imap, machine
 from tests.conftest import BOT, write_config
-from tests.servers import DOVECOT_PASSWORD, SmtpServer, start_dovecot
+from tests.servers import DOVECOT_PASSWORD, SmtpServer, start_dovecot, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,26 @@ def _polled(folder: Path) -> bool:
         return False
 
 
-def run(dovecot, count: int, submissions: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _polled_schemas(url: str, slugs: set[str]) -> set[str]:
+    """Those of ``slugs`` whose register (a schema of ``url``) has made its first pass."""
+    import psycopg
+
+    waiting = set()
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"),
+                         autocommit=True) as db:
+        for slug in slugs:
+            try:
+                found = db.execute(f'select 1 from "{slug}".settings where key = '
+                                   "'last_poll'").fetchone()
+            except psycopg.Error:
+                found = None
+            if found is None:
+                waiting.add(slug)
+    return waiting
+
+
+def run(dovecot, count: int, submissions: int,  # type: ignore[no-untyped-def]
+        database: str | None = None) -> dict[str, float]:
     from bot.testing import samples
 
     handler = TimedCapture()
@@ -56,23 +75,30 @@ def run(dovecot, count: int, submissions: int) -> dict[str, float]:  # type: ign
         folder.mkdir()
         users[slug] = f"fleet{count}-{index}-{os.getpid()}"
         config = write_config(folder, imap_port=dovecot.port, imap_user=users[slug],
-                              smtp_port=smtp.port,
-                              database_url=f"sqlite:///{folder / 'register.sqlite3'}")
-        config.write_text(config.read_text().replace(BOT, f"reclamations@{slug}.example.fr")
+                              smtp_port=smtp.port, database_url=database or
+                              f"sqlite:///{folder / 'register.sqlite3'}")
+        text = config.read_text()
+        if database:
+            text = text.replace("[database]\n", f'[database]\nschema = "{slug}"\n')
+        config.write_text(text.replace(BOT, f"reclamations@{slug}.example.fr")
                           .replace("batch_size = 5\n", ""))
     env = {**os.environ, "RECLAMBOT_TEST_IMAP_PASSWORD": DOVECOT_PASSWORD}
     command = ["run", "--organisations", str(root)]
     if os.environ.get("BENCH_FLEET_SINGLE"):  # the same organisation run alone, to compare
         command = ["--config", str(root / "org00000" / "config.toml"), "run"]
+    # BENCH_FLEET_LOG=FILE keeps the fleet's log, to see where a slow acknowledgement went.
+    log = open(os.environ["BENCH_FLEET_LOG"], "wb") if os.environ.get("BENCH_FLEET_LOG") \
+        else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen([sys.executable, "-m", "bot", *command], env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=log)
     try:
         started = time.monotonic()
         waiting = set(users)
         while waiting:
             assert process.poll() is None, "the fleet stopped"
             assert time.monotonic() - started < 600, f"{len(waiting)} never polled"
-            waiting = {slug for slug in waiting if not _polled(root / slug)}
+            waiting = (_polled_schemas(database, waiting) if database else
+                       {slug for slug in waiting if not _polled(root / slug)})
             time.sleep(0.5)
         ready = time.monotonic() - started
         os.sync()  # the registers just created are not written back during the probes
@@ -99,7 +125,8 @@ def run(dovecot, count: int, submissions: int) -> dict[str, float]:  # type: ign
         process.wait(60)
         smtp.stop()
     delays.sort()
-    return {"organisations": count, "seconds_to_watch_all": ready, "rss_mib": rss,
+    return {"organisations": count, "registers": "schemas" if database else "sqlite",
+            "seconds_to_watch_all": ready, "rss_mib": rss,
             "rss_after_submissions_mib": peak, "submissions": submissions,
             "ack_median_ms": statistics.median(delays) * 1000 if delays else 0.0,
             "ack_p99_ms": delays[max(int(len(delays) * 0.99) - 1, 0)] * 1000 if delays else 0.0}
@@ -109,13 +136,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--organisations", type=int, nargs="+", default=[50, 150])
     parser.add_argument("--submissions", type=int, default=50)
+    parser.add_argument("--registers", choices=("sqlite", "schemas"), default="schemas",
+                        help="a SQLite file each, or a schema each of one PostgreSQL database")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "fleet.json")
     args = parser.parse_args()
     dovecot = start_dovecot()
+    postgres = start_postgres() if args.registers == "schemas" else None
     try:
-        runs = [run(dovecot, count, args.submissions) for count in args.organisations]
+        runs = [run(dovecot, count, args.submissions,
+                    postgres.database() if postgres else None)
+                for count in args.organisations]
     finally:
         dovecot.stop()
+        if postgres is not None:
+            postgres.stop()
     results: dict[str, object] = {"machine": machine(), "runs": runs}
     if len(runs) >= 2:
         first, last = runs[0], runs[-1]

@@ -535,6 +535,28 @@ def test_run_forever_answers_new_mail_through_idle(env: BotEnv) -> None:
     assert len(env.complaints()) == 1
 
 
+@pytest.mark.mailbox
+def test_mail_that_came_after_the_last_look_is_found_before_idling(env: BotEnv) -> None:
+    from bot.intake.sources.imap import ImapSource
+
+    if "IDLE" in env.server.layout.lacks:
+        pytest.skip("without IDLE the bot polls")
+    source = ImapSource(env.config.imap, env.config.folders)  # type: ignore[arg-type]
+    try:
+        assert [m for batch in source.fetch(0, 10, 10**7) for m in batch] == []
+        env.append(samples.form_submission())
+        # Dovecot adds it to the session's view only when a command ends: a SEARCH
+        # alone misses it, and IDLE would not announce it again (the server told it
+        # with that SEARCH), leaving it to a later look.
+        idled: list[object] = []
+        client = source.client
+        client.idle = lambda: idled.append(1)  # type: ignore[method-assign]
+        source.wait(30)
+        assert idled == []
+    finally:
+        source.close()
+
+
 def test_stranger_cannot_complete_someone_elses_ticket(env: BotEnv) -> None:
     env.append(samples.form_submission(form(**{"Description": ""})))
     env.run()

@@ -305,6 +305,10 @@ class ImapSource:
         return {str(u) for u in found}
 
     def _new_uids(self, client: Any) -> list[int]:
+        # NOOP first: a server (Dovecot) adds what arrived to the session's view only when
+        # a command ends, so a SEARCH alone misses a message that came during the last
+        # IDLE, and IDLE does not announce it again (it was announced with that SEARCH).
+        self._call("NOOP", client.noop)
         found = self._call("SEARCH", client.search, self._criteria(f"{self._highest + 1}:*"))
         return [uid for uid in found if uid > self._highest]
 
