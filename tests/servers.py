@@ -251,11 +251,12 @@ def self_signed_certificate(folder: Path) -> Path:
 
 
 def start_dovecot(introspection_url: str = "",
-                  layout: ImapLayout = LAYOUTS[DEFAULT_LAYOUT]) -> Dovecot:
+                  layout: ImapLayout = LAYOUTS[DEFAULT_LAYOUT], extra: str = "") -> Dovecot:
     """Start Dovecot as root on a free loopback port (needs the dovecot-imapd package).
 
     Every user logs in with ``DOVECOT_PASSWORD``; with ``introspection_url``, also with an
-    OAuth2 token (SASL XOAUTH2/OAUTHBEARER) that this endpoint says is theirs.
+    OAuth2 token (SASL XOAUTH2/OAUTHBEARER) that this endpoint says is theirs. ``extra``:
+    settings added at the end (the benchmark's server for a thousand connected users).
     """
     if shutil.which("dovecot") is None:
         raise RuntimeError("dovecot is not installed (apt-get install dovecot-imapd)")
@@ -276,7 +277,7 @@ def start_dovecot(introspection_url: str = "",
     conf.write_text(DOVECOT_CONF.format(root=root, port=port, tls_port=tls_port,
                                         passdbs=passdbs, mechanisms=mechanisms,
                                         namespace=layout.namespace,
-                                        capability=layout.capability_setting()))
+                                        capability=layout.capability_setting()) + extra)
     # The daemon keeps inherited pipes open: its output goes to a file instead.
     with (root / "start.log").open("w") as out:
         result = subprocess.run(["dovecot", "-c", str(conf)], stdout=out, stderr=out,

@@ -88,3 +88,22 @@ def test_a_schema_is_refused_for_sqlite_or_when_not_a_plain_name(tmp_path: Path)
                     .replace("sqlite:///", "postgresql+psycopg://x/"))
     with pytest.raises(ConfigError, match=r"database\.schema.*lettres minuscules"):
         load_config(path)
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
+        postgresql_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.store import db
+
+    monkeypatch.setattr(db, "PING_AFTER", 0.0)  # every rest is long enough to be tried
+    url = postgresql_server.database()
+    engine, admin = db.new_engine(url, pool_size=1), db.new_engine(url)
+    try:
+        with engine.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        with admin.begin() as conn:  # as a server restart or an idle timeout would
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != first
+    finally:
+        engine.dispose()
+        admin.dispose()
