@@ -9,6 +9,7 @@ show up in a log line or a ``repr``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -108,7 +109,15 @@ class ServerConfig:
         """Certificate-verifying TLS settings, or ``None`` for ``security = "none"``."""
         if self.security == "none":
             return None
-        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        return _tls_context(self.ca_file)
+
+
+@functools.lru_cache(maxsize=64)
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    # One per trusted authority for the whole process: a context holds the parsed store
+    # of certificates (hundreds of KiB for the system's), and many organisations' servers
+    # trust the same one. A context is safe to share between threads and connections.
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
 
 @dataclass(frozen=True)

@@ -113,11 +113,13 @@ Work = Callable[[Config, threading.Event, "Shared"], None]
 def run_organisation(config: Config, stop: threading.Event, shared: Shared) -> None:
     """Build the organisation's app and watch its mailbox until ``stop``."""
     from bot.app import build_app
+    from bot.intake.sources import make_source
+    from bot.intake.sources.imap import IN_A_FLEET
     from bot.ops.runner import run_forever
 
     app = build_app(config, shared=shared)
     try:
-        run_forever(app, stop)
+        run_forever(app, stop, source=make_source(config, IN_A_FLEET))
     finally:
         app.close()
 

@@ -24,6 +24,7 @@ import ssl
 import threading
 import time
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from bot.config import FoldersConfig, ImapConfig
@@ -35,6 +36,23 @@ log = logging.getLogger(__name__)
 # Seconds between our own looks while idling: short just after entering IDLE, when mail
 # that arrived as IDLE began may go unannounced, then every few seconds.
 IDLE_RECHECKS = (0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How often an idling source looks for itself (``rechecks``, the last one repeated)
+    and for a stop request (``stop_every``), in seconds."""
+
+    rechecks: tuple[float, ...] = IDLE_RECHECKS
+    stop_every: float = 1.0
+
+
+#: One organisation alone: quick looks, for the quickest acknowledgement.
+ALONE = Pace()
+#: Among hundreds in one process: each look costs four round trips and wakes a thread,
+#: times the organisations; IDLE (with the NOOP before it) does the announcing, and the
+#: looks only catch what a server failed to announce.
+IN_A_FLEET = Pace(rechecks=(2.0, 30.0), stop_every=5.0)
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -60,8 +78,10 @@ class ImapSource:
     PIECEWISE_ABOVE = 8 << 20
     PIECE = 4 << 20
 
-    def __init__(self, server: ImapConfig, folders: FoldersConfig | None = None) -> None:
+    def __init__(self, server: ImapConfig, folders: FoldersConfig | None = None,
+                 pace: Pace = ALONE) -> None:
         self.server = server
+        self.pace = pace
         self.folders = folders or FoldersConfig()
         # The folder as the config writes it: the identity stays the same on any server.
         self.mailbox = f"imap://{server.username}@{server.host}:{server.port}/{server.folder}"
@@ -403,16 +423,16 @@ class ImapSource:
         if self._new_uids(client):
             return
         deadline = time.monotonic() + timeout
-        slices = iter(IDLE_RECHECKS)
+        slices = iter(self.pace.rechecks)
         while not stop.is_set() and time.monotonic() < deadline:
             # IDLE in slices: new mail wakes us at once, a stop request is noticed within a
             # second, and now and then we look ourselves, because a server does not always
             # announce what arrived just before IDLE began.
-            recheck = min(deadline, time.monotonic() + next(slices, IDLE_RECHECKS[-1]))
+            recheck = min(deadline, time.monotonic() + next(slices, self.pace.rechecks[-1]))
             self._call("IDLE", client.idle)
             try:
                 while not stop.is_set() and (left := recheck - time.monotonic()) > 0:
-                    if self._call("IDLE", client.idle_check, min(1.0, left)):
+                    if self._call("IDLE", client.idle_check, min(self.pace.stop_every, left)):
                         return
             finally:
                 if self._client is not None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -94,6 +96,7 @@ class SmtpSink:
             use_tls=server.security == "ssl",
             start_tls=server.security == "starttls",
             tls_context=server.tls_context(),
+            local_hostname=_local_hostname(),
         )
         if server.security == "none":
             log.warning("SMTP to %s without TLS", server.host)
@@ -116,6 +119,13 @@ class SmtpSink:
             yield SmtpConnection(loop, client)
         finally:
             _shut(loop, client, say_goodbye=True)
+
+
+@functools.cache
+def _local_hostname() -> str:
+    # What EHLO names: looked up once per process, not on every connection (aiosmtplib
+    # asks a thread of its own for it each time otherwise).
+    return socket.getfqdn()
 
 
 def _shut(loop: asyncio.AbstractEventLoop, client: Any, say_goodbye: bool) -> None:
