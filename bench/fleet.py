@@ -288,6 +288,7 @@ def failover(dovecot: Any, count: int, database: str, coordinator: str,
             if index == submissions // 2:
                 victim_process.send_signal(signal.SIGKILL)
                 killed_at.append(time.monotonic())
+                victim_process.wait()  # as its supervisor (systemd) would
 
         taken: list[float] = []
 
@@ -303,7 +304,7 @@ def failover(dovecot: Any, count: int, database: str, coordinator: str,
         sent = _submissions(fleet, handler, submissions, 20261204, during=kill_halfway)
         watcher.join()
         time.sleep(5)  # anything sent twice would have arrived by now
-        acks = {a: len(handler.to(a)) for a in sent}
+        acks = {a: handler.counts.get(a, 0) for a in sent}
         registered = [row[0] for rows in fleet.query(
             "select client_email from complaints").values() for row in rows]
     finally:

@@ -34,6 +34,8 @@ class TimedCapture(SmtpCapture):
     def __init__(self) -> None:
         super().__init__()
         self.arrivals: dict[str, float] = {}
+        #: How many emails each recipient received (the fail-over counts the doubles).
+        self.counts: dict[str, int] = {}
         self.event = threading.Condition()
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
@@ -41,6 +43,7 @@ class TimedCapture(SmtpCapture):
         with self.event:
             for rcpt in envelope.rcpt_tos:
                 self.arrivals.setdefault(rcpt, now)
+                self.counts[rcpt] = self.counts.get(rcpt, 0) + 1
             self.event.notify_all()
         return "250 OK"
 

@@ -212,6 +212,35 @@ def test_two_processes_starting_at_once_never_crash_on_the_lease(
     assert blind == []  # the race did happen: the first look saw nothing
 
 
+def test_a_killed_holder_not_yet_collected_by_its_parent_leaves_its_lease(
+        env: BotEnv) -> None:
+    """SIGKILLed, a holder stays a zombie until its parent waits for it: it is dead all
+    the same, and its register is taken over at once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bot.ops.lock import ProcessLock
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        holder.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{holder.pid}/stat").read_text().rpartition(")")[2].split()[0] \
+                != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        now = env.clock()
+        with env.app.transaction() as session:
+            session.add(Lock(name="reclambot", holder=f"{socket.gethostname()}:{holder.pid}",
+                             acquired_at=now, heartbeat_at=now))
+        ProcessLock(env.app).acquire()
+        with env.app.sessions() as session:
+            assert session.get(Lock, "reclambot").holder.endswith(f":{os.getpid()}")
+    finally:
+        holder.wait()
+
+
 def test_second_process_exits_with_a_clear_message(env: BotEnv) -> None:
     env.append(samples.form_submission())
     now = env.clock()

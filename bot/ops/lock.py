@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
@@ -40,7 +41,16 @@ def _dead_here(holder: str) -> bool:
         return True
     except PermissionError:
         return False  # alive, owned by someone else
-    return False
+    return _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended and only waits for its parent to collect it (Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc here: taken as alive, the lease lapses in its time
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 class ProcessLock:

@@ -7,6 +7,7 @@ otherwise), and keeps going through network failures with an increasing pause.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -58,8 +59,10 @@ def _guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:
     return run
 
 
+@functools.cache
 def warm_up() -> None:
-    """Load what handling a message needs now, not when the first complainant writes."""
+    """Load what handling a message needs now, not when the first complainant writes
+    (once per process: the organisations of a fleet share what it loads)."""
     from bot.intake.message import parse_message
     from bot.intake.replies import new_text
     from bot.testing import samples
