@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from bench.corpus import corpus
@@ -34,16 +35,18 @@ class TimedCapture(SmtpCapture):
     def __init__(self) -> None:
         super().__init__()
         self.arrivals: dict[str, float] = {}
-        #: How many emails each recipient received (the fail-over counts the doubles).
-        self.counts: dict[str, int] = {}
+        #: The Message-ID of every email each recipient received (the fail-over counts
+        #: the copies: a copy sent again after a crash keeps its Message-ID).
+        self.ids: dict[str, list[str]] = {}
         self.event = threading.Condition()
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         now = time.monotonic()
+        message_id = str(BytesHeaderParser().parsebytes(envelope.content)["Message-ID"])
         with self.event:
             for rcpt in envelope.rcpt_tos:
                 self.arrivals.setdefault(rcpt, now)
-                self.counts[rcpt] = self.counts.get(rcpt, 0) + 1
+                self.ids.setdefault(rcpt, []).append(message_id)
             self.event.notify_all()
         return "250 OK"
 

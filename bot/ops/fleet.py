@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 CONFIG = "config.toml"
 FIRST_RETRY = 30.0
+#: Pooled connections per database shared by the organisations of the process.
+POOL = 16
 MAX_RETRY = 900.0
 
 
@@ -119,7 +121,9 @@ def run_organisation(config: Config, stop: threading.Event, shared: Shared) -> N
 
     app = build_app(config, shared=shared)
     try:
-        run_forever(app, stop, source=make_source(config, IN_A_FLEET))
+        # Each loop turn of an idle organisation costs a few transactions: among a
+        # thousand, deferred emails are tried every 5 minutes instead of every minute.
+        run_forever(app, stop, source=make_source(config, IN_A_FLEET), outbox_every=5)
     finally:
         app.close()
 
@@ -218,7 +222,8 @@ class Fleet:
         self.members: dict[str, Member] = {}
         self.look_now = threading.Event()
         self._lock = threading.Lock()
-        self.shared = Shared()
+        # Connections for the organisations at work at the same moment, not for all.
+        self.shared = Shared(pool_size=POOL)
 
     def reconcile(self) -> None:
         """Start what was added or is due for another try, stop what was removed, restart

@@ -82,8 +82,10 @@ def _daily(app: App) -> None:
 
 
 def run_forever(app: App, stop: threading.Event | None = None,
-                source: Source | None = None, sink: Sink | None = None) -> None:
-    """Watch the mailbox until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
+                source: Source | None = None, sink: Sink | None = None,
+                outbox_every: int = 1) -> None:
+    """Watch the mailbox until ``stop`` is set (or SIGTERM/SIGINT in the main thread);
+    ``outbox_every``: minutes between two tries of the emails the SMTP server deferred."""
     import schedule
 
     stop = stop or threading.Event()
@@ -98,7 +100,9 @@ def run_forever(app: App, stop: threading.Event | None = None,
     source = source or make_source(app.config)
     sink = sink or make_sink(app.config)
     scheduler = schedule.Scheduler()
-    scheduler.every(1).minutes.do(_guarded("outbox", lambda: send_pending(app, sink)))
+    # Emails deferred by the SMTP server wait for this; the others go with their pass.
+    scheduler.every(outbox_every).minutes.do(_guarded("outbox",
+                                                      lambda: send_pending(app, sink)))
     # Hourly, but each daily job runs once a day (job_runs), from 07:00 Paris time.
     scheduler.every(1).hours.do(_guarded("daily jobs", lambda: _daily(app)))
     pause = 1.0
