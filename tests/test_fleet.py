@@ -224,6 +224,24 @@ def test_an_export_names_its_organisation_and_shows_only_its_register(
     assert "== alpha ==" in summary and "== beta ==" in summary
 
 
+def test_two_organisations_given_one_register_are_refused_the_second(
+        organisations: Organisations) -> None:
+    orgs = organisations
+    running(orgs, "alpha")
+    beta = orgs.add("beta")
+    # A copied configuration that still names alpha's register.
+    beta.write_text(beta.read_text().replace(str(orgs.root / "beta" / "register.sqlite3"),
+                                             str(orgs.root / "alpha" / "register.sqlite3")))
+    orgs.fleet.look_now.set()
+    orgs.wait_for(lambda: any(line.startswith("beta") and "même registre" in line
+                              for line in orgs.fleet.status_lines()),
+                  state=orgs.fleet.status_lines)
+    orgs.deliver("beta", form("client1@beta.example.net"))
+    time.sleep(3)  # beta, were it running, would have answered by now
+    assert orgs.sent_from("beta") == []
+    assert len(orgs.rows("alpha", Complaint)) == 1
+
+
 def test_a_failing_organisation_holds_up_no_other_and_is_taken_up_once_fixed(
         organisations: Organisations) -> None:
     orgs = organisations

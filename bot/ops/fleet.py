@@ -102,6 +102,8 @@ class Member:
     problem: str = ""
     failures: int = 0
     retry_at: float = 0.0
+    #: Its register (database URL and schema), once its configuration was read.
+    register: tuple[str, str] = ("", "")
 
     @property
     def running(self) -> bool:
@@ -222,6 +224,7 @@ class Fleet:
         self.members: dict[str, Member] = {}
         self.look_now = threading.Event()
         self._lock = threading.Lock()
+        self._registers = threading.Lock()
         # Connections for the organisations at work at the same moment, not for all.
         self.shared = Shared(pool_size=POOL)
 
@@ -278,7 +281,9 @@ class Fleet:
         work_for(member.slug)
         started = self.clock()
         try:
-            self.work(member_config(member.path), member.stop, self.shared)
+            config = member_config(member.path)
+            self._own_register(member, config)
+            self.work(config, member.stop, self.shared)
             member.failures = 0
             return
         except LockError as exc:
@@ -300,6 +305,19 @@ class Fleet:
         member.failures += 1
         member.retry_at = self.clock() + min(FIRST_RETRY * 2 ** (member.failures - 1),
                                              MAX_RETRY)
+
+    def _own_register(self, member: Member, config: Config) -> None:
+        """Refuse a register another organisation of this process runs: in one process
+        both would hold its lease (the same holder), and their mail would mix."""
+        register = (config.database_url, config.database_schema)
+        # Not the fleet's lock: it may be held while this very thread is being joined.
+        with self._registers:
+            for other in list(self.members.values()):
+                if other is not member and other.running and other.register == register:
+                    raise ConfigError("database", f"même registre que l'organisme "
+                                      f"{other.slug} : donnez-lui sa propre base ou son "
+                                      "propre schéma ([database] schema)")
+            member.register = register
 
     def _stop(self, member: Member) -> None:
         member.stop.set()
