@@ -26,10 +26,11 @@ import shutil
 import tempfile
 import unicodedata
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import Engine, delete, exists, insert, select, update
+from sqlalchemy import Connection, Engine, delete, exists, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -80,15 +81,16 @@ def checked(reference: str) -> str:
     return reference
 
 
-def message_names(content_hash: str, received_at: dt.datetime,
-                  attachments: Sequence[Document]) -> list[str]:
-    """Where an inbound message and its attachments go in a dossier, named from what the
-    register says, so that writing them again after a crash rewrites the same files."""
+def message_files(raw: bytes, content_hash: str, received_at: dt.datetime,
+                  attachments: Sequence[Document]) -> list[tuple[str, bytes]]:
+    """An inbound message and its attachments as the files of a dossier (path inside it,
+    content), named from what the register says, so that writing them again after a
+    crash rewrites the same files."""
     short = content_hash[:8]
-    names = [f"{MESSAGES}/{_stamp(received_at)}-{short}.eml"]
-    names += [f"{ATTACHMENTS}/{short}-{index:02d}-{safe_filename(item.filename)}"
+    files = [(f"{MESSAGES}/{_stamp(received_at)}-{short}.eml", raw)]
+    files += [(f"{ATTACHMENTS}/{short}-{index:02d}-{safe_filename(item.filename)}", item.data)
               for index, item in enumerate(attachments, start=1)]
-    return names
+    return files
 
 
 def sent_name(sent_at: dt.datetime, kind: str, row_id: int) -> str:
@@ -201,9 +203,7 @@ class Dossiers:
     ) -> None:
         """Keep an inbound message (.eml) and its attachments in the dossier."""
         folder = self.folder(reference)
-        names = message_names(content_hash, received_at, attachments)
-        contents = [raw, *(item.data for item in attachments)]
-        for name, data in zip(names, contents, strict=True):
+        for name, data in message_files(raw, content_hash, received_at, attachments):
             self._write(folder / name, data)
 
     def store_sent(self, reference: str, sent_at: dt.datetime, kind: str, row_id: int,
@@ -279,25 +279,31 @@ class DatabaseDossiers:
         """Nothing: a transaction is never half-written."""
         return 0
 
-    def _put(self, reference: str, files: list[tuple[str, bytes]], at: dt.datetime) -> None:
+    @contextmanager
+    def _writing(self, reference: str) -> Iterator[Connection]:
+        """One transaction writing the dossier of ``reference``; a database error is a
+        :class:`StoreError` naming it."""
         checked(reference)
         try:
             with self.engine.begin() as conn:
-                names = [name for name, _ in files]
-                conn.execute(delete(DossierFile).where(DossierFile.reference == reference,
-                                                       DossierFile.path.in_(names)))
-                conn.execute(insert(DossierFile), [
-                    {"reference": reference, "path": name, "data": data, "size": len(data),
-                     "written_at": at} for name, data in files])
+                yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"dossier {reference} not written: {type(exc).__name__}") from exc
+
+    def _put(self, reference: str, files: list[tuple[str, bytes]], at: dt.datetime) -> None:
+        with self._writing(reference) as conn:
+            names = [name for name, _ in files]
+            conn.execute(delete(DossierFile).where(DossierFile.reference == reference,
+                                                   DossierFile.path.in_(names)))
+            conn.execute(insert(DossierFile), [
+                {"reference": reference, "path": name, "data": data, "size": len(data),
+                 "written_at": at} for name, data in files])
 
     def store_message(self, reference: str, raw: bytes, content_hash: str,
                       received_at: dt.datetime, attachments: Sequence[Document]) -> None:
         """Keep an inbound message (.eml) and its attachments in the dossier."""
-        names = message_names(content_hash, received_at, attachments)
-        contents = [raw, *(item.data for item in attachments)]
-        self._put(reference, list(zip(names, contents, strict=True)), received_at)
+        self._put(reference, message_files(raw, content_hash, received_at, attachments),
+                  received_at)
 
     def store_sent(self, reference: str, sent_at: dt.datetime, kind: str, row_id: int,
                    raw: bytes) -> None:
@@ -310,17 +316,14 @@ class DatabaseDossiers:
         if not others:
             return
         kept = DossierFile.__table__.alias("kept")
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(DossierFile)
-                    .where(DossierFile.reference.in_(others),
-                           ~exists().where(kept.c.reference == reference,
-                                           kept.c.path == DossierFile.path))
-                    .values(reference=reference))
-                conn.execute(delete(DossierFile).where(DossierFile.reference.in_(others)))
-        except SQLAlchemyError as exc:
-            raise StoreError(f"dossier {reference} not written: {type(exc).__name__}") from exc
+        with self._writing(reference) as conn:
+            conn.execute(
+                update(DossierFile)
+                .where(DossierFile.reference.in_(others),
+                       ~exists().where(kept.c.reference == reference,
+                                       kept.c.path == DossierFile.path))
+                .values(reference=reference))
+            conn.execute(delete(DossierFile).where(DossierFile.reference.in_(others)))
 
     def exists(self, reference: str, within: Session | None = None) -> bool:
         """Whether a file is kept for ``reference``."""
