@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.phases import status_kib
-from bench.run import TimedCapture, _imap, machine
+from bench.run import TimedCapture, _imap, latency_ms, machine
 from tests.conftest import BOT, write_config
 from tests.servers import DOVECOT_PASSWORD, SmtpServer, start_dovecot, start_postgres
 
@@ -182,15 +182,6 @@ def _submissions(fleet: Fleet, handler: TimedCapture, count: int, seed: int,
     return sent
 
 
-def _percentiles(delays: list[float]) -> dict[str, float]:
-    delays = sorted(delays)
-    if not delays:
-        return {"ack_median_ms": 0.0, "ack_p99_ms": 0.0, "ack_max_ms": 0.0}
-    return {"ack_median_ms": statistics.median(delays) * 1000,
-            "ack_p99_ms": delays[max(int(len(delays) * 0.99 + 0.5) - 1, 0)] * 1000,
-            "ack_max_ms": delays[-1] * 1000}
-
-
 def _announce_floor(dovecot: Any, fleet: Fleet, rounds: int = 10) -> float:
     """Median delay between a delivery and Dovecot's announcement to an IDLE session."""
     from bot.testing import samples
@@ -253,7 +244,7 @@ def run(dovecot: Any, count: int, submissions: int, database: str | None) -> dic
             "cpu_while_idle": idle_cpu, "cpu_during_submissions": busy_cpu,
             "submissions": submissions,
             "acknowledged": sum(a in handler.arrivals for a in sent),
-            "dovecot_announces_after_ms": floor, **_percentiles(delays)}
+            "dovecot_announces_after_ms": floor, **latency_ms(delays, "ack_")}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -335,7 +326,7 @@ def failover(dovecot: Any, count: int, database: str, coordinator: str,
             "not_acknowledged": sum(n == 0 for n in acks.values()),
             "registered_once": sum(registered.count(a) == 1 for a in sent),
             "registered_twice_or_more": sum(registered.count(a) > 1 for a in sent),
-            **_percentiles(delays)}
+            **latency_ms(delays, "ack_")}
 
 
 def main() -> None:

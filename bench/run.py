@@ -160,10 +160,17 @@ def latency(dovecot, count: int) -> dict[str, float]:  # type: ignore[no-untyped
         bot.terminate()
         bot.wait(timeout=30)
         smtp.stop()
-    ordered = sorted(delays)
-    return {"submissions": count, "median_ms": statistics.median(ordered) * 1000,
-            "p90_ms": ordered[int(0.9 * (count - 1))] * 1000,
-            "p99_ms": ordered[int(0.99 * (count - 1))] * 1000, "max_ms": ordered[-1] * 1000}
+    return {"submissions": count, **latency_ms(delays)}
+
+
+def latency_ms(delays: list[float], prefix: str = "") -> dict[str, float]:
+    """Median, p90, p99 and maximum of ``delays`` (seconds), in milliseconds."""
+    ordered = sorted(delays) or [0.0]
+    last = len(ordered) - 1
+    return {f"{prefix}median_ms": statistics.median(ordered) * 1000,
+            f"{prefix}p90_ms": ordered[int(0.9 * last)] * 1000,
+            f"{prefix}p99_ms": ordered[int(0.99 * last)] * 1000,
+            f"{prefix}max_ms": ordered[-1] * 1000}
 
 
 def startup(runs: int = 15) -> dict[str, float]:
