@@ -2,6 +2,7 @@
 
     python -m bench.phases ingest CONFIG   # fetch, parse, classify, register, render
     python -m bench.phases send CONFIG     # send the whole outbox over one connection
+    python -m bench.phases bare CONFIG     # the same emails again, by a bare aiosmtplib loop
 
 Each prints one JSON line: what it did, how long it took, and the process's peak RSS.
 """
@@ -50,6 +51,36 @@ class TotalRss(threading.Thread):
             self.peak_kib = max(self.peak_kib, total)
 
 
+def bare_loop(app: object) -> int:
+    """What the outbox is measured against: its rendered emails, read from the register
+    first, sent again by nothing but aiosmtplib's ``sendmail`` in a loop over one
+    connection to the same server. No bookkeeping, no dossier copy, no log."""
+    import asyncio
+
+    import aiosmtplib
+    from sqlalchemy import select
+
+    from bot.app import App
+    from bot.store.models import Outbox
+
+    assert isinstance(app, App) and app.config.smtp is not None
+    server = app.config.smtp
+    with app.sessions() as session:
+        emails = session.execute(select(Outbox.envelope_from, Outbox.recipients, Outbox.raw)
+                                 .order_by(Outbox.id)).all()
+
+    async def send() -> None:
+        client = aiosmtplib.SMTP(hostname=server.host, port=server.port,
+                                 timeout=server.timeout)
+        await client.connect()
+        for envelope_from, recipients, raw in emails:
+            await client.sendmail(envelope_from, list(recipients), raw)
+        await client.quit()
+
+    asyncio.run(send())
+    return len(emails)
+
+
 def main() -> None:
     phase, config_path = sys.argv[1], Path(sys.argv[2])
     from bot.app import build_app
@@ -69,6 +100,8 @@ def main() -> None:
         summary = process_mailbox(app, source, sink=None)
         source.close()
         done = summary.fetched
+    elif phase == "bare":
+        done = bare_loop(app)
     else:
         sink = make_sink(app.config)
         done = 0

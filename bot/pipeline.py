@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
@@ -40,6 +41,7 @@ from bot.outbound.sinks import Sink
 from bot.procedure.handlers import ROUTES, handle
 from bot.reporting.status import FilingLog, record_setting
 from bot.store.db import RowBuffer
+from bot.store.dossier import DossierWrites
 from bot.store.models import Complaint, Contact, Inbound, MailboxState, Ticket
 
 log = logging.getLogger(__name__)
@@ -379,26 +381,46 @@ def _outcome(uid: str, row: Inbound, msg: InboundMessage | None,
                    absorb=absorb, resumed=resumed)
 
 
+def start_dossiers(app: App, outcomes: list[Outcome], writes: DossierWrites
+                   ) -> dict[int, Future[None]]:
+    """Begin writing the batch's dossiers (by ``writes``' thread): one future per message
+    that has a dossier, which :func:`finish_batch` waits for before filing it."""
+    return {outcome.row_id: writes.submit(_write_dossier, app, outcome)
+            for outcome in outcomes if outcome.dossier is not None}
+
+
+def _write_dossier(app: App, outcome: Outcome) -> None:
+    assert outcome.dossier is not None
+    app.dossiers.absorb(outcome.dossier, outcome.absorb)
+    if outcome.message is not None:
+        # Named from what the row says, so that a second attempt after a crash rewrites
+        # the same files instead of adding copies.
+        app.dossiers.store_message(
+            outcome.dossier, outcome.message.raw, outcome.message.content_hash,
+            outcome.received_at or app.clock(), outcome.message.attachments,
+        )
+
+
 def finish_batch(app: App, source: Source, outcomes: list[Outcome],
-                 filing: FilingLog | None = None) -> None:
+                 filing: FilingLog | None = None,
+                 written: dict[int, Future[None]] | None = None) -> None:
     """After commit: write dossiers, file messages, and record that they are done.
 
+    ``written``: the dossier writes :func:`start_dossiers` began for these outcomes;
+    without it they are done here. A message is filed only once its dossier is written.
     A folder that cannot be filed into leaves its messages ``committed`` in the inbox,
     noted in ``filing`` (shown by ``reclambot status`` and the director's digest); the
     other folders are filed all the same, and the next pass tries again.
     """
+    if written is None:
+        writes = DossierWrites(app.dossiers)
+        written = start_dossiers(app, outcomes, writes)
+        writes.close()
     by_folder: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         if outcome.dossier is not None:
             try:
-                app.dossiers.absorb(outcome.dossier, outcome.absorb)
-                if outcome.message is not None:
-                    # Named from what the row says, so that a second attempt after a
-                    # crash rewrites the same files instead of adding copies.
-                    app.dossiers.store_message(
-                        outcome.dossier, outcome.message.raw, outcome.message.content_hash,
-                        outcome.received_at or app.clock(), outcome.message.attachments,
-                    )
+                written[outcome.row_id].result()
             except (OSError, StoreError) as exc:
                 # Not filed, so the next run writes the dossier again.
                 log.error("dossier %s not written: %s", outcome.dossier, exc)
@@ -462,23 +484,27 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
     that cannot be reached), what is committed is still sent before the error is raised.
     """
     summary = RunSummary()
+    writes = DossierWrites(app.dossiers)
     try:
-        _process_mailbox(app, source, summary, sink, progress)
-    except SourceError:
+        try:
+            _process_mailbox(app, source, summary, sink, progress, writes)
+        except SourceError:
+            if sink is not None:
+                try:
+                    _add_report(summary.sent, send_pending(app, sink, copies=writes))
+                except ReclambotError as exc:  # the source's failure is the one to report
+                    log.warning("outbox not sent either: %s", exc)
+            raise
         if sink is not None:
-            try:
-                _add_report(summary.sent, send_pending(app, sink))
-            except ReclambotError as exc:  # the source's failure is the one to report
-                log.warning("outbox not sent either: %s", exc)
-        raise
-    if sink is not None:
-        _add_report(summary.sent, send_pending(app, sink))
+            _add_report(summary.sent, send_pending(app, sink, copies=writes))
+    finally:
+        writes.close()
     record_setting(app, "last_poll", app.clock().isoformat(timespec="seconds"))
     return summary
 
 
 def _process_mailbox(app: App, source: Source, summary: RunSummary, sink: Sink | None,
-                     progress: Callable[[int], None] | None) -> None:
+                     progress: Callable[[int], None] | None, writes: DossierWrites) -> None:
     uidvalidity = source.uidvalidity()
     settle_interrupted(app, source, uidvalidity)
     after = 0
@@ -492,19 +518,29 @@ def _process_mailbox(app: App, source: Source, summary: RunSummary, sink: Sink |
                             source.mailbox)
     parser = BatchParser(app.rulebook.undeclared_charsets, app.config.bot.parse_workers)
     try:
-        _process(app, source, uidvalidity, after, parser, summary, sink, progress)
+        _process(app, source, uidvalidity, after, parser, summary, sink, progress, writes)
     finally:
         parser.close()
 
 
 def _process(app: App, source: Source, uidvalidity: str, after: int, parser: BatchParser,
              summary: RunSummary, sink: Sink | None,
-             progress: Callable[[int], None] | None) -> None:
+             progress: Callable[[int], None] | None, writes: DossierWrites) -> None:
     filing = FilingLog(app)
     for batch in source.fetch(after, app.config.bot.batch_size,
                               app.config.limits.max_message_bytes):
         outcomes = handle_batch(app, source, uidvalidity, batch, parser)
-        finish_batch(app, source, outcomes, filing)
+        # The dossiers are written while the batch's emails go out; the messages are
+        # filed once both are done. Sending before filing changes nothing after a crash:
+        # a message still in the inbox is only filed again, its emails are booked sent.
+        written = start_dossiers(app, outcomes, writes)
+        unsent: ReclambotError | None = None
+        if sink is not None:
+            try:
+                _add_report(summary.sent, send_pending(app, sink, copies=writes))
+            except ReclambotError as exc:  # the server down: the batch is filed all the same
+                unsent = exc
+        finish_batch(app, source, outcomes, filing, written)
         for outcome in outcomes:
             summary.add(outcome)
         if progress is not None:
@@ -520,10 +556,10 @@ def _process(app: App, source: Source, uidvalidity: str, after: int, parser: Bat
                     state.uidvalidity, state.last_uid = uidvalidity, highest
                 else:
                     state.last_uid = max(state.last_uid, highest)
-        if sink is not None:
-            _add_report(summary.sent, send_pending(app, sink))
+        if unsent is not None:
+            raise unsent
         # The loop variables would keep this batch alive while the next one downloads.
-        del batch, outcomes
+        del batch, outcomes, written
 
 
 def _add_report(total: SendReport, part: SendReport) -> None:

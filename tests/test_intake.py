@@ -403,11 +403,11 @@ def test_restart_in_the_middle_of_a_batch(env: BotEnv, monkeypatch: pytest.Monke
         env.append(samples.form_submission(form(**{"Adresse e-mail": f"c{i}@example.org"})))
     calls = {"n": 0}
 
-    def crash_after_commit(app, source, outcomes, filing=None):  # type: ignore[no-untyped-def]
+    def crash_after_commit(app, source, outcomes, *rest):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt("killed after the second batch's commit")
-        return finish_batch(app, source, outcomes, filing)
+        return finish_batch(app, source, outcomes, *rest)
 
     monkeypatch.setattr("bot.pipeline.finish_batch", crash_after_commit)
     with pytest.raises(KeyboardInterrupt):

@@ -6,6 +6,7 @@ import ast
 import datetime as dt
 import io
 import multiprocessing
+import re
 from pathlib import Path
 
 import pytest
@@ -464,3 +465,19 @@ def test_log_lines_are_tagged_with_the_rulebooks_prefixes() -> None:
     flt.filter(record)
     assert record.ticket == "PLT-2026-0007"  # type: ignore[attr-defined]
     use_references("REC", "CT", "TK")
+
+
+def test_a_line_pattern_finds_what_a_multiline_regex_finds() -> None:
+    # The fast search (after each newline) must agree with ``(?im)^…`` everywhere: at the
+    # very start, after CRLF and LF, in any case, and never in the middle of a line.
+    from bot.core.protocol import LinePattern
+
+    fast = LinePattern(rb"[ \t>]*(?i:x-reclambot):")
+    slow = re.compile(rb"(?im)^[ \t>]*x-reclambot:")
+    samples_ = [b"X-Reclambot: 1\r\nb", b"a\r\n> x-RECLAMBOT: 2\r\n", b"a X-Reclambot: 3\n",
+                b"head\n\nbody\n  X-Reclambot:\n", b"", b"\nX-Reclambot:"]
+    for data in samples_:
+        assert [s for s, _ in fast.finditer(data)] == [m.start() for m in slow.finditer(data)]
+    data = b"X-Reclambot: head\n\nbody\n"
+    assert not fast.search(data, data.index(b"body"))  # from the body on: nothing
+    assert fast.search(data, 0)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.protocol import new_message_id
@@ -23,6 +24,7 @@ from bot.errors import DeliveryRefused, StoreError, TransientError
 from bot.outbound.autoreply import over_daily_limit
 from bot.outbound.compose import Email, compose
 from bot.store.db import append_row
+from bot.store.dossier import DossierWrites
 from bot.store.models import Complaint, Contact, Event, Outbox, Ticket
 
 if TYPE_CHECKING:
@@ -98,12 +100,11 @@ class _Links(Protocol):
     contact_id: int | None
 
 
-def dossier_reference(session: Session, row: _Links) -> str | None:
+def dossier_reference(connection: Connection, row: _Links) -> str | None:
     """The dossier an email belongs to: its complaint's, once the contact or ticket entered it.
 
     Plain column queries: loading a complaint also loads its failures and actions.
     """
-    connection = session.connection()
     complaint_id = row.complaint_id
     for statement, linked in ((_TICKET_LINKS, row.ticket_id), (_CONTACT_LINKS, row.contact_id)):
         if complaint_id is None and linked is not None:
@@ -152,7 +153,7 @@ def _report_refusal(session: Session, app: App, row: Outbox, error: str) -> None
     """Tell the director once that an email was refused (never about her own mail)."""
     if row.to_address in app.config.organisation.director_addresses:
         return
-    reference = dossier_reference(session, row)
+    reference = dossier_reference(session.connection(), row)
     complaint = session.get(Complaint, row.complaint_id) if row.complaint_id else None
     tag = app.tokens.tag(complaint.number) if complaint else f"[{reference or 'envoi'}]"
     enqueue(session, app, Email(
@@ -162,14 +163,14 @@ def _report_refusal(session: Session, app: App, row: Outbox, error: str) -> None
         reference=reference or "envoi", auto_submitted="auto-generated"), complaint=complaint)
 
 
-_CLAIM = select(Outbox.kind, Outbox.envelope_from, Outbox.recipients, Outbox.raw,
-                Outbox.complaint_id, Outbox.ticket_id, Outbox.contact_id
-                ).where(Outbox.id == bindparam("row_id"))
-# Only a row still pending is taken: two senders never both send it.
-_SENDING = (update(Outbox).where(Outbox.id == bindparam("row_id"),
-                                 Outbox.status == OutboxStatus.PENDING)
-            .values(status=OutboxStatus.SENDING, attempts=Outbox.attempts + 1,
-                    claimed_by=bindparam("claimant"), claimed_at=bindparam("now")))
+# Only a row still pending is taken, so two senders never both send it; the columns the
+# send needs come back with the claim (one statement instead of a SELECT and an UPDATE).
+_CLAIM = (update(Outbox).where(Outbox.id == bindparam("row_id"),
+                               Outbox.status == OutboxStatus.PENDING)
+          .values(status=OutboxStatus.SENDING, attempts=Outbox.attempts + 1,
+                  claimed_by=bindparam("claimant"), claimed_at=bindparam("now"))
+          .returning(Outbox.kind, Outbox.envelope_from, Outbox.recipients, Outbox.raw,
+                     Outbox.complaint_id, Outbox.ticket_id, Outbox.contact_id))
 _SENT = (update(Outbox).where(Outbox.id == bindparam("row_id"))
          .values(status=OutboxStatus.SENT, sent_at=bindparam("sent_at")))
 
@@ -205,38 +206,42 @@ class _Attempt:
     error: str = ""
 
 
-def _book(session: Session, app: App, attempt: _Attempt, now: dt.datetime,
+def _book(connection: Connection, app: App, attempt: _Attempt, now: dt.datetime,
           report: SendReport) -> tuple[str | None, dt.datetime] | None:
     """Record what became of ``attempt``; if it was sent, its dossier and when it was sent."""
     if attempt.outcome != "sent":
-        _not_sent(session, app, attempt.row_id, attempt.outcome, attempt.error, now, report)
+        # Seldom: the ORM, for the backoff and the director's notice, inside the same
+        # transaction (the session joins it and leaves committing to it).
+        with Session(bind=connection, expire_on_commit=False) as session:
+            _not_sent(session, app, attempt.row_id, attempt.outcome, attempt.error, now,
+                      report)
+            session.flush()
         return None
     sent_at = app.clock()
-    session.connection().execute(_SENT, {"row_id": attempt.row_id, "sent_at": sent_at})
+    connection.execute(_SENT, {"row_id": attempt.row_id, "sent_at": sent_at})
     report.sent += 1
-    return dossier_reference(session, attempt.claimed), sent_at
+    return dossier_reference(connection, attempt.claimed), sent_at
 
 
-def _keep_sent(app: App, attempt: _Attempt, reference: str | None,
+def _keep_sent(app: App, kind: str, row_id: int, raw: bytes, reference: str,
                sent_at: dt.datetime) -> None:
     """After the commit: a copy of the sent email in its dossier."""
-    if reference is not None:
-        try:
-            app.dossiers.store_sent(reference, sent_at, attempt.claimed.kind, attempt.row_id,
-                                    attempt.claimed.raw)
-        except (OSError, StoreError) as exc:
-            # The email is sent and its row keeps the full copy (``outbox.raw``, in the
-            # audit file and GDPR exports): a dossier that cannot be written must not stop
-            # the emails after it.
-            log.error("copy of %s (%s) not kept in dossier %s: %s", attempt.claimed.kind,
-                      attempt.row_id, reference, exc)
-    log.info("sent %s (%s) for %s", attempt.claimed.kind, attempt.row_id, reference or "-")
+    try:
+        app.dossiers.store_sent(reference, sent_at, kind, row_id, raw)
+    except (OSError, StoreError) as exc:
+        # The email is sent and its row keeps the full copy (``outbox.raw``, in the
+        # audit file and GDPR exports): a dossier that cannot be written must not stop
+        # the emails after it.
+        log.error("copy of %s (%s) not kept in dossier %s: %s", kind, row_id, reference, exc)
 
 
-def send_pending(app: App, sink: Sink, limit: int = 500, claimant: str = RUNNER) -> SendReport:
+def send_pending(app: App, sink: Sink, limit: int = 500, claimant: str = RUNNER,
+                 copies: DossierWrites | None = None) -> SendReport:
     """Send every due email over one sink connection; bookkeeping committed per email.
 
-    ``claimant`` names the sender in each row it takes (:func:`recover_interrupted`).
+    ``claimant`` names the sender in each row it takes (:func:`recover_interrupted`);
+    ``copies`` writes the dossier copies of the sent emails (by its thread, while the
+    next ones are sent; waited for before returning), else they are written here.
 
     Each row goes ``pending`` → ``sending`` (committed) → handed to the sink → ``sent``
     (committed): a crash leaves at most the one row being sent in ``sending``. The outcome
@@ -255,26 +260,42 @@ def send_pending(app: App, sink: Sink, limit: int = 500, claimant: str = RUNNER)
         ).scalars().all()
     if not due:
         return report
-    with sink.connect() as connection, app.sessions() as session:
+    writes = copies or DossierWrites(app.dossiers)
+    try:
+        _send_due(app, sink, due, now, claimant, writes, report)
+    finally:
+        if copies is None:
+            writes.close()
+        else:
+            copies.wait()
+    return report
+
+
+def _send_due(app: App, sink: Sink, due: Sequence[int], now: dt.datetime, claimant: str,
+              writes: DossierWrites, report: SendReport) -> None:
+    # One database connection for the pass, and Core statements on it: a session per
+    # email cost more than the SMTP exchange.
+    with sink.connect() as connection, app.engine.connect() as database:
         done: _Attempt | None = None  # handed to the sink, not booked yet
         for row_id in [*due, None]:
             if row_id is None and done is None:
                 break  # nothing left to book
-            which = {"row_id": row_id}
-            with session.begin():
-                booked = _book(session, app, done, now, report) if done else None
+            with database.begin():
+                booked = _book(database, app, done, now, report) if done else None
                 claimed = None
                 if row_id is not None:
-                    # Columns and a plain UPDATE: an ORM load cost more than sending it.
-                    claimed = session.connection().execute(_CLAIM, which).first()
-                    if claimed is not None and not session.connection().execute(
-                            _SENDING, {**which, "claimant": claimant, "now": now}).rowcount:
-                        claimed = None  # another pass sent it meanwhile
+                    claimed = database.execute(_CLAIM, {"row_id": row_id, "claimant": claimant,
+                                                        "now": now}).first()
             if done is not None and booked is not None:
-                _keep_sent(app, done, *booked)
+                reference, sent_at = booked
+                log.info("sent %s (%s) for %s", done.claimed.kind, done.row_id,
+                         reference or "-")
+                if reference is not None:
+                    writes.submit(_keep_sent, app, done.claimed.kind, done.row_id,
+                                  done.claimed.raw, reference, sent_at)
             done = None
             if claimed is None or row_id is None:
-                continue
+                continue  # another pass sent it meanwhile, or the last one is booked
             attempt = _Attempt(row_id, claimed, "sent")
             try:
                 connection.send(claimed.envelope_from, list(claimed.recipients), claimed.raw)
@@ -283,4 +304,3 @@ def send_pending(app: App, sink: Sink, limit: int = 500, claimant: str = RUNNER)
             except DeliveryRefused as exc:
                 attempt.outcome, attempt.error = "failed", str(exc)[:2000]
             done = attempt
-    return report

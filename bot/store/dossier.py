@@ -23,12 +23,12 @@ import datetime as dt
 import os
 import re
 import shutil
-import tempfile
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, delete, exists, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -168,19 +168,24 @@ class Dossiers:
         return f"{self.root.name}/{reference}/"
 
     def _write(self, path: Path, data: bytes) -> Path:
+        # Written beside its place, then renamed over it: a reader never sees half a file.
+        # The temporary name is the file's own (one writer per dossier at a time, and a
+        # leftover is swept): mkstemp's random names cost more than the write.
+        tmp = path.with_name(f".tmp-{path.name}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            fd = os.open(tmp, flags, 0o600)
         except FileNotFoundError:
             # Folders are created on first need only: a mkdir on every write cost as much
             # as the write itself.
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            fd = os.open(tmp, flags, 0o600)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with open(fd, "wb") as out:
                 out.write(data)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return path
 
@@ -355,3 +360,47 @@ class DatabaseDossiers:
         with self.engine.begin() as conn:
             return bool(conn.execute(delete(DossierFile).where(
                 DossierFile.reference == reference)).rowcount)
+
+
+class DossierWrites:
+    """Dossier writes handed to one thread of their own, in the order they are asked.
+
+    Creating folders and files is the filesystem's slowest work (on some disks a
+    millisecond each, more than the rest of a message), and it waits for the disk, not
+    for Python: done by a thread, it runs while the pipeline sends the batch's emails.
+    Whoever depends on a write waits for its :class:`~concurrent.futures.Future` (a
+    message is filed only once its dossier is written); :meth:`close` waits for all.
+    The database store writes in its own transactions, which a second connection would
+    only queue behind the pipeline's: its writes run at once, in the caller's thread.
+    """
+
+    def __init__(self, store: DossierStore) -> None:
+        self._pool = (ThreadPoolExecutor(1, thread_name_prefix="dossiers")
+                      if isinstance(store, Dossiers) else None)
+
+    def submit(self, write: Callable[..., None], *args: Any) -> Future[None]:
+        """Run ``write(*args)``, in the writer thread if there is one; its future."""
+        if self._pool is not None:
+            return self._pool.submit(write, *args)
+        done: Future[None] = Future()
+        try:
+            write(*args)
+        except Exception as exc:  # kept for the caller, as the thread's would be
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+        return done
+
+    def wait(self) -> None:
+        """Wait for every write asked so far (one thread: the last one asked ends last)."""
+        if self._pool is not None:
+            self._pool.submit(_nothing).result()
+
+    def close(self) -> None:
+        """Wait for every write asked so far, and stop the thread."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def _nothing() -> None:
+    """A write that writes nothing: what :meth:`DossierWrites.wait` waits for."""

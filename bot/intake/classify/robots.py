@@ -7,12 +7,13 @@ the chain, one each (:func:`subject_links`).
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from bot.core.protocol import OUR_MESSAGE_ID, OWN_HEADER, OWN_HEADER_LINE
+from bot.core.protocol import OUR_MESSAGE_ID, OWN_HEADER, OWN_HEADER_LINE, LinePattern
 from bot.core.text import strip_accents
 from bot.intake.classify.chain import Context, Link, Outcome, Rule
 from bot.intake.message import split_head
@@ -79,13 +80,14 @@ def delivery_report(msg: InboundMessage, ctx: Context) -> str | None:
     return None
 
 
-_CONTENT_TYPE = re.compile(rb"(?im)^content-type:[ \t]*([a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)")
+_CONTENT_TYPE = LinePattern(
+    rb"(?i:content-type:[ \t]*([a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+))")
 
 
 def _part_types(msg: InboundMessage) -> list[tuple[int, str]]:
     """(offset, type) of every Content-Type header of the message, its own first."""
-    return [(m.start(), m.group(1).decode("ascii").lower())
-            for m in _CONTENT_TYPE.finditer(msg.raw)]
+    return [(start, m.group(1).decode("ascii").lower())
+            for start, m in _CONTENT_TYPE.finditer(msg.raw)]
 
 
 def _outside_enclosed(msg: InboundMessage, ctx: Context) -> list[str]:
@@ -107,10 +109,17 @@ def report_structure(msg: InboundMessage, ctx: Context) -> str | None:
     return f"une partie {found[0]} (la structure d'un rapport)" if found else None
 
 
+#: How much of a line the body openings are matched against (the longest is far shorter).
+OPENING_CHARS = 300
+
+
 def report_body_opening(msg: InboundMessage, ctx: Context) -> str | None:
     """The body begins as delivery systems begin theirs."""
-    lines = [" ".join(strip_accents(line).casefold().split())
-             for line in msg.text.splitlines() if line.strip()][:3]
+    # The first three lines only, and their first OPENING_CHARS characters (every opening
+    # is a short sentence): folding whole paragraphs cost more than the rule itself.
+    lines = list(itertools.islice(
+        (" ".join(strip_accents(line[:OPENING_CHARS]).casefold().split())
+         for line in msg.text.splitlines() if line.strip()), 3))
     for pattern in ctx.app.rulebook.robots.report_body_openings:
         if any(pattern.match(line) for line in lines):
             return f"le corps commence comme un rapport de remise ({pattern.pattern!r})"
@@ -235,9 +244,10 @@ def subject_links(rulebook: Rulebook, outcome: Outcome) -> tuple[Link, ...]:
 def quotes_own_email(msg: InboundMessage, ctx: Context) -> str | None:
     """The body quotes one of the bot's emails (its Message-ID or its X-Reclambot header),
     and the sender is nobody the bot ever wrote to: a machine sent it back."""
-    body = msg.raw[split_head(msg.raw)[1]:]
-    quoted = list(dict.fromkeys(m.decode("ascii") for m in OUR_MESSAGE_ID.findall(body)))
-    if not quoted and not OWN_HEADER_LINE.search(body):
+    start = split_head(msg.raw)[1]  # the body, without copying it
+    quoted = list(dict.fromkeys(m.decode("ascii")
+                                for m in OUR_MESSAGE_ID.findall(msg.raw, start)))
+    if not quoted and not OWN_HEADER_LINE.search(msg.raw, start):
         return None
     sender = msg.from_address
     if sender and ctx.session.scalar(select(Outbox.id).where(Outbox.to_address == sender)
