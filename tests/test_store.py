@@ -1,19 +1,24 @@
 """The database without surprises: the batch's row buffer is its own object and touches
-no other session; no model method flushes; dossier folders go only after commit."""
+no other session; no model method flushes; dossier folders go only after commit; dossier
+files, written by a thread of their own, are there before a message is filed."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.states import ComplaintStatus
 from bot.procedure import purge as purge_module
 from bot.procedure.purge import purge
 from bot.store.db import RowBuffer, append_row, held_count
-from bot.store.models import Complaint, Event, Inbound
+from bot.store.dossier import DatabaseDossiers, Dossiers, DossierWrites
+from bot.store.models import Complaint, Contact, Event, Inbound
 from bot.testing import samples
 from tests.conftest import MemoryEnv
 
@@ -93,3 +98,66 @@ def test_a_message_without_message_id_is_named_by_its_row(memory: MemoryEnv) -> 
     [row] = memory.query(Inbound)
     [event] = memory.query(Event, Event.kind == "initial_contact")
     assert row.message_id == "" and event.origin == f"inbound:{row.id}"
+
+
+# --- Dossier writes beside the pipeline ---------------------------------------------------
+
+
+def test_a_message_is_filed_only_once_its_dossier_is_written(
+        memory: MemoryEnv, caplog: pytest.LogCaptureFixture) -> None:
+    # The writer thread cannot create the dossiers folder (a file stands in its place):
+    # the message is registered and answered, but stays in the inbox, its row committed,
+    # until a later pass writes its dossier; nobody is answered twice. The copy of the
+    # answer is not written either, and said so (the register keeps it: outbox.raw).
+    root = memory.app.config.dossiers
+    root.write_text("pas un dossier")
+    summary = memory.deliver(samples.free_text(sender="anne@example.org"))
+    assert "copy of form_link (1) not kept in dossier" in caplog.text
+    assert summary.unfiled == 1
+    assert len(memory.source.folder("INBOX")) == 1
+    assert [row.state for row in memory.query(Inbound)] == ["committed"]
+    root.unlink()
+    summary = memory.deliver()
+    assert summary.unfiled == 0 and memory.source.folder("INBOX") == []
+    [row] = memory.query(Inbound)
+    assert row.state == "done"
+    [contact] = memory.query(Contact)
+    names = memory.app.dossiers.names(contact.reference)
+    assert [n.split("/")[0] for n in names] == ["messages"]
+    assert len(memory.sink.to("anne@example.org")) == 1
+
+
+def test_every_sent_copy_is_in_its_dossier_when_the_pass_returns(memory: MemoryEnv) -> None:
+    for i in range(12):  # more than one batch of 5
+        memory.source.deliver(samples.free_text(sender=f"c{i}@example.org"))
+    summary = memory.deliver()
+    assert summary.sent.sent == 12
+    for contact in memory.query(Contact):
+        names = memory.app.dossiers.names(contact.reference)
+        assert len([n for n in names if n.startswith("envois/")]) == 1, names
+        assert len([n for n in names if n.startswith("messages/")]) == 1, names
+
+
+def test_dossier_writes_run_in_order_and_report_their_failures(tmp_path: Path) -> None:
+    store = Dossiers(tmp_path / "dossiers")
+    writes = DossierWrites(store)
+    seen: list[int] = []
+    slow = writes.submit(lambda: (time.sleep(0.05), seen.append(1)) and None)
+    fast = writes.submit(seen.append, 2)
+
+    def failing() -> None:
+        raise OSError("disque plein")
+
+    failed = writes.submit(failing)
+    writes.wait()
+    assert seen == [1, 2] and slow.done() and fast.done()
+    with pytest.raises(OSError, match="disque plein"):
+        failed.result()
+    writes.close()
+    # The database store writes in the caller's thread, at once.
+    inline = DossierWrites(DatabaseDossiers(create_engine("sqlite://")))
+    here: list[str] = []
+    inline.submit(lambda: here.append(threading.current_thread().name))
+    assert here == [threading.current_thread().name]
+    with pytest.raises(OSError):
+        inline.submit(failing).result()
