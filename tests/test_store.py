@@ -142,7 +142,11 @@ def test_dossier_writes_run_in_order_and_report_their_failures(tmp_path: Path) -
     store = Dossiers(tmp_path / "dossiers")
     writes = DossierWrites(store)
     seen: list[int] = []
-    slow = writes.submit(lambda: (time.sleep(0.05), seen.append(1)) and None)
+    def slow_write() -> None:
+        time.sleep(0.05)  # the next write is asked long before this one ends
+        seen.append(1)
+
+    slow = writes.submit(slow_write)
     fast = writes.submit(seen.append, 2)
 
     def failing() -> None:
