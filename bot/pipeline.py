@@ -2,9 +2,11 @@
 
 One batch of messages is one database transaction; a message that fails goes to
 quarantine alone while the batch goes on (see :func:`handle_batch`). Only after the
-commit does the bot touch the world: dossier files are written, messages are moved
-to their folders, the watermark advances, and the outbox is sent. A crash anywhere
-leaves a state from which the next run finishes the work without doing anything twice:
+commit does the bot touch the world: dossier files are written (by a thread of their own,
+:class:`~bot.store.dossier.DossierWrites`) while the outbox is sent, then messages are
+moved to their folders once their dossiers are written, and the watermark advances.
+A crash anywhere leaves a state from which the next run finishes the work without doing
+anything twice:
 
 - before commit: nothing happened; the batch is fetched and handled again;
 - after commit, before filing: the message is still in the inbox, its row says
