@@ -15,7 +15,6 @@ OWN_HEADER = "X-Reclambot"
 OUR_MESSAGE_ID = re.compile(rb"<[0-9a-f]{32}\.reclambot@[^<>\s]+>")
 
 
-
 class LinePattern:
     """A bytes pattern that must match at the start of a line, found quickly in a raw
     message.

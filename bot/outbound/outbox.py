@@ -260,7 +260,7 @@ def send_pending(app: App, sink: Sink, limit: int = 500, claimant: str = RUNNER,
         ).scalars().all()
     if not due:
         return report
-    writes = copies or DossierWrites(app.dossiers)
+    writes = copies if copies is not None else DossierWrites(app.dossiers)
     try:
         _send_due(app, sink, due, now, claimant, writes, report)
     finally:
