@@ -15,6 +15,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 
 def status_kib(field: str, pid: int | str = "self") -> int:
@@ -51,7 +55,7 @@ class TotalRss(threading.Thread):
             self.peak_kib = max(self.peak_kib, total)
 
 
-def bare_loop(app: object) -> int:
+def bare_loop(app: App) -> int:
     """What the outbox is measured against: its rendered emails, read from the register
     first, sent again by nothing but aiosmtplib's ``sendmail`` in a loop over one
     connection to the same server. No bookkeeping, no dossier copy, no log."""
@@ -60,10 +64,9 @@ def bare_loop(app: object) -> int:
     import aiosmtplib
     from sqlalchemy import select
 
-    from bot.app import App
     from bot.store.models import Outbox
 
-    assert isinstance(app, App) and app.config.smtp is not None
+    assert app.config.smtp is not None
     server = app.config.smtp
     with app.sessions() as session:
         emails = session.execute(select(Outbox.envelope_from, Outbox.recipients, Outbox.raw)

@@ -415,9 +415,7 @@ def finish_batch(app: App, source: Source, outcomes: list[Outcome],
     other folders are filed all the same, and the next pass tries again.
     """
     if written is None:
-        writes = DossierWrites(app.dossiers)
-        written = start_dossiers(app, outcomes, writes)
-        writes.close()
+        written = start_dossiers(app, outcomes, DossierWrites(app.dossiers, background=False))
     by_folder: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         if outcome.dossier is not None:

@@ -165,3 +165,8 @@ def test_dossier_writes_run_in_order_and_report_their_failures(tmp_path: Path) -
     assert here == [threading.current_thread().name]
     with pytest.raises(OSError):
         inline.submit(failing).result()
+    # So does the folder store, for a caller that waits at once (finish_batch alone).
+    here.clear()
+    DossierWrites(store, background=False).submit(
+        lambda: here.append(threading.current_thread().name))
+    assert here == [threading.current_thread().name]

@@ -371,12 +371,13 @@ class DossierWrites:
     Whoever depends on a write waits for its :class:`~concurrent.futures.Future` (a
     message is filed only once its dossier is written); :meth:`close` waits for all.
     The database store writes in its own transactions, which a second connection would
-    only queue behind the pipeline's: its writes run at once, in the caller's thread.
+    only queue behind the pipeline's: its writes run at once, in the caller's thread, as
+    every store's do with ``background=False`` (for a caller that waits for them at once).
     """
 
-    def __init__(self, store: DossierStore) -> None:
+    def __init__(self, store: DossierStore, background: bool = True) -> None:
         self._pool = (ThreadPoolExecutor(1, thread_name_prefix="dossiers")
-                      if isinstance(store, Dossiers) else None)
+                      if background and isinstance(store, Dossiers) else None)
 
     def submit(self, write: Callable[..., None], *args: Any) -> Future[None]:
         """Run ``write(*args)``, in the writer thread if there is one; its future."""
