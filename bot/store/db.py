@@ -36,17 +36,50 @@ def shares(url: str) -> bool:
     return not url.startswith("sqlite")
 
 
+#: How long an SQLite connection waits for another's lock (the driver's busy timeout).
+SQLITE_BUSY_SECONDS = 60.0
+
+
+_ROLLBACK_JOURNALS = frozenset({"delete", "truncate", "persist"})
+
+
+def _write_ahead_log(dbapi_connection: Any, wait: float = SQLITE_BUSY_SECONDS) -> None:
+    """Put the register in WAL mode, waiting for other connections as any write does.
+
+    Switching the journal mode needs the file to itself, and SQLite answers "database is
+    locked" at once instead of waiting: several processes opening a new register together
+    (``run`` and ``serve`` started at once) would see one of them fail. The mode is kept
+    in the file, so once any connection switched it the others find it done.
+    """
+    deadline = time.monotonic() + wait
+    pause = 0.005
+    while True:
+        try:
+            mode = dbapi_connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except dbapi_connection.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+            continue
+        # SQLite may also leave a rollback journal as it was when another connection holds
+        # the file; a database in memory has no other mode than its own.
+        if str(mode).lower() not in _ROLLBACK_JOURNALS or time.monotonic() >= deadline:
+            return
+        time.sleep(pause)
+
+
 def new_engine(url: str, pool_size: int = 5) -> Engine:
     """Create an engine; on SQLite, make transactions real and writers wait for each other."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
             # Let SQLAlchemy, not the sqlite3 module, emit BEGIN: SAVEPOINTs then work.
             dbapi_connection.isolation_level = None
+            _write_ahead_log(dbapi_connection)
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             # Erased personal data must not linger in free pages of the file.
@@ -65,7 +98,13 @@ def new_engine(url: str, pool_size: int = 5) -> Engine:
             conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=pool_size)
+    # No server-side prepared statements: psycopg forgets them at every ROLLBACK (each
+    # read-only session ends with one, and it then sends DEALLOCATE ALL), and the
+    # registers of a fleet change search_path between transactions, which makes the
+    # server plan them again anyway: preparing cost round trips and bought nothing.
+    engine = create_engine(url, pool_size=pool_size,
+                           connect_args={"prepare_threshold": None}
+                           if url.startswith("postgresql+psycopg") else {})
 
     @event.listens_for(engine, "checkin")
     def _checkin(_dbapi_connection: Any, record: Any) -> None:
@@ -106,13 +145,35 @@ def in_schema(engine: Engine, schema: str) -> Engine:
     if engine.dialect.name != "postgresql":
         raise StoreError(f"schema {schema}: only a PostgreSQL register has schemas")
     scoped = engine.execution_options()  # its own events, the same pool and cache
+    # ``schema`` was checked as a plain identifier ([database] schema).
+    setting = f'SET LOCAL search_path TO "{schema}"'
+    opening = f"BEGIN; {setting}".encode()
+    pq: Any
+    try:
+        from psycopg import pq
+    except ImportError:  # another driver: the setting goes as a statement of its own
+        pq = None
 
     @event.listens_for(scoped, "begin")
     def _begin(conn: Any) -> None:
-        # ``schema`` was checked as a plain identifier ([database] schema).
-        conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
+        driver = conn.connection.driver_connection
+        pgconn = getattr(driver, "pgconn", None)  # psycopg's libpq connection
+        if (pq is None or pgconn is None or driver.autocommit
+                or pgconn.transaction_status != pq.TransactionStatus.IDLE):
+            conn.exec_driver_sql(setting)
+            return
+        # BEGIN and the search_path in one round trip, said to libpq itself (psycopg then
+        # sees a transaction open and sends no BEGIN of its own): through the driver,
+        # each was a round trip, two of the six of an idle pass's transaction.
+        result = pgconn.exec_(opening)
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            import psycopg
+
+            raise psycopg.OperationalError(
+                (result.error_message or pgconn.error_message).decode("utf-8", "replace"))
 
     return scoped
+
 
 
 class Engines:
