@@ -41,7 +41,7 @@ from bot.intake.sources.base import RawMessage, Source
 from bot.outbound.outbox import SendReport, send_pending
 from bot.outbound.sinks import Sink
 from bot.procedure.handlers import ROUTES, handle
-from bot.reporting.status import FilingLog, record_setting
+from bot.reporting.status import FilingLog, filing_failures, record_setting
 from bot.store.db import RowBuffer
 from bot.store.dossier import DossierWrites
 from bot.store.models import Complaint, Contact, Inbound, MailboxState, Ticket
@@ -405,11 +405,14 @@ def _write_dossier(app: App, outcome: Outcome) -> None:
 
 def finish_batch(app: App, source: Source, outcomes: list[Outcome],
                  filing: FilingLog | None = None,
-                 written: dict[int, Future[None]] | None = None) -> None:
+                 written: dict[int, Future[None]] | None = None,
+                 then: Callable[[Session], None] | None = None) -> None:
     """After commit: write dossiers, file messages, and record that they are done.
 
     ``written``: the dossier writes :func:`start_dossiers` began for these outcomes;
     without it they are done here. A message is filed only once its dossier is written.
+    ``then``: more bookkeeping for the same transaction as the one recording them done
+    (the watermark), once each outcome says whether it is ``finished``.
     A folder that cannot be filed into leaves its messages ``committed`` in the inbox,
     noted in ``filing`` (shown by ``reclambot status`` and the director's digest); the
     other folders are filed all the same, and the next pass tries again.
@@ -441,29 +444,38 @@ def finish_batch(app: App, source: Source, outcomes: list[Outcome],
                 filing.succeeded(folder)
         for o in group:
             o.finished = True
-    _mark_done(app, [o.row_id for o in outcomes if o.finished])
+    _mark_done(app, [o.row_id for o in outcomes if o.finished], then)
 
 
-def _mark_done(app: App, row_ids: list[int]) -> None:
-    if row_ids:
+def _mark_done(app: App, row_ids: list[int],
+               then: Callable[[Session], None] | None = None) -> None:
+    if row_ids or then is not None:
         with app.transaction() as session:
-            # One UPDATE: loading the rows to change one column cost more than the change.
-            session.execute(update(Inbound).where(Inbound.id.in_(row_ids)).values(state=InboundState.DONE))
+            if row_ids:
+                # One UPDATE: loading the rows to change one column cost more than the
+                # change.
+                session.execute(update(Inbound).where(Inbound.id.in_(row_ids))
+                                .values(state=InboundState.DONE))
+            if then is not None:
+                then(session)
 
 
-def settle_interrupted(app: App, source: Source, uidvalidity: str) -> int:
-    """Rows an earlier run committed but did not mark done: done if already filed.
+def _committed(session: Session, mailbox: str, uidvalidity: str) -> list[tuple[int, str]]:
+    """The rows of ``mailbox`` committed but not yet recorded as filed."""
+    return [(row_id, uid) for row_id, uid in session.execute(
+        select(Inbound.id, Inbound.uid).where(
+            Inbound.mailbox == mailbox, Inbound.uidvalidity == uidvalidity,
+            Inbound.state == InboundState.COMMITTED))]
+
+
+def settle_interrupted(app: App, source: Source, rows: list[tuple[int, str]]) -> int:
+    """Rows an earlier run committed but did not mark done (``rows``, as
+    :func:`_committed` read them): done if already filed.
 
     A crash between moving a message and recording it leaves the row ``committed`` while
     the message is no longer in the inbox (its dossier was written before the move).
     Messages still in the inbox are finished by the normal fetch instead.
     """
-    with app.sessions() as session:
-        rows = session.execute(
-            select(Inbound.id, Inbound.uid).where(
-                Inbound.mailbox == source.mailbox, Inbound.uidvalidity == uidvalidity,
-                Inbound.state == InboundState.COMMITTED)
-        ).all()
     if not rows:
         return 0
     still_there = source.present([uid for _, uid in rows])
@@ -477,11 +489,14 @@ def _watermark(session: Session, mailbox: str) -> MailboxState | None:
 
 
 def process_mailbox(app: App, source: Source, sink: Sink | None = None,
-                    progress: Callable[[int], None] | None = None) -> RunSummary:
+                    progress: Callable[[int], None] | None = None,
+                    note_poll: bool = True) -> RunSummary:
     """Handle everything waiting in ``source``; send the outbox after each batch.
 
     The outbox never waits on the mailbox: when the source fails (server down, a folder
     that cannot be reached), what is committed is still sent before the error is raised.
+    ``note_poll``: record the time of this pass for ``reclambot status`` (a watcher does
+    it once a minute, not at every pass: each write is a transaction).
     """
     summary = RunSummary()
     writes = DossierWrites(app.dossiers)
@@ -495,38 +510,65 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
                 except ReclambotError as exc:  # the source's failure is the one to report
                     log.warning("outbox not sent either: %s", exc)
             raise
-        if sink is not None:
+        if sink is not None and not summary.fetched:
+            # A pass that handled a batch sent the outbox right after it already.
             _add_report(summary.sent, send_pending(app, sink, copies=writes))
     finally:
         writes.close()
-    record_setting(app, "last_poll", app.clock().isoformat(timespec="seconds"))
+    if note_poll:
+        record_setting(app, "last_poll", app.clock().isoformat(timespec="seconds"))
     return summary
 
 
 def _process_mailbox(app: App, source: Source, summary: RunSummary, sink: Sink | None,
                      progress: Callable[[int], None] | None, writes: DossierWrites) -> None:
     uidvalidity = source.uidvalidity()
-    settle_interrupted(app, source, uidvalidity)
+    # What the pass needs to know first, read in one transaction.
+    with app.sessions() as session:
+        committed = _committed(session, source.mailbox, uidvalidity)
+        state = _watermark(session, source.mailbox) if source.ordered else None
+        filing = FilingLog(app, filing_failures(session))
+    settle_interrupted(app, source, committed)
     after = 0
-    if source.ordered:
-        with app.sessions() as session:
-            state = _watermark(session, source.mailbox)
-            if state is not None and state.uidvalidity == uidvalidity:
-                after = state.last_uid
-            elif state is not None:
-                log.warning("UIDVALIDITY of %s changed: every message is checked again",
-                            source.mailbox)
+    if state is not None and state.uidvalidity == uidvalidity:
+        after = state.last_uid
+    elif state is not None:
+        log.warning("UIDVALIDITY of %s changed: every message is checked again",
+                    source.mailbox)
     parser = BatchParser(app.rulebook.undeclared_charsets, app.config.bot.parse_workers)
     try:
-        _process(app, source, uidvalidity, after, parser, summary, sink, progress, writes)
+        _process(app, source, uidvalidity, after, parser, summary, sink, progress, writes,
+                 filing)
     finally:
         parser.close()
 
 
+def _advance(source: Source, uidvalidity: str, batch: list[RawMessage],
+             outcomes: list[Outcome]) -> Callable[[Session], None] | None:
+    """The watermark's move past ``batch``, once every message of it is filed."""
+    if not (source.ordered and batch):
+        return None
+    highest = max(int(r.uid) for r in batch)
+
+    def advance(session: Session) -> None:
+        if not all(o.finished for o in outcomes):
+            return
+        state = _watermark(session, source.mailbox)
+        if state is None:
+            session.add(MailboxState(mailbox=source.mailbox, uidvalidity=uidvalidity,
+                                     last_uid=highest))
+        elif state.uidvalidity != uidvalidity:
+            state.uidvalidity, state.last_uid = uidvalidity, highest
+        else:
+            state.last_uid = max(state.last_uid, highest)
+
+    return advance
+
+
 def _process(app: App, source: Source, uidvalidity: str, after: int, parser: BatchParser,
              summary: RunSummary, sink: Sink | None,
-             progress: Callable[[int], None] | None, writes: DossierWrites) -> None:
-    filing = FilingLog(app)
+             progress: Callable[[int], None] | None, writes: DossierWrites,
+             filing: FilingLog) -> None:
     for batch in source.fetch(after, app.config.bot.batch_size,
                               app.config.limits.max_message_bytes):
         outcomes = handle_batch(app, source, uidvalidity, batch, parser)
@@ -540,22 +582,13 @@ def _process(app: App, source: Source, uidvalidity: str, after: int, parser: Bat
                 _add_report(summary.sent, send_pending(app, sink, copies=writes))
             except ReclambotError as exc:  # the server down: the batch is filed all the same
                 unsent = exc
-        finish_batch(app, source, outcomes, filing, written)
+        # Recorded done and the watermark moved past the batch in one transaction.
+        finish_batch(app, source, outcomes, filing, written,
+                     _advance(source, uidvalidity, batch, outcomes))
         for outcome in outcomes:
             summary.add(outcome)
         if progress is not None:
             progress(len(batch))
-        if source.ordered and batch and all(o.finished for o in outcomes):
-            highest = max(int(r.uid) for r in batch)
-            with app.transaction() as session:
-                state = _watermark(session, source.mailbox)
-                if state is None:
-                    session.add(MailboxState(mailbox=source.mailbox, uidvalidity=uidvalidity,
-                                             last_uid=highest))
-                elif state.uidvalidity != uidvalidity:
-                    state.uidvalidity, state.last_uid = uidvalidity, highest
-                else:
-                    state.last_uid = max(state.last_uid, highest)
         if unsent is not None:
             raise unsent
         # The loop variables would keep this batch alive while the next one downloads.

@@ -11,6 +11,7 @@ import functools
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,11 @@ from bot.reporting.status import record_error
 log = logging.getLogger(__name__)
 MAX_PAUSE = 300.0
 DAILY_HOUR = 7
+#: Seconds between two renewals of the register's lease (which lapses after five
+#: minutes) and between two records of the last poll: each is a transaction, and a
+#: watcher passes many times a minute when mail keeps coming.
+RENEW_EVERY = 30.0
+NOTE_POLL_EVERY = 60.0
 
 
 def run_once(app: App, source: Source | None = None, sink: Sink | None = None) -> RunSummary:
@@ -106,18 +112,27 @@ def run_forever(app: App, stop: threading.Event | None = None,
     # Hourly, but each daily job runs once a day (job_runs), from 07:00 Paris time.
     scheduler.every(1).hours.do(_guarded("daily jobs", lambda: _daily(app)))
     pause = 1.0
+    renewed = noted = -NOTE_POLL_EVERY - RENEW_EVERY
     log.info("watching %s", source.mailbox)
     try:
         while not stop.is_set():
             try:
-                lock.renew()
-                summary = process_mailbox(app, source, sink)
+                now = time.monotonic()
+                if now - renewed >= RENEW_EVERY:
+                    lock.renew()
+                    renewed = now
+                note = now - noted >= NOTE_POLL_EVERY
+                summary = process_mailbox(app, source, sink, note_poll=note)
+                if note:
+                    noted = now
                 if summary.fetched:
                     log.info("handled %d message(s), sent %d email(s)",
                              summary.fetched, summary.sent.sent)
-                if summary.new:
-                    # More may have come meanwhile: look again before waiting. Messages
-                    # only left to file (their folder failed) wait for the next pass.
+                if summary.new and not source.can_idle():
+                    # More may have come meanwhile: look again before waiting (an IDLE
+                    # source's wait looks first by itself, without a whole pass).
+                    # Messages only left to file (their folder failed) wait for the
+                    # next pass.
                     continue
                 scheduler.run_pending()
                 idle = scheduler.idle_seconds

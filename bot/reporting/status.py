@@ -76,10 +76,13 @@ class FilingLog:
     filing works costs no write. A folder that works again is forgotten.
     """
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, failures: dict[str, dict[str, Any]] | None = None) -> None:
+        """``failures``: as :func:`filing_failures` read them, when the caller did."""
         self.app = app
-        with app.sessions() as session:
-            self.failures = filing_failures(session)
+        if failures is None:
+            with app.sessions() as session:
+                failures = filing_failures(session)
+        self.failures = failures
         self._reported: set[str] = set()  # failed already in this pass: counted once
 
     def failed(self, folder: str, error: str, messages: int) -> None:

@@ -52,7 +52,10 @@ class Source(Protocol):
         """Which of ``uids`` are still in the watched folder."""
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
-        """Return when something may have arrived, after ``timeout`` s, or once ``stop`` is set."""
+        """Return when something may have arrived, after ``timeout`` s, or once ``stop`` is set.
+
+        A source that :meth:`can_idle` returns at once when mail came while the bot was
+        busy (the watcher relies on it instead of a whole pass to look again)."""
 
     def close(self) -> None:
         """Release the connection."""
