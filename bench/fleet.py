@@ -223,7 +223,10 @@ def run(dovecot: Any, count: int, submissions: int, database: str | None) -> dic
         profiler = None
         if os.environ.get("BENCH_FLEET_PROFILE"):  # py-spy's collapsed stacks, during the load
             profiler = subprocess.Popen(
-                ["py-spy", "record", "-p", str(process.pid), "-f", "raw", "-r", "200",
+                # Without stopping the process for each sample: a thousand threads'
+                # stacks, read while it waits, would be most of what is measured.
+                ["py-spy", "record", "--nonblocking", "-p", str(process.pid), "-f", "raw",
+                 "-r", "50",
                  "-d", str(int(submissions * EVERY) + 3), "-o",
                  os.environ["BENCH_FLEET_PROFILE"]], stdout=subprocess.DEVNULL)
         cpu_before, started = _cpu_seconds(process.pid), time.monotonic()

@@ -100,8 +100,10 @@ class Shared:
     each database server (a pool and compiled statements; each organisation's
     transactions stay in its own schema) and the rulebook of each rules folder."""
 
-    def __init__(self, pool_size: int = 5) -> None:
+    def __init__(self, pool_size: int = 5, coordinated: bool = False) -> None:
+        """``coordinated``: the process is one of a fleet sharing a coordinator."""
         self.engines = Engines(pool_size)
+        self.coordinated = coordinated
         self._rulebooks: dict[tuple[Path, tuple[float, ...]], Rulebook] = {}
         self._lock = threading.Lock()
 

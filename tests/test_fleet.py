@@ -288,25 +288,47 @@ def _holders(orgs: Organisations) -> dict[str, str]:
     return found
 
 
-def _fleet_process(orgs: Organisations, url: str) -> Any:
+def _fleet_process(orgs: Organisations, url: str, host: str = "") -> Any:
+    """``reclambot run --organisations`` with a coordinator; with ``host``, as if on
+    another machine of that name (a UTS namespace of its own: its leases name that
+    host, so that no process here can tell from its pid that it died)."""
     import os
     import subprocess
     import sys
 
     env = {**os.environ, "RECLAMBOT_TEST_IMAP_PASSWORD": DOVECOT_PASSWORD}
-    return subprocess.Popen([sys.executable, "-m", "bot", "run", "--organisations",
-                             str(orgs.root), "--coordinator", url, "--look-every", "0.5"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "bot", "run", "--organisations", str(orgs.root),
+               "--coordinator", url, "--look-every", "0.5"]
+    if host:
+        # unshare and sh exec what follows: the pid stays the bot's.
+        command = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "-",
+                   *command]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
+def _other_machines() -> bool:
+    import shutil
+    import subprocess
+
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "--uts", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("where", ["this machine", "another machine"])
 def test_two_processes_share_the_organisations_and_one_takes_over_when_the_other_dies(
-        organisations: Organisations, postgresql_server: Any) -> None:
+        organisations: Organisations, postgresql_server: Any, where: str) -> None:
+    """On another machine, the dead process's leases are fresh and name a host whose
+    processes cannot be looked at: the survivor takes them because the coordinator gave
+    it their organisations, not after the five minutes of a lapse."""
+    if where == "another machine" and not _other_machines():
+        pytest.skip("no UTS namespace here (unshare --uts needs root)")
     orgs = organisations
     slugs = ["alpha", "beta", "gamma", "delta"]
     for slug in slugs:
         orgs.add(slug)
     url = postgresql_server.database()
-    first = _fleet_process(orgs, url)
+    first = _fleet_process(orgs, url, host="autre-machine" if where != "this machine" else "")
     second = None
     try:
         orgs.wait_for(lambda: set(_holders(orgs).values()) == {str(first.pid)}

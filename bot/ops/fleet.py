@@ -125,10 +125,17 @@ def run_organisation(config: Config, stop: threading.Event, shared: Shared) -> N
     try:
         # Each loop turn of an idle organisation costs a few transactions: among a
         # thousand, deferred emails are tried every 5 minutes instead of every minute.
-        run_forever(app, stop, source=make_source(config, IN_A_FLEET), outbox_every=5)
+        run_forever(app, stop, source=make_source(config, IN_A_FLEET), outbox_every=5,
+                    coordinated=shared.coordinated)
     finally:
         app.close()
 
+
+#: libpq's keepalives on the coordinator's connection, and the server's for its session.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+              "keepalives_count": 3}
+SERVER_KEEPALIVES = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 5,
+                     "tcp_keepalives_count": 3}
 
 #: Advisory-lock namespaces (the first key of PostgreSQL's two-key advisory locks).
 MEMBERS, ORGANISATIONS = 0x5245_4301, 0x5245_4302
@@ -157,7 +164,10 @@ class Coordinator:
         if not url.startswith("postgresql"):
             raise ConfigError("coordinator", "une base PostgreSQL est attendue "
                                              "(postgresql+psycopg://…)")
-        self.engine = create_engine(url, poolclass=NullPool)
+        # TCP keepalives both ways, so that a machine that dies or is cut off loses its
+        # locks within about 30 s (the server's default is the system's: two hours), and
+        # a process whose server went away notices it as soon.
+        self.engine = create_engine(url, poolclass=NullPool, connect_args=KEEPALIVES)
         try:
             self.connect()
         except SQLAlchemyError as exc:
@@ -168,6 +178,8 @@ class Coordinator:
     def connect(self) -> None:
         """(Re)open the connection that holds this process's locks, and join the fleet."""
         self.connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        for name, value in SERVER_KEEPALIVES.items():  # ignored over a Unix socket
+            self.connection.exec_driver_sql(f"SET {name} = {value}")
         self.member = self._join()
 
     def _try(self, space: int, key: int) -> bool:
@@ -222,11 +234,14 @@ class Fleet:
         self.clock = clock
         self.coordinator = coordinator
         self.members: dict[str, Member] = {}
+        #: Given back, but whose thread had not ended yet: their coordinator lock is
+        #: released only once it has (another process would take their lease at once).
+        self.leaving: dict[str, Member] = {}
         self.look_now = threading.Event()
         self._lock = threading.Lock()
         self._registers = threading.Lock()
         # Connections for the organisations at work at the same moment, not for all.
-        self.shared = Shared(pool_size=POOL)
+        self.shared = Shared(pool_size=POOL, coordinated=coordinator is not None)
 
     def reconcile(self) -> None:
         """Start what was added or is due for another try, stop what was removed, restart
@@ -234,6 +249,11 @@ class Fleet:
         and give back what is over it."""
         found = organisation_paths(self.directory)
         with self._lock:
+            for slug, gone in list(self.leaving.items()):
+                if not gone.running:
+                    del self.leaving[slug]
+                    if self.coordinator is not None and slug not in self.members:
+                        self.coordinator.release(slug)
             for slug in sorted(set(self.members) - set(found)):
                 log.info("%s: removed from %s, stopped", slug, self.directory)
                 self._give_back(self.members.pop(slug))
@@ -252,7 +272,8 @@ class Fleet:
                     self._stop(member)
                     member.stamp = stamp
                 if member is None:
-                    if len(self.members) >= share or not self._claim(slug):
+                    if (slug in self.leaving or len(self.members) >= share
+                            or not self._claim(slug)):
                         continue
                     member = self.members[slug] = Member(slug, path, stamp)
                 if not member.running and now >= member.retry_at:
@@ -267,8 +288,13 @@ class Fleet:
 
     def _give_back(self, member: Member) -> None:
         self._stop(member)
-        if self.coordinator is not None:
-            self.coordinator.release(member.slug)
+        if self.coordinator is None:
+            return
+        if member.running:  # still finishing a pass: its lock is kept until it ends
+            log.warning("%s: still stopping; given back once stopped", member.slug)
+            self.leaving[member.slug] = member
+            return
+        self.coordinator.release(member.slug)
 
     def _start(self, member: Member) -> None:
         member.stop = threading.Event()
@@ -363,6 +389,7 @@ class Fleet:
             for member in self.members.values():
                 self._stop(member)
             self.members.clear()
+            self.leaving.clear()  # their locks went with the connection
         assert self.coordinator is not None
         self.coordinator.close()
         with contextlib.suppress(SQLAlchemyError):  # else tried again at the next look

@@ -3,12 +3,17 @@
 Works the same on SQLite and PostgreSQL. A second ``reclambot run`` on the same register
 exits with a clear message instead of handling the same mail twice. A lease is taken over
 when its holder stopped renewing it (another machine that died), or at once when the
-holder is a process of this machine that no longer exists (killed, crashed).
+holder is a process of this machine that no longer exists (killed, crashed), or when both
+are processes of a fleet sharing a coordinator (``run --coordinator``): a process of the
+fleet runs an organisation only while it holds the organisation's lock in the
+coordinator, so the one that was just given that lock knows the lease's holder dead, or
+cut off from the coordinator and stopping (its next renewal fails in any case).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 from pathlib import Path
@@ -23,8 +28,11 @@ from bot.store.models import Lock
 if TYPE_CHECKING:
     from bot.app import App
 
+log = logging.getLogger(__name__)
 LEASE = dt.timedelta(minutes=5)
 NAME = "reclambot"
+#: Before the holder's name: a process of a fleet with a coordinator.
+COORDINATED = "flotte@"
 
 
 def _me() -> str:
@@ -32,7 +40,7 @@ def _me() -> str:
 
 
 def _dead_here(holder: str) -> bool:
-    host, _, pid = holder.rpartition(":")
+    host, _, pid = holder.removeprefix(COORDINATED).rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
@@ -56,9 +64,12 @@ def _zombie(pid: int) -> bool:
 class ProcessLock:
     """The lease of this process; a context manager that releases it on exit."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, coordinated: bool = False) -> None:
+        """``coordinated``: this process runs the register for a fleet's coordinator,
+        which gave it the organisation's lock."""
         self.app = app
-        self.holder = _me()
+        self.coordinated = coordinated
+        self.holder = (COORDINATED if coordinated else "") + _me()
 
     def acquire(self) -> None:
         """Take the lease, or raise :class:`LockError` naming who holds it."""
@@ -80,8 +91,12 @@ class ProcessLock:
                 session.add(Lock(name=NAME, holder=self.holder, acquired_at=now,
                                  heartbeat_at=now))
                 return
-            if (row.holder != self.holder and row.heartbeat_at > now - LEASE
-                    and not _dead_here(row.holder)):
+            if row.holder == self.holder:
+                pass
+            elif self.coordinated and row.holder.startswith(COORDINATED):
+                log.info("lease of %s taken over: the coordinator gave this process the "
+                         "organisation", row.holder)
+            elif row.heartbeat_at > now - LEASE and not _dead_here(row.holder):
                 raise LockError(
                     f"another reclambot ({row.holder}) has been working on this register "
                     f"since {datetime_fr(row.acquired_at)}; stop it first (or wait "

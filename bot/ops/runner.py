@@ -89,16 +89,17 @@ def _daily(app: App) -> None:
 
 def run_forever(app: App, stop: threading.Event | None = None,
                 source: Source | None = None, sink: Sink | None = None,
-                outbox_every: int = 1) -> None:
+                outbox_every: int = 1, coordinated: bool = False) -> None:
     """Watch the mailbox until ``stop`` is set (or SIGTERM/SIGINT in the main thread);
-    ``outbox_every``: minutes between two tries of the emails the SMTP server deferred."""
+    ``outbox_every``: minutes between two tries of the emails the SMTP server deferred;
+    ``coordinated``: for a fleet's coordinator (:class:`~bot.ops.lock.ProcessLock`)."""
     import schedule
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    lock = ProcessLock(app)
+    lock = ProcessLock(app, coordinated=coordinated)
     lock.acquire()
     warm_up()
     recover_interrupted(app)

@@ -13,6 +13,7 @@ import email
 import email.header
 import email.policy
 import threading
+import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -90,7 +91,12 @@ class MemorySource:
         return {uid for uid in uids if uid in self.folders[INBOX]}
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
-        self._arrived.wait(timeout)
+        deadline = time.monotonic() + timeout
+        # In slices, as the IMAP source idles: a stop request is noticed soon.
+        while not (stop is not None and stop.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0 or self._arrived.wait(min(left, 0.05)):
+                break
         self._arrived.clear()
 
     def close(self) -> None:

@@ -1,0 +1,115 @@
+"""The watcher (``reclambot run``'s loop, :func:`bot.ops.runner.run_forever`) on the
+in-memory mailbox: what it writes to the register between its passes, and the lease it
+keeps on it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import update
+
+from bot.errors import LockError
+from bot.ops import runner
+from bot.store.models import Complaint, Contact, Lock, Setting
+from bot.testing import samples
+from tests.conftest import MemoryEnv
+
+
+def _until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"waited in vain: {what}"
+        time.sleep(0.02)
+
+
+@contextmanager
+def watching(memory: MemoryEnv) -> Iterator[list[BaseException]]:
+    """``run_forever`` in a thread on ``memory``'s mailbox; yields what it raised."""
+    stop = threading.Event()
+    raised: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            runner.run_forever(memory.app, stop, source=memory.source, sink=memory.sink)
+        except BaseException as exc:  # what stopped it is the test's to check
+            raised.append(exc)
+
+    worker = threading.Thread(target=watch, daemon=True)
+    worker.start()
+    try:
+        yield raised
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert not worker.is_alive()
+
+
+def _lease_and_poll(memory: MemoryEnv) -> tuple[object, object]:
+    with memory.app.sessions() as session:
+        lease = session.get(Lock, "reclambot")
+        poll = session.get(Setting, "last_poll")
+        return (lease.heartbeat_at if lease else None, poll.value if poll else None)
+
+
+def test_passes_in_a_row_renew_the_lease_and_note_the_poll_only_once_in_their_time(
+        memory: MemoryEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each is a transaction: a watcher busy with mail would write them many times a
+    second. The lease lapses after five minutes; renewing it every 30 s keeps it."""
+    monkeypatch.setattr(runner, "RENEW_EVERY", 3600.0)
+    monkeypatch.setattr(runner, "NOTE_POLL_EVERY", 3600.0)
+    with watching(memory) as raised:
+        memory.source.deliver(samples.form_submission())
+        _until(lambda: len(memory.query(Complaint)) == 1, "the first complaint")
+        _until(lambda: None not in _lease_and_poll(memory), "the first pass's end")
+        first = _lease_and_poll(memory)
+        for index in range(3):
+            memory.source.deliver(samples.free_text(sender=f"c{index}@example.net"))
+            _until(lambda i=index: len(memory.query(Contact)) == i + 1, f"contact {index}")
+        assert _lease_and_poll(memory) == first
+    assert raised == []
+
+
+def test_a_watcher_whose_lease_was_taken_over_stops_before_handling_more_mail(
+        memory: MemoryEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "RENEW_EVERY", 0.0)
+    with watching(memory) as raised:
+        memory.source.deliver(samples.form_submission())
+        _until(lambda: len(memory.query(Complaint)) == 1, "the first complaint")
+        # Another process took the register over (this one seemed dead to it).
+        with memory.app.transaction() as session:
+            session.execute(update(Lock).values(holder="elsewhere:1"))
+        memory.source.deliver(samples.free_text())
+        _until(lambda: bool(raised), "the watcher to stop")
+    assert isinstance(raised[0], LockError)
+    assert memory.query(Contact) == []  # the message is left to the new holder
+    assert len(memory.sink.sent) == 2  # the first complaint's two emails, nothing since
+
+
+@pytest.mark.parametrize(("holder", "coordinated", "taken"), [
+    ("flotte@autre-machine:4242", True, True),
+    ("autre-machine:4242", True, False),  # a process outside the fleet: its lease stands
+    ("flotte@autre-machine:4242", False, False),  # run by hand beside the fleet
+])
+def test_a_fresh_lease_of_another_machine_is_taken_only_within_a_coordinated_fleet(
+        memory: MemoryEnv, holder: str, coordinated: bool, taken: bool) -> None:
+    """A process of a fleet runs an organisation only while the coordinator gives it the
+    organisation: the one given it next may take the lease at once. Anyone else waits
+    for the lease to lapse."""
+    from bot.ops.lock import ProcessLock
+
+    now = memory.app.clock()
+    with memory.app.transaction() as session:
+        session.add(Lock(name="reclambot", holder=holder, acquired_at=now, heartbeat_at=now))
+    lock = ProcessLock(memory.app, coordinated=coordinated)
+    if taken:
+        lock.acquire()
+    else:
+        with pytest.raises(LockError, match="autre-machine:4242"):
+            lock.acquire()
+    with memory.app.sessions() as session:
+        row = session.get(Lock, "reclambot")
+        assert row is not None and (row.holder == lock.holder) is taken
