@@ -16,7 +16,7 @@ from bot.errors import LockError
 from bot.ops import runner
 from bot.store.models import Complaint, Contact, Lock, Setting
 from bot.testing import samples
-from tests.conftest import MemoryEnv
+from tests.conftest import BotEnv, MemoryEnv
 
 
 def _until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -113,3 +113,35 @@ def test_a_fresh_lease_of_another_machine_is_taken_only_within_a_coordinated_fle
     with memory.app.sessions() as session:
         row = session.get(Lock, "reclambot")
         assert row is not None and (row.holder == lock.holder) is taken
+
+
+
+@pytest.mark.integration
+@pytest.mark.mailbox
+def test_a_stop_wakes_at_once_a_connection_idling_for_a_minute(env: BotEnv) -> None:
+    """Among many organisations, an idle connection looks at its stop request only every
+    minute (looking more often held up the busy ones): the request cuts the connection
+    instead, and the watcher ends at once, with no error recorded."""
+    from bot.core.stop import Stop
+    from bot.intake.sources import make_source
+    from bot.intake.sources.imap import IN_A_FLEET
+
+    assert IN_A_FLEET.stop_every >= 60
+    stop = Stop()
+    source = make_source(env.config, IN_A_FLEET)
+    worker = threading.Thread(target=runner.run_forever, daemon=True,
+                              args=(env.app, stop, source))
+    try:
+        worker.start()
+        env.append(samples.form_submission())
+        _until(lambda: len(env.complaints()) == 1, "the complaint", timeout=60)
+        time.sleep(1.0)  # idling now
+        asked = time.monotonic()
+        stop.set()
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+        assert time.monotonic() - asked < 5
+        with env.app.sessions() as session:
+            assert session.get(Setting, "last_errors") is None
+    finally:
+        stop.set()

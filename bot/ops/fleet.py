@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.app import Shared
 from bot.config import Config, load_config, package_data_dir
 from bot.core.logs import work_for
+from bot.core.stop import Stop
 from bot.errors import ConfigError, LockError, ReclambotError, UsageError
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class Member:
     slug: str
     path: Path
     stamp: tuple[float, ...] = ()
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=Stop)
     thread: threading.Thread | None = None
     #: Why it is not running, in French, for ``status`` and the log; "" when it is.
     problem: str = ""
@@ -297,7 +298,7 @@ class Fleet:
         self.coordinator.release(member.slug)
 
     def _start(self, member: Member) -> None:
-        member.stop = threading.Event()
+        member.stop = Stop()
         member.problem = ""
         member.thread = threading.Thread(target=self._run, args=(member,), name=member.slug,
                                          daemon=True)

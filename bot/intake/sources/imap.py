@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import FoldersConfig, ImapConfig
+from bot.core.stop import waking
 from bot.errors import SourceError
 from bot.intake.sources.base import RawMessage
 from bot.intake.sources.folders import INBOX, Namespace, parse_namespace
@@ -51,8 +52,12 @@ class Pace:
 ALONE = Pace()
 #: Among hundreds in one process: each look costs four round trips and wakes a thread,
 #: times the organisations; IDLE (with the NOOP before it) does the announcing, and the
-#: looks only catch what a server failed to announce.
-IN_A_FLEET = Pace(rechecks=(2.0, 30.0), stop_every=5.0)
+#: looks only catch what a server failed to announce. A fleet's stop request
+#: (:class:`~bot.core.stop.Stop`) wakes an idling connection itself. Measured with a
+#: thousand organisations: looks every 30 s and a stop looked for every 5 s cost 9 % of a
+#: core idle and, under 20 submissions a second, a median acknowledgement of 10 s (the
+#: threads woken in turn for nothing held up the busy ones); every 60 s: 1 %, 0.53 s.
+IN_A_FLEET = Pace(rechecks=(2.0, 60.0), stop_every=60.0)
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -418,6 +423,23 @@ class ImapSource:
         if not client.has_capability("IDLE"):
             stop.wait(timeout)
             return
+        try:
+            with waking(stop, self._interrupt):
+                self._idle(client, timeout, stop)
+        except SourceError:
+            if not stop.is_set():
+                raise
+            # The connection was cut to wake us for a stop: nothing failed.
+
+    def _interrupt(self) -> None:
+        """Wake the thread idling on the connection (from another thread): cut it."""
+        client = self._client
+        if client is not None:
+            # The plain socket's shutdown, even under TLS: the reading thread then sees
+            # the end of the stream, and the TLS object it uses is left alone.
+            socket.socket.shutdown(client.socket(), socket.SHUT_RDWR)
+
+    def _idle(self, client: Any, timeout: float, stop: threading.Event) -> None:
         # Mail that arrived while we were busy is not announced by IDLE (the server told
         # it with the reply to an earlier command): look for it first.
         if self._new_uids(client):
@@ -425,9 +447,9 @@ class ImapSource:
         deadline = time.monotonic() + timeout
         slices = iter(self.pace.rechecks)
         while not stop.is_set() and time.monotonic() < deadline:
-            # IDLE in slices: new mail wakes us at once, a stop request is noticed within a
-            # second, and now and then we look ourselves, because a server does not always
-            # announce what arrived just before IDLE began.
+            # IDLE in slices: new mail wakes us at once, a stop request within
+            # ``stop_every`` (at once for a Stop), and now and then we look ourselves,
+            # because a server does not always announce what arrived as IDLE began.
             recheck = min(deadline, time.monotonic() + next(slices, self.pace.rechecks[-1]))
             self._call("IDLE", client.idle)
             try:
