@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.phases import status_kib
-from bench.run import TimedCapture, _imap, latency_ms, machine
+from bench.run import TimedCapture, _imap, calibration, latency_ms, machine
 from tests.conftest import BOT, write_config
 from tests.servers import DOVECOT_PASSWORD, SmtpServer, start_dovecot, start_postgres
 
@@ -229,6 +229,9 @@ def run(dovecot: Any, count: int, submissions: int, database: str | None) -> dic
                  "-r", "50",
                  "-d", str(int(submissions * EVERY) + 3), "-o",
                  os.environ["BENCH_FLEET_PROFILE"]], stdout=subprocess.DEVNULL)
+        # This machine's speed drifts from hour to hour (bench.run's calibration): its
+        # figure beside each run tells a slower machine from slower code.
+        speed = calibration(3)
         cpu_before, started = _cpu_seconds(process.pid), time.monotonic()
         sent = _submissions(fleet, handler, submissions, 20261203)
         busy_cpu = (_cpu_seconds(process.pid) - cpu_before) / (time.monotonic() - started)
@@ -245,6 +248,7 @@ def run(dovecot: Any, count: int, submissions: int, database: str | None) -> dic
     return {"organisations": count, "registers": "schemas" if database else "sqlite",
             "seconds_to_watch_all": ready, "rss_mib": rss, "rss_after_submissions_mib": peak,
             "cpu_while_idle": idle_cpu, "cpu_during_submissions": busy_cpu,
+            "calibration_s": speed,
             "submissions": submissions,
             "acknowledged": sum(a in handler.arrivals for a in sent),
             "dovecot_announces_after_ms": floor, **latency_ms(delays, "ack_")}

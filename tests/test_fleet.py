@@ -359,3 +359,36 @@ def test_two_processes_share_the_organisations_and_one_takes_over_when_the_other
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(30)
+
+
+def test_long_lived_objects_are_frozen_and_a_stopped_organisations_cycles_collected(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frozen objects are out of the collector's reach (that is the point: a thousand
+    organisations' objects are not gone over at every collection); an organisation
+    stopped since thaws them once, so that what it held in cycles is not kept forever."""
+    import gc
+    import weakref
+
+    from bot.ops import fleet as fleet_module
+    from bot.ops.fleet import Fleet, Member
+
+    class Node:
+        me: Node
+
+    monkeypatch.setattr(fleet_module, "SETTLED_OBJECTS", 0)
+    fleet = Fleet(tmp_path, work=lambda *_: None)
+    try:
+        node = Node()
+        node.me = node  # a cycle: only the collector frees it
+        alive = weakref.ref(node)
+        fleet._settle_memory()
+        assert gc.get_freeze_count() > 0
+        del node
+        gc.collect()
+        assert alive() is not None  # frozen while alive: never looked at
+        fleet._stop(Member("gone", tmp_path / "gone" / "config.toml"))
+        fleet._settle_memory()
+        assert alive() is None
+    finally:
+        gc.unfreeze()
+        fleet.shared.close()

@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -145,3 +147,47 @@ def test_a_stop_wakes_at_once_a_connection_idling_for_a_minute(env: BotEnv) -> N
             assert session.get(Setting, "last_errors") is None
     finally:
         stop.set()
+
+
+def test_the_organisations_of_a_process_take_turns_to_handle_their_mail(
+        memory: MemoryEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet's passes share a few turns: more at once only fight over the interpreter."""
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    second = MemoryEnv(second_dir, f"sqlite:///{second_dir / 'register.sqlite3'}")
+    running, most = [0], [0]
+    guard = threading.Lock()
+    real = runner.process_mailbox
+
+    def slow_pass(*args: Any, **kwargs: Any) -> Any:
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for the other organisation's pass to overlap
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                running[0] -= 1
+
+    monkeypatch.setattr(runner, "process_mailbox", slow_pass)
+    turns = threading.BoundedSemaphore(1)
+    stop = threading.Event()
+    workers = [threading.Thread(target=runner.run_forever, daemon=True, args=(env.app, stop),
+                                kwargs={"source": env.source, "sink": env.sink,
+                                        "turns": turns})
+               for env in (memory, second)]
+    try:
+        for worker in workers:
+            worker.start()
+        for index in range(3):
+            for env in (memory, second):
+                env.source.deliver(samples.free_text(sender=f"c{index}@example.net"))
+        _until(lambda: all(len(env.query(Contact)) == 3 for env in (memory, second)),
+               "every contact")
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+        second.close()
+    assert most[0] == 1

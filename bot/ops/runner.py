@@ -7,6 +7,7 @@ otherwise), and keeps going through network failures with an increasing pause.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import signal
@@ -89,10 +90,12 @@ def _daily(app: App) -> None:
 
 def run_forever(app: App, stop: threading.Event | None = None,
                 source: Source | None = None, sink: Sink | None = None,
-                outbox_every: int = 1, coordinated: bool = False) -> None:
+                outbox_every: int = 1, coordinated: bool = False,
+                turns: threading.Semaphore | None = None) -> None:
     """Watch the mailbox until ``stop`` is set (or SIGTERM/SIGINT in the main thread);
     ``outbox_every``: minutes between two tries of the emails the SMTP server deferred;
-    ``coordinated``: for a fleet's coordinator (:class:`~bot.ops.lock.ProcessLock`)."""
+    ``coordinated``: for a fleet's coordinator (:class:`~bot.ops.lock.ProcessLock`);
+    ``turns``: taken for each pass (the organisations of a fleet share them)."""
     import schedule
 
     stop = stop or threading.Event()
@@ -123,7 +126,8 @@ def run_forever(app: App, stop: threading.Event | None = None,
                     lock.renew()
                     renewed = now
                 note = now - noted >= NOTE_POLL_EVERY
-                summary = process_mailbox(app, source, sink, note_poll=note)
+                with turns or contextlib.nullcontext():
+                    summary = process_mailbox(app, source, sink, note_poll=note)
                 if note:
                     noted = now
                 if summary.fetched:
