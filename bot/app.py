@@ -107,10 +107,10 @@ class Shared:
         self.engines = Engines(pool_size)
         self.coordinated = coordinated
         #: A turn to handle mail. One process uses one core: a few passes at once keep
-        #: it busy while others wait for a server. More only add threads taking the
-        #: interpreter's lock from each other: measured with 1,000 organisations, once
-        #: a dozen passes ran together, each cost twice the CPU, and the process never
-        #: caught up again (acknowledgements seconds late instead of half a second).
+        #: it busy while others wait for a server; more only add threads taking the
+        #: interpreter's lock from each other, each switch a cost, when the process is
+        #: already behind (with 1,000 organisations, a run that started queueing did
+        #: not catch up until the load ended).
         self.turns = threading.BoundedSemaphore(passes_at_once)
         self._rulebooks: dict[tuple[Path, tuple[float, ...]], Rulebook] = {}
         self._lock = threading.Lock()
