@@ -107,3 +107,32 @@ def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_a_connection_lost_before_a_transaction_is_an_error_of_the_register_and_replaced(
+        tmp_path: Path, postgresql_server: Any) -> None:
+    """BEGIN and the search_path go to libpq in one round trip; when the server has
+    dropped the connection meanwhile, the error is still SQLAlchemy's (what the bot
+    catches), the pool lets the connection go, and the next transaction works."""
+    from sqlalchemy.exc import OperationalError
+
+    url = postgresql_server.database()
+    shared = Shared(pool_size=1)
+    try:
+        alpha = build_app(_config(tmp_path, "alpha", url), shared=shared)
+        with alpha.sessions() as session:
+            pid = session.scalar(text("SELECT pg_backend_pid()"))
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"),
+                             autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        with pytest.raises(OperationalError), alpha.transaction() as session:
+            session.add(Setting(key="lost", value="1"))
+        with alpha.transaction() as session:
+            session.add(Setting(key="kept", value="1"))
+        with alpha.sessions() as session:
+            assert session.get(Setting, "kept") is not None
+            assert session.scalar(text("SHOW search_path")) == "alpha"
+    finally:
+        shared.close()

@@ -382,12 +382,8 @@ def test_the_exception_tree_in_the_docstring_is_the_real_one() -> None:
 #: argparse turns ArgumentTypeError into its usage message; an AssertionError is a bug.
 #: Raises a library's protocol asks for: argparse's type errors, and SQLAlchemy's pool,
 #: which replaces a connection when a checkout listener raises DisconnectionError.
-# Raised where a library's protocol wants its own kind: argparse's type functions,
-# SQLAlchemy's checkout hook (DisconnectionError), and its begin hook, which must raise
-# the driver's error for SQLAlchemy to wrap it and tell a lost connection.
 PROTOCOL_RAISES = {("bot/cli.py", "argparse.ArgumentTypeError"), ("*", "AssertionError"),
-                   ("bot/store/db.py", "DisconnectionError"),
-                   ("bot/store/db.py", "psycopg.OperationalError")}
+                   ("bot/store/db.py", "DisconnectionError")}
 
 
 def _raised_name(node: ast.expr) -> str:

@@ -168,12 +168,10 @@ def in_schema(engine: Engine, schema: str) -> Engine:
         # BEGIN and the search_path in one round trip, said to libpq itself (psycopg then
         # sees a transaction open and sends no BEGIN of its own): through the driver,
         # each was a round trip, two of the six of an idle pass's transaction.
-        result = pgconn.exec_(opening)
-        if result.status != pq.ExecStatus.COMMAND_OK:
-            import psycopg
-
-            raise psycopg.OperationalError(
-                (result.error_message or pgconn.error_message).decode("utf-8", "replace"))
+        if pgconn.exec_(opening).status != pq.ExecStatus.COMMAND_OK:
+            # Refused (a lost connection, most likely): said again through the driver, so
+            # that SQLAlchemy raises its own error and tells a lost connection from others.
+            conn.exec_driver_sql(setting)
 
     return scoped
 
