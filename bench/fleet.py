@@ -3,6 +3,7 @@ latency while every mailbox is watched, and a fail-over between two processes.
 
     python -m bench.fleet [--organisations 100 1000] [--submissions 500]
     python -m bench.fleet --failover 200
+    python -m bench.fleet --organisations 1000 --processes 2
 
 For each count it writes that many ``DIR/<slug>/config.toml`` (one Dovecot user each,
 and a register each: a schema of one PostgreSQL database by default, or a SQLite file
@@ -12,6 +13,9 @@ then it delivers ``--submissions`` form submissions to mailboxes drawn at random
 every 50 ms whatever the acknowledgements do (an MDA's delivery into the Maildir), and
 times each acknowledgement at the SMTP server. The memory added per organisation is the
 slope between the counts.
+
+``--processes 2``: the organisations in two processes sharing them through a
+coordinator database, as on a machine of two cores (memory and CPU are their sums).
 
 ``--failover N``: two processes share N organisations through a coordinator database;
 once each holds its share, submissions start (one every 50 ms), one process is killed
@@ -206,20 +210,34 @@ def _announce_floor(dovecot: Any, fleet: Fleet, rounds: int = 10) -> float:
     return statistics.median(delays) * 1000
 
 
-def run(dovecot: Any, count: int, submissions: int, database: str | None) -> dict[str, Any]:
+def run(dovecot: Any, count: int, submissions: int, database: str | None,
+        processes: int = 1, coordinator: str = "") -> dict[str, Any]:
+    """``count`` organisations in ``processes`` processes (several share them through
+    ``coordinator``); memory and CPU are those of all of them together."""
     handler = TimedCapture()
     smtp = SmtpServer(handler)
     fleet = Fleet(dovecot, smtp, count, database, str(count))
-    process = fleet.start()
+    extra = ("--coordinator", coordinator, "--look-every", "5") if processes > 1 else ()
+    running = [fleet.start(*extra) for _ in range(processes)]
+    process = running[0]
+
+    def shared_out() -> bool:
+        if len(fleet.polled()) < count:
+            return False
+        if processes == 1:
+            return True
+        held = list(fleet.holders().values())
+        return len(held) == count and all(
+            held.count(str(p.pid)) >= count // processes for p in running)
+
     try:
-        ready = _wait(lambda: len(fleet.polled()) == count, 900,
-                      f"{count - len(fleet.polled())} never polled", process)
+        ready = _wait(shared_out, 900, f"{count - len(fleet.polled())} never polled", process)
         os.sync()  # the registers just created are not written back during the probes
         time.sleep(5)
-        rss = status_kib("VmRSS", process.pid) / 1024
-        cpu_before = _cpu_seconds(process.pid)
+        rss = sum(status_kib("VmRSS", p.pid) for p in running) / 1024
+        cpu_before = sum(_cpu_seconds(p.pid) for p in running)
         time.sleep(10)
-        idle_cpu = (_cpu_seconds(process.pid) - cpu_before) / 10
+        idle_cpu = (sum(_cpu_seconds(p.pid) for p in running) - cpu_before) / 10
         profiler = None
         if os.environ.get("BENCH_FLEET_PROFILE"):  # py-spy's collapsed stacks, during the load
             profiler = subprocess.Popen(
@@ -232,20 +250,24 @@ def run(dovecot: Any, count: int, submissions: int, database: str | None) -> dic
         # This machine's speed drifts from hour to hour (bench.run's calibration): its
         # figure beside each run tells a slower machine from slower code.
         speed = calibration(3)
-        cpu_before, started = _cpu_seconds(process.pid), time.monotonic()
+        cpu_before = sum(_cpu_seconds(p.pid) for p in running)
+        started = time.monotonic()
         sent = _submissions(fleet, handler, submissions, 20261203)
-        busy_cpu = (_cpu_seconds(process.pid) - cpu_before) / (time.monotonic() - started)
+        busy_cpu = ((sum(_cpu_seconds(p.pid) for p in running) - cpu_before)
+                    / (time.monotonic() - started))
         if profiler is not None:
             profiler.wait()
         delays = [handler.arrivals.get(a, t + 120) - t for a, t in sent.items()]
-        peak = status_kib("VmRSS", process.pid) / 1024
+        peak = sum(status_kib("VmRSS", p.pid) for p in running) / 1024
         floor = _announce_floor(dovecot, fleet)
     finally:
-        process.terminate()
-        process.wait(120)
+        for each in running:
+            each.terminate()
+            each.wait(120)
         smtp.stop()
         fleet.remove()
     return {"organisations": count, "registers": "schemas" if database else "sqlite",
+            "processes": processes,
             "seconds_to_watch_all": ready, "rss_mib": rss, "rss_after_submissions_mib": peak,
             "cpu_while_idle": idle_cpu, "cpu_during_submissions": busy_cpu,
             "calibration_s": speed,
@@ -342,6 +364,9 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=500)
     parser.add_argument("--registers", choices=("sqlite", "schemas"), default="schemas",
                         help="a SQLite file each, or a schema each of one PostgreSQL database")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="run the organisations in this many processes sharing them "
+                             "through a coordinator database (one per core)")
     parser.add_argument("--failover", type=int, metavar="N", default=0,
                         help="two processes sharing N organisations, one killed")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "fleet.json")
@@ -349,12 +374,14 @@ def main() -> None:
     wanted = 2 * max([*args.organisations, args.failover, 64]) + 256
     inotify = _inotify(wanted)
     dovecot = start_dovecot(extra=DOVECOT_SCALE)
-    postgres = start_postgres() if args.registers == "schemas" or args.failover else None
+    postgres = (start_postgres() if args.registers == "schemas" or args.failover
+                or args.processes > 1 else None)
     results: dict[str, Any] = {"machine": machine(), "inotify_max_user_instances": inotify}
     try:
         results["runs"] = runs = [
             run(dovecot, count, args.submissions,
-                postgres.database() if postgres and args.registers == "schemas" else None)
+                postgres.database() if postgres and args.registers == "schemas" else None,
+                args.processes, postgres.database() if postgres else "")
             for count in args.organisations]
         if args.failover:
             assert postgres is not None

@@ -69,11 +69,8 @@ def _write_ahead_log(dbapi_connection: Any, wait: float = SQLITE_BUSY_SECONDS) -
         time.sleep(pause)
 
 
-def new_engine(url: str, pool_size: int = 5, overflow: int = 10) -> Engine:
-    """Create an engine; on SQLite, make transactions real and writers wait for each other.
-
-    ``overflow``: connections opened beyond ``pool_size`` when all are in use, and closed
-    once given back (SQLAlchemy's ``max_overflow``)."""
+def new_engine(url: str, pool_size: int = 5) -> Engine:
+    """Create an engine; on SQLite, make transactions real and writers wait for each other."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
 
@@ -105,7 +102,7 @@ def new_engine(url: str, pool_size: int = 5, overflow: int = 10) -> Engine:
     # read-only session ends with one, and it then sends DEALLOCATE ALL), and the
     # registers of a fleet change search_path between transactions, which makes the
     # server plan them again anyway: preparing cost round trips and bought nothing.
-    engine = create_engine(url, pool_size=pool_size, max_overflow=overflow,
+    engine = create_engine(url, pool_size=pool_size,
                            connect_args={"prepare_threshold": None}
                            if url.startswith("postgresql+psycopg") else {})
 
@@ -190,11 +187,7 @@ class Engines:
         with self._lock:
             engine = self._engines.get(url)
             if engine is None:
-                # No overflow: among hundreds of threads, a server slower for a moment
-                # made them open connections beyond the pool, each costing more CPU than
-                # a transaction and closed at once, which slowed everything further; a
-                # thread waits for one of the pool's instead.
-                engine = self._engines[url] = new_engine(url, self.pool_size, overflow=0)
+                engine = self._engines[url] = new_engine(url, self.pool_size)
             return engine
 
     def dispose(self) -> None:
