@@ -270,6 +270,27 @@ def test_a_failing_organisation_holds_up_no_other_and_is_taken_up_once_fixed(
     assert len(orgs.rows("alpha", Complaint)) == len(orgs.rows("beta", Complaint)) == 1
 
 
+def test_an_unreachable_register_is_reported_plainly_and_holds_up_no_other(
+        organisations: Organisations, caplog: pytest.LogCaptureFixture) -> None:
+    """A register's server down is the operator's to fix, not a bug: one line saying so
+    in ``status`` and the log, no traceback, and the others go on."""
+    orgs = organisations
+    orgs.add("alpha")
+    unreachable = orgs.add("beta")
+    text = unreachable.read_text()
+    start = text.index("url = ", text.index("[database]"))
+    line = text[start:text.index("\n", start)]
+    unreachable.write_text(text.replace(
+        line, 'url = "postgresql+psycopg://reclambot@127.0.0.1:1/registres"\nschema = "beta"'))
+    orgs.start()
+    orgs.deliver("alpha", form("client0@alpha.example.net"))
+    orgs.wait_for(lambda: len(orgs.sent_from("alpha")) >= 2)
+    orgs.wait_for(lambda: any(line.startswith("beta") and "registre inaccessible" in line
+                              for line in orgs.fleet.status_lines()))
+    assert not any(record.exc_info for record in caplog.records
+                   if "beta" in record.getMessage())
+
+
 def _holders(orgs: Organisations) -> dict[str, str]:
     """The pid holding each organisation's register (its lease), by slug."""
     from sqlalchemy.exc import OperationalError

@@ -328,6 +328,10 @@ class Fleet:
         except ReclambotError as exc:
             member.problem = str(exc)
             log.error("%s: %s; tried again later", member.slug, exc)
+        except SQLAlchemyError as exc:  # the register's server, not a bug: no traceback
+            member.problem = (f"registre inaccessible ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200]})")
+            log.error("%s: %s; tried again later", member.slug, member.problem)
         except Exception as exc:  # one organisation's bug never stops the others
             member.problem = f"{type(exc).__name__}: {exc}"
             log.exception("%s: stopped by an unexpected error; tried again later", member.slug)
