@@ -55,8 +55,8 @@ ALONE = Pace()
 #: looks only catch what a server failed to announce. A fleet's stop request
 #: (:class:`~bot.core.stop.Stop`) wakes an idling connection itself. Measured with a
 #: thousand organisations: looks every 30 s and a stop looked for every 5 s cost 9 % of a
-#: core idle and, under 20 submissions a second, a median acknowledgement of 10 s (the
-#: threads woken in turn for nothing held up the busy ones); every 60 s: 1 %, 0.53 s.
+#: core while idle, and each wake-up took the interpreter from a busy pass; every 60 s,
+#: 0 to 2 % (docs/hosting.md has the acknowledgements under load).
 IN_A_FLEET = Pace(rechecks=(2.0, 60.0), stop_every=60.0)
 
 
