@@ -64,6 +64,9 @@ class MemorySource:
 
     def fetch(self, after_uid: int, batch_size: int, max_bytes: int
               ) -> Iterator[list[RawMessage]]:
+        # What is listed now needs no wake-up any more (an IMAP source's wait looks only
+        # above what it fetched): cleared first, so that a later arrival still wakes.
+        self._arrived.clear()
         waiting = sorted((int(uid), raw) for uid, raw in self.folders[INBOX].items()
                          if int(uid) > after_uid)
         batch: list[RawMessage] = []
