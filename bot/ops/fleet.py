@@ -145,6 +145,11 @@ SERVER_KEEPALIVES = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 5,
 MEMBERS, ORGANISATIONS = 0x5245_4301, 0x5245_4302
 
 
+def _said(exc: SQLAlchemyError) -> str:
+    """A database error in one line: its kind and the server's first words."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
 def _key(slug: str) -> int:
     """A stable 31-bit key for ``slug`` (two slugs sharing one only share a process)."""
     return zlib.crc32(slug.encode()) & 0x7FFF_FFFF
@@ -176,8 +181,7 @@ class Coordinator:
             self.connect()
         except SQLAlchemyError as exc:
             self.engine.dispose()
-            raise ConfigError("coordinator", f"base inaccessible : {exc.__class__.__name__}: "
-                                             f"{str(exc).splitlines()[0]}") from None
+            raise ConfigError("coordinator", f"base inaccessible ({_said(exc)})") from None
 
     def connect(self) -> None:
         """(Re)open the connection that holds this process's locks, and join the fleet."""
@@ -255,10 +259,9 @@ class Fleet:
         found = organisation_paths(self.directory)
         with self._lock:
             for slug, gone in list(self.leaving.items()):
-                if not gone.running:
-                    del self.leaving[slug]
-                    if self.coordinator is not None and slug not in self.members:
-                        self.coordinator.release(slug)
+                if not gone.running and self.coordinator is not None:
+                    del self.leaving[slug]  # never a member meanwhile: it is not claimed
+                    self.coordinator.release(slug)
             for slug in sorted(set(self.members) - set(found)):
                 log.info("%s: removed from %s, stopped", slug, self.directory)
                 self._give_back(self.members.pop(slug))
@@ -329,8 +332,7 @@ class Fleet:
             member.problem = str(exc)
             log.error("%s: %s; tried again later", member.slug, exc)
         except SQLAlchemyError as exc:  # the register's server, not a bug: no traceback
-            member.problem = (f"registre inaccessible ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]})")
+            member.problem = f"registre inaccessible ({_said(exc)})"
             log.error("%s: %s; tried again later", member.slug, member.problem)
         except Exception as exc:  # one organisation's bug never stops the others
             member.problem = f"{type(exc).__name__}: {exc}"
@@ -403,17 +405,15 @@ class Fleet:
         them again and again: measured with 1,000 organisations, collections of up to a
         quarter of a second each while the first mail was handled (1.7 s of the
         process's time in 5 s; 0.3 s over the whole load once frozen). Once they have
-        settled in the oldest generation,
-        they are frozen (``gc.freeze``): collections then look only at what is new. An
-        organisation stopped since leaves its cycles frozen: the objects are thawed and
-        collected once, then frozen again.
+        settled in the oldest generation, they are frozen (``gc.freeze``): collections
+        then look only at what is new. An organisation stopped since leaves its cycles
+        frozen: the objects are thawed and collected once, then frozen again.
         """
         with self._lock:
             stopped, self._stopped_since_freeze = self._stopped_since_freeze, False
-        settled = len(gc.get_objects(generation=2))
         if stopped:
             gc.unfreeze()
-        elif settled < SETTLED_OBJECTS:
+        elif len(gc.get_objects(generation=2)) < SETTLED_OBJECTS:
             return
         gc.collect()
         gc.freeze()

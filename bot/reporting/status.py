@@ -76,12 +76,9 @@ class FilingLog:
     filing works costs no write. A folder that works again is forgotten.
     """
 
-    def __init__(self, app: App, failures: dict[str, dict[str, Any]] | None = None) -> None:
-        """``failures``: as :func:`filing_failures` read them, when the caller did."""
+    def __init__(self, app: App, failures: dict[str, dict[str, Any]]) -> None:
+        """``failures``: as :func:`filing_failures` read them, with the pass's first reads."""
         self.app = app
-        if failures is None:
-            with app.sessions() as session:
-                failures = filing_failures(session)
         self.failures = failures
         self._reported: set[str] = set()  # failed already in this pass: counted once
 

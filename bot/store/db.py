@@ -173,7 +173,6 @@ def in_schema(engine: Engine, schema: str) -> Engine:
     return scoped
 
 
-
 class Engines:
     """One engine per database for a whole process (the organisations of a fleet)."""
 
