@@ -170,3 +170,36 @@ def test_dossier_writes_run_in_order_and_report_their_failures(tmp_path: Path) -
     DossierWrites(store, background=False).submit(
         lambda: here.append(threading.current_thread().name))
     assert here == [threading.current_thread().name]
+
+
+def test_one_pass_finds_every_email_s_dossier_in_three_queries(memory: MemoryEnv) -> None:
+    # Emails of a contact left alone, of a contact whose complaint absorbed it, and of a
+    # complaint: each copy goes to the dossier its entry is in now, asked for all at once.
+    from sqlalchemy import event
+
+    from bot.outbound.outbox import dossier_references
+    from bot.store.models import Outbox
+
+    memory.deliver(samples.free_text(sender="Anne <anne@example.org>"),
+                   samples.free_text(sender="Bruno <bruno@example.org>"),
+                   samples.form_submission())
+    [complaint] = memory.query(Complaint)
+    anne, bruno = sorted(memory.query(Contact), key=lambda c: c.sender_email)
+    with memory.app.transaction() as session:
+        session.execute(update(Contact).where(Contact.id == anne.id)
+                        .values(complaint_id=complaint.id))
+    rows = memory.query(Outbox)
+    expected = {}
+    for row in rows:
+        contact = {anne.id: anne, bruno.id: bruno}.get(row.contact_id)
+        if row.complaint_id is not None or contact is anne:
+            expected[row.id] = complaint.number
+        else:
+            expected[row.id] = contact.reference if contact is not None else None
+    assert set(expected.values()) >= {complaint.number, bruno.reference}
+    statements: list[str] = []
+    with memory.app.engine.connect() as connection:
+        event.listen(connection, "before_cursor_execute",
+                     lambda *args: statements.append(args[2]))
+        assert dossier_references(connection, {row.id: row for row in rows}) == expected
+    assert 1 <= len(statements) <= 3, statements

@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, Executable, Row, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.protocol import new_message_id
@@ -88,10 +88,12 @@ def enqueue(session: Session, app: App, email: Email, *, complaint: Complaint | 
     return message_id
 
 
-_TICKET_LINKS = select(Ticket.reference, Ticket.complaint_id).where(Ticket.id == bindparam("id"))
-_CONTACT_LINKS = select(Contact.reference, Contact.complaint_id).where(
-    Contact.id == bindparam("id"))
-_COMPLAINT_NUMBER = select(Complaint.number).where(Complaint.id == bindparam("id"))
+_TICKET_LINKS = select(Ticket.id, Ticket.reference, Ticket.complaint_id).where(
+    Ticket.id.in_(bindparam("ids", expanding=True)))
+_CONTACT_LINKS = select(Contact.id, Contact.reference, Contact.complaint_id).where(
+    Contact.id.in_(bindparam("ids", expanding=True)))
+_COMPLAINT_NUMBERS = select(Complaint.id, Complaint.number).where(
+    Complaint.id.in_(bindparam("ids", expanding=True)))
 
 
 class _Links(Protocol):
@@ -100,22 +102,53 @@ class _Links(Protocol):
     contact_id: int | None
 
 
-def dossier_reference(connection: Connection, row: _Links) -> str | None:
-    """The dossier an email belongs to: its complaint's, once the contact or ticket entered it.
+def _by_id(connection: Connection, statement: Executable, ids: set[int]
+           ) -> dict[int, Row[Any]]:
+    """The rows of ``statement`` for ``ids``, by their first column (no query for none)."""
+    if not ids:
+        return {}
+    return {row[0]: row for row in connection.execute(statement, {"ids": sorted(ids)})}
 
-    Plain column queries: loading a complaint also loads its failures and actions.
+
+def dossier_references(connection: Connection, rows: Mapping[int, _Links]
+                       ) -> dict[int, str | None]:
+    """The dossier each email of ``rows`` belongs to (by key): its complaint's, once its
+    contact or ticket entered one; ``None`` for an email of no dossier.
+
+    Three plain column queries at most, whatever the number of rows: a send pass asks once
+    for all its emails (a query per email cost a tenth of its bookkeeping), and loading a
+    complaint would also load its failures and actions.
     """
-    complaint_id = row.complaint_id
-    for statement, linked in ((_TICKET_LINKS, row.ticket_id), (_CONTACT_LINKS, row.contact_id)):
-        if complaint_id is None and linked is not None:
-            found = connection.execute(statement, {"id": linked}).first()
-            if found is not None and found.complaint_id is None:
-                return str(found.reference)
-            complaint_id = found.complaint_id if found is not None else None
-    if complaint_id is None:
-        return None
-    number = connection.execute(_COMPLAINT_NUMBER, {"id": complaint_id}).scalar()
-    return str(number) if number is not None else None
+    unlinked = [r for r in rows.values() if r.complaint_id is None]
+    tickets = _by_id(connection, _TICKET_LINKS,
+                     {r.ticket_id for r in unlinked if r.ticket_id is not None})
+    contacts = _by_id(connection, _CONTACT_LINKS,
+                      {r.contact_id for r in unlinked if r.contact_id is not None})
+    found: dict[int, str | int | None] = {}  # a reference, or a complaint to look up
+    for key, row in rows.items():
+        complaint_id = row.complaint_id
+        reference: str | None = None
+        for entries, linked in ((tickets, row.ticket_id), (contacts, row.contact_id)):
+            if complaint_id is None and linked is not None:
+                entry = entries.get(linked)
+                if entry is not None and entry.complaint_id is None:
+                    reference = str(entry.reference)
+                    break
+                complaint_id = entry.complaint_id if entry is not None else None
+        found[key] = reference if reference is not None else complaint_id
+    numbers = _by_id(connection, _COMPLAINT_NUMBERS,
+                     {value for value in found.values() if isinstance(value, int)})
+    return {key: value if not isinstance(value, int)
+            else _number(numbers.get(value)) for key, value in found.items()}
+
+
+def _number(row: Row[Any] | None) -> str | None:
+    return str(row.number) if row is not None and row.number is not None else None
+
+
+def dossier_reference(connection: Connection, row: _Links) -> str | None:
+    """The dossier one email belongs to (:func:`dossier_references` for a single row)."""
+    return dossier_references(connection, {0: row})[0]
 
 
 def _smtp_code(error: str) -> str:
@@ -169,8 +202,7 @@ _CLAIM = (update(Outbox).where(Outbox.id == bindparam("row_id"),
                                Outbox.status == OutboxStatus.PENDING)
           .values(status=OutboxStatus.SENDING, attempts=Outbox.attempts + 1,
                   claimed_by=bindparam("claimant"), claimed_at=bindparam("now"))
-          .returning(Outbox.kind, Outbox.envelope_from, Outbox.recipients, Outbox.raw,
-                     Outbox.complaint_id, Outbox.ticket_id, Outbox.contact_id))
+          .returning(Outbox.kind, Outbox.envelope_from, Outbox.recipients, Outbox.raw))
 _SENT = (update(Outbox).where(Outbox.id == bindparam("row_id"))
          .values(status=OutboxStatus.SENT, sent_at=bindparam("sent_at")))
 
@@ -207,8 +239,8 @@ class _Attempt:
 
 
 def _book(connection: Connection, app: App, attempt: _Attempt, now: dt.datetime,
-          report: SendReport) -> tuple[str | None, dt.datetime] | None:
-    """Record what became of ``attempt``; if it was sent, its dossier and when it was sent."""
+          report: SendReport) -> dt.datetime | None:
+    """Record what became of ``attempt``; if it was sent, when."""
     if attempt.outcome != "sent":
         # Seldom: the ORM, for the backoff and the director's notice, inside the same
         # transaction (the session joins it and leaves committing to it).
@@ -220,7 +252,7 @@ def _book(connection: Connection, app: App, attempt: _Attempt, now: dt.datetime,
     sent_at = app.clock()
     connection.execute(_SENT, {"row_id": attempt.row_id, "sent_at": sent_at})
     report.sent += 1
-    return dossier_reference(connection, attempt.claimed), sent_at
+    return sent_at
 
 
 def _keep_sent(app: App, kind: str, row_id: int, raw: bytes, reference: str,
@@ -252,17 +284,21 @@ def send_pending(app: App, sink: Sink, limit: int = 500, claimant: str = RUNNER,
     report = SendReport()
     now = app.clock()
     with app.sessions() as session:
-        due = session.execute(
-            select(Outbox.id)
+        due = {row.id: row for row in session.execute(
+            select(Outbox.id, Outbox.complaint_id, Outbox.ticket_id, Outbox.contact_id)
             .where(Outbox.status == OutboxStatus.PENDING, Outbox.next_attempt_at <= now)
             .order_by(Outbox.id)
             .limit(limit)
-        ).scalars().all()
-    if not due:
-        return report
+        )}
+        if not due:
+            return report
+        # Read with the pass's list: the copy of an email goes to the dossier its entry was
+        # in when the pass began (a pass lasts seconds; a complaint that absorbs a contact
+        # meanwhile takes that contact's dossier as it then is).
+        references = dossier_references(session.connection(), due)
     writes = copies if copies is not None else DossierWrites(app.dossiers)
     try:
-        _send_due(app, sink, due, now, claimant, writes, report)
+        _send_due(app, sink, references, now, claimant, writes, report)
     finally:
         if copies is None:
             writes.close()
@@ -271,8 +307,9 @@ def send_pending(app: App, sink: Sink, limit: int = 500, claimant: str = RUNNER,
     return report
 
 
-def _send_due(app: App, sink: Sink, due: Sequence[int], now: dt.datetime, claimant: str,
-              writes: DossierWrites, report: SendReport) -> None:
+def _send_due(app: App, sink: Sink, due: Mapping[int, str | None], now: dt.datetime,
+              claimant: str, writes: DossierWrites, report: SendReport) -> None:
+    """Send the rows ``due`` (their ids, in order, with their dossiers)."""
     # One database connection for the pass, and Core statements on it: a session per
     # email cost more than the SMTP exchange.
     with sink.connect() as connection, app.engine.connect() as database:
@@ -281,13 +318,13 @@ def _send_due(app: App, sink: Sink, due: Sequence[int], now: dt.datetime, claima
             if row_id is None and done is None:
                 break  # nothing left to book
             with database.begin():
-                booked = _book(database, app, done, now, report) if done else None
+                sent_at = _book(database, app, done, now, report) if done else None
                 claimed = None
                 if row_id is not None:
                     claimed = database.execute(_CLAIM, {"row_id": row_id, "claimant": claimant,
                                                         "now": now}).first()
-            if done is not None and booked is not None:
-                reference, sent_at = booked
+            if done is not None and sent_at is not None:
+                reference = due[done.row_id]
                 log.info("sent %s (%s) for %s", done.claimed.kind, done.row_id,
                          reference or "-")
                 if reference is not None:
