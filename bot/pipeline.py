@@ -39,6 +39,7 @@ from bot.intake.message import InboundMessage, content_hash, parse_message
 from bot.intake.parsing import BatchParser
 from bot.intake.sources.base import RawMessage, Source
 from bot.outbound.outbox import SendReport, send_pending
+from bot.outbound.sendahead import SendAhead
 from bot.outbound.sinks import Sink
 from bot.procedure.handlers import ROUTES, handle
 from bot.reporting.status import FilingLog, filing_failures, record_setting
@@ -490,29 +491,34 @@ def _watermark(session: Session, mailbox: str) -> MailboxState | None:
 
 def process_mailbox(app: App, source: Source, sink: Sink | None = None,
                     progress: Callable[[int], None] | None = None,
-                    note_poll: bool = True) -> RunSummary:
+                    note_poll: bool = True, send_ahead: bool = False) -> RunSummary:
     """Handle everything waiting in ``source``; send the outbox after each batch.
 
     The outbox never waits on the mailbox: when the source fails (server down, a folder
     that cannot be reached), what is committed is still sent before the error is raised.
     ``note_poll``: record the time of this pass for ``reclambot status`` (a watcher does
     it once a minute, not at every pass: each write is a transaction).
+    ``send_ahead``: a backlog's emails may be sent by a worker process while the next
+    batches are handled (:mod:`bot.outbound.sendahead`); every email is sent or booked
+    when the pass returns all the same.
     """
     summary = RunSummary()
     writes = DossierWrites(app.dossiers)
+    ahead = SendAhead.for_app(app, sink) if send_ahead else None
     try:
         try:
-            _process_mailbox(app, source, summary, sink, progress, writes)
+            _process_mailbox(app, source, summary, sink, progress, writes, ahead)
         except SourceError:
             if sink is not None:
                 try:
-                    _add_report(summary.sent, send_pending(app, sink, copies=writes))
+                    _send_rest(app, sink, ahead, writes, summary)
                 except ReclambotError as exc:  # the source's failure is the one to report
                     log.warning("outbox not sent either: %s", exc)
             raise
-        if sink is not None and not summary.fetched:
-            # A pass that handled a batch sent the outbox right after it already.
-            _add_report(summary.sent, send_pending(app, sink, copies=writes))
+        if sink is not None and (not summary.fetched or ahead is not None):
+            # A pass that handled a batch sent the outbox right after it already, unless
+            # the worker still has some of it.
+            _send_rest(app, sink, ahead, writes, summary)
     finally:
         writes.close()
     if note_poll:
@@ -520,8 +526,20 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
     return summary
 
 
+def _send_rest(app: App, sink: Sink, ahead: SendAhead | None, writes: DossierWrites,
+               summary: RunSummary) -> None:
+    """The worker's last answers booked and the worker stopped, then anything still due
+    (what it could not send, what came meanwhile) sent here."""
+    if ahead is not None:
+        ahead.close(writes, summary.sent)
+        if not ahead.failure and summary.fetched:
+            return  # it sent everything the batches committed
+    _add_report(summary.sent, send_pending(app, sink, copies=writes))
+
+
 def _process_mailbox(app: App, source: Source, summary: RunSummary, sink: Sink | None,
-                     progress: Callable[[int], None] | None, writes: DossierWrites) -> None:
+                     progress: Callable[[int], None] | None, writes: DossierWrites,
+                     ahead: SendAhead | None) -> None:
     uidvalidity = source.uidvalidity()
     # What the pass needs to know first, read in one transaction.
     with app.sessions() as session:
@@ -538,7 +556,7 @@ def _process_mailbox(app: App, source: Source, summary: RunSummary, sink: Sink |
     parser = BatchParser(app.rulebook.undeclared_charsets, app.config.bot.parse_workers)
     try:
         _process(app, source, uidvalidity, after, parser, summary, sink, progress, writes,
-                 filing)
+                 filing, ahead)
     finally:
         parser.close()
 
@@ -568,7 +586,7 @@ def _advance(source: Source, uidvalidity: str, batch: list[RawMessage],
 def _process(app: App, source: Source, uidvalidity: str, after: int, parser: BatchParser,
              summary: RunSummary, sink: Sink | None,
              progress: Callable[[int], None] | None, writes: DossierWrites,
-             filing: FilingLog) -> None:
+             filing: FilingLog, ahead: SendAhead | None) -> None:
     for batch in source.fetch(after, app.config.bot.batch_size,
                               app.config.limits.max_message_bytes):
         outcomes = handle_batch(app, source, uidvalidity, batch, parser)
@@ -579,7 +597,8 @@ def _process(app: App, source: Source, uidvalidity: str, after: int, parser: Bat
         unsent: ReclambotError | None = None
         if sink is not None:
             try:
-                _add_report(summary.sent, send_pending(app, sink, copies=writes))
+                if ahead is None or not ahead.hand_over(writes, summary.sent):
+                    _add_report(summary.sent, send_pending(app, sink, copies=writes))
             except ReclambotError as exc:  # the server down: the batch is filed all the same
                 unsent = exc
         # Recorded done and the watermark moved past the batch in one transaction.

@@ -144,6 +144,8 @@ class BotConfig:
     sink: str = "smtp"
     batch_size: int = 100
     parse_workers: int = 0
+    #: A backlog's emails sent by a worker process (:mod:`bot.outbound.sendahead`).
+    send_worker: bool = False
     poll_interval: float = 60.0
     idle_timeout: float = 300.0
 
@@ -513,6 +515,9 @@ def parse_config(raw: dict[str, Any], path: Path, mailbox_secrets: bool = True) 
             sink=bot_section.choice("sink", ("smtp", "maildir"), "smtp"),
             batch_size=bot_section.integer("batch_size", 100),
             parse_workers=bot_section.integer("parse_workers", 0, minimum=0),
+            # By default where a second core can run it: on one core it would only take
+            # turns with this process.
+            send_worker=bot_section.boolean("send_worker", (os.cpu_count() or 1) >= 2),
             poll_interval=bot_section.number("poll_interval", 60.0),
             idle_timeout=bot_section.number("idle_timeout", 300.0),
         )

@@ -130,7 +130,7 @@ def run_organisation(config: Config, stop: threading.Event, shared: Shared) -> N
         # Each loop turn of an idle organisation costs a few transactions: among a
         # thousand, deferred emails are tried every 5 minutes instead of every minute.
         run_forever(app, stop, source=make_source(config, IN_A_FLEET), outbox_every=5,
-                    coordinated=shared.coordinated, turns=shared.turns)
+                    coordinated=shared.coordinated, turns=shared.turns, send_ahead=False)
     finally:
         app.close()
 

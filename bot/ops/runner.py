@@ -22,6 +22,7 @@ from bot.intake.sources import make_source
 from bot.intake.sources.base import Source
 from bot.ops.lock import ProcessLock
 from bot.outbound.outbox import recover_interrupted, send_pending
+from bot.outbound.sendahead import recover_journal
 from bot.outbound.sinks import Sink, make_sink
 from bot.pipeline import RunSummary, process_mailbox
 from bot.reporting.status import record_error
@@ -44,12 +45,13 @@ def run_once(app: App, source: Source | None = None, sink: Sink | None = None) -
 
 def run_pass(app: App, source: Source | None = None, sink: Sink | None = None) -> RunSummary:
     """One pass, for a caller that holds the :class:`ProcessLock`."""
+    recover_journal(app)
     recover_interrupted(app)
     app.dossiers.sweep()
     source = source or make_source(app.config)
     sink = sink or make_sink(app.config)
     try:
-        return process_mailbox(app, source, sink)
+        return process_mailbox(app, source, sink, send_ahead=True)
     finally:
         source.close()
 
@@ -91,11 +93,13 @@ def _daily(app: App) -> None:
 def run_forever(app: App, stop: threading.Event | None = None,
                 source: Source | None = None, sink: Sink | None = None,
                 outbox_every: int = 1, coordinated: bool = False,
-                turns: threading.Semaphore | None = None) -> None:
+                turns: threading.Semaphore | None = None, send_ahead: bool = True) -> None:
     """Watch the mailbox until ``stop`` is set (or SIGTERM/SIGINT in the main thread);
     ``outbox_every``: minutes between two tries of the emails the SMTP server deferred;
     ``coordinated``: for a fleet's coordinator (:class:`~bot.ops.lock.ProcessLock`);
-    ``turns``: taken for each pass (the organisations of a fleet share them)."""
+    ``turns``: taken for each pass (the organisations of a fleet share them);
+    ``send_ahead``: a backlog's emails may go through a worker process (not in a fleet,
+    where a thousand organisations would start a thousand)."""
     import schedule
 
     stop = stop or threading.Event()
@@ -105,6 +109,7 @@ def run_forever(app: App, stop: threading.Event | None = None,
     lock = ProcessLock(app, coordinated=coordinated)
     lock.acquire()
     warm_up()
+    recover_journal(app)
     recover_interrupted(app)
     app.dossiers.sweep()
     source = source or make_source(app.config)
@@ -127,7 +132,8 @@ def run_forever(app: App, stop: threading.Event | None = None,
                     renewed = now
                 note = now - noted >= NOTE_POLL_EVERY
                 with turns or contextlib.nullcontext():
-                    summary = process_mailbox(app, source, sink, note_poll=note)
+                    summary = process_mailbox(app, source, sink, note_poll=note,
+                                              send_ahead=send_ahead)
                 if note:
                     noted = now
                 if summary.fetched:

@@ -207,7 +207,7 @@ _SENT = (update(Outbox).where(Outbox.id == bindparam("row_id"))
          .values(status=OutboxStatus.SENT, sent_at=bindparam("sent_at")))
 
 
-def _not_sent(session: Session, app: App, row_id: int, outcome: str, error: str,
+def not_sent(session: Session, app: App, row_id: int, outcome: str, error: str,
               now: dt.datetime, report: SendReport) -> None:
     """Book a deferral (retried later, with backoff) or a refusal (told to the director)."""
     row = session.get(Outbox, row_id)
@@ -245,7 +245,7 @@ def _book(connection: Connection, app: App, attempt: _Attempt, now: dt.datetime,
         # Seldom: the ORM, for the backoff and the director's notice, inside the same
         # transaction (the session joins it and leaves committing to it).
         with Session(bind=connection, expire_on_commit=False) as session:
-            _not_sent(session, app, attempt.row_id, attempt.outcome, attempt.error, now,
+            not_sent(session, app, attempt.row_id, attempt.outcome, attempt.error, now,
                       report)
             session.flush()
         return None
@@ -255,7 +255,7 @@ def _book(connection: Connection, app: App, attempt: _Attempt, now: dt.datetime,
     return sent_at
 
 
-def _keep_sent(app: App, kind: str, row_id: int, raw: bytes, reference: str,
+def keep_sent_copy(app: App, kind: str, row_id: int, raw: bytes, reference: str,
                sent_at: dt.datetime) -> None:
     """After the commit: a copy of the sent email in its dossier."""
     try:
@@ -328,7 +328,7 @@ def _send_due(app: App, sink: Sink, due: Mapping[int, str | None], now: dt.datet
                 log.info("sent %s (%s) for %s", done.claimed.kind, done.row_id,
                          reference or "-")
                 if reference is not None:
-                    writes.submit(_keep_sent, app, done.claimed.kind, done.row_id,
+                    writes.submit(keep_sent_copy, app, done.claimed.kind, done.row_id,
                                   done.claimed.raw, reference, sent_at)
             done = None
             if claimed is None or row_id is None:
