@@ -48,11 +48,22 @@ class TotalRss(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
+        own = Path("/proc/self/cmdline").read_bytes()
         while not self.done.wait(0.02):
             children = [pid for task in Path("/proc/self/task").iterdir()
                         for pid in (task / "children").read_text().split()]
-            total = status_kib("VmRSS") + sum(status_kib("VmRSS", pid) for pid in children)
+            total = status_kib("VmRSS") + sum(status_kib("VmRSS", pid) for pid in children
+                                              if _started(pid, own))
             self.peak_kib = max(self.peak_kib, total)
+
+
+def _started(pid: str, parent: bytes) -> bool:
+    """Whether a child runs its own program: between fork and exec it shares every page
+    with this process (its RSS is ours), and counting it would count us twice."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes() != parent
+    except OSError:
+        return False
 
 
 def bare_loop(app: App) -> int:
@@ -105,6 +116,14 @@ def main() -> None:
         done = summary.fetched
     elif phase == "bare":
         done = bare_loop(app)
+    elif phase in ("whole", "whole_ahead"):
+        # What `run --once` does with a backlog: everything handled, every answer sent,
+        # here or (whole_ahead) by the send worker while the next batches are handled.
+        source = make_source(app.config)
+        summary = process_mailbox(app, source, sink=make_sink(app.config),
+                                  send_ahead=phase == "whole_ahead")
+        source.close()
+        done = summary.sent.sent
     else:
         sink = make_sink(app.config)
         done = 0

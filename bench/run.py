@@ -59,15 +59,17 @@ def _imap(dovecot, user: str):  # type: ignore[no-untyped-def]
     return client
 
 
-def _setup(dovecot, smtp_port: int, name: str, workers: int = 0  # type: ignore[no-untyped-def]
-           ) -> tuple[Path, str]:
+def _setup(dovecot, smtp_port: int, name: str, workers: int = 0,  # type: ignore[no-untyped-def]
+           send_worker: bool = False) -> tuple[Path, str]:
     directory = Path(tempfile.mkdtemp(prefix=f"reclambot-bench-{name}-"))
     user = f"bench-{name}-{os.getpid()}"
     config = write_config(directory, imap_port=dovecot.port, imap_user=user,
                           smtp_port=smtp_port,
                           database_url=f"sqlite:///{directory / 'register.sqlite3'}")
     # The tests' tiny batches make crashes land mid-run; the bench runs the default (100).
-    text = config.read_text().replace("batch_size = 5\n", f"parse_workers = {workers}\n")
+    text = config.read_text().replace(
+        "batch_size = 5\n",
+        f"parse_workers = {workers}\nsend_worker = {str(send_worker).lower()}\n")
     config.write_text(text)
     return config, user
 
@@ -119,6 +121,24 @@ def throughput(dovecot, smtp: SmtpServer, count: int,  # type: ignore[no-untyped
         "bare_aiosmtplib_per_second": bare_rate,
         "send_share_of_bare": send["count"] / send["seconds"] / bare_rate,
     }
+
+
+def end_to_end(dovecot, smtp: SmtpServer, count: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The backlog handled and every answer sent, in one pass (as `run --once`): with the
+    send worker and without it, each on a mailbox and register of its own."""
+    messages = [raw for _, raw in corpus(count)]
+    figures: dict[str, float] = {"messages": count}
+    for phase, label in (("whole", "here"), ("whole_ahead", "ahead")):
+        config, user = _setup(dovecot, smtp.port, f"e{count}{label}",
+                              send_worker=phase == "whole_ahead")
+        _fill(dovecot, user, messages)
+        result = _phase(phase, config)
+        figures[f"{label}_seconds"] = result["seconds"]
+        figures[f"{label}_per_second"] = count / result["seconds"]
+        figures[f"{label}_sent"] = result["count"]
+        figures[f"{label}_peak_total_rss_mib"] = result["peak_total_rss_mib"]
+    figures["ahead_speedup"] = figures["here_seconds"] / figures["ahead_seconds"]
+    return figures
 
 
 def big_attachment(dovecot, smtp: SmtpServer) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -239,6 +259,7 @@ def main() -> None:
             results["throughput_large"] = throughput(dovecot, smtp, args.large)
             results["throughput_large_worker"] = throughput(dovecot, smtp, args.large,
                                                             workers=1)
+        results["end_to_end"] = end_to_end(dovecot, smtp, args.messages)
         results["big_attachment"] = big_attachment(dovecot, smtp)
         if args.latency:
             results["latency"] = latency(dovecot, args.latency)
