@@ -34,6 +34,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,9 @@ BACKLOG = 32
 #: to keep the worker busy between two batches, little memory.
 AHEAD_EMAILS = 200
 AHEAD_BYTES = 8 << 20
+#: Seconds the last answers of a pass are let gather before they are booked together
+#: (booked one by one, each was a transaction).
+ANSWERS_GATHER = 0.02
 #: Variables the worker inherits (nothing else: the mailbox's password may be in the
 #: environment, and the worker has no use for it).
 _INHERITED = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "SYSTEMROOT")
@@ -98,14 +102,18 @@ class _Journal:
             if not row.isdigit():
                 continue
             row_id = int(row)
-            if kind == "start":
-                self.started.add(row_id)
-            elif kind == "sent":
-                self.sent[row_id] = dt.datetime.fromisoformat(detail)
-            elif kind in ("deferred", "failed"):
-                self.not_sent[row_id] = (kind, json.loads(detail))
-            elif kind == "unsent":
-                self.unsent[row_id] = json.loads(detail)
+            try:
+                if kind == "start":
+                    self.started.add(row_id)
+                elif kind == "sent":
+                    self.sent[row_id] = dt.datetime.fromisoformat(detail)
+                elif kind in ("deferred", "failed"):
+                    self.not_sent[row_id] = (kind, str(json.loads(detail)))
+                elif kind == "unsent":
+                    self.unsent[row_id] = str(json.loads(detail))
+            except ValueError:
+                # A line that says nothing readable answers nothing: the email is in doubt.
+                log.warning("send journal: unreadable line for outbox %s ignored", row_id)
 
     def answered(self) -> set[int]:
         return {*self.sent, *self.not_sent, *self.unsent}
@@ -249,6 +257,7 @@ class SendAhead:
             return None
         settings: dict[str, object] = {
             "smtp": server_settings(sink.server),
+            "log_format": app.config.logging.format,
             "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel())}
         return cls(app, settings, path)
 
@@ -294,18 +303,17 @@ class SendAhead:
         if room <= 0 or sum(self.flight.values()) >= AHEAD_BYTES:
             return True
         now = self.app.clock()
-        with self.app.sessions() as session:
+        with self.app.transaction() as session:
             due = list(session.scalars(
                 select_rows(Outbox.id)
                 .where(Outbox.status == OutboxStatus.PENDING, Outbox.next_attempt_at <= now)
                 .order_by(Outbox.id).limit(room)))
-        if self.process is None:
-            self.due_seen += len(due)
-            if self.due_seen < BACKLOG:
-                return False
-        if not due:
-            return True
-        with self.app.transaction() as session:
+            if self.process is None:
+                self.due_seen += len(due)
+                if self.due_seen < BACKLOG:
+                    return False
+            if not due:
+                return True
             claimed = session.connection().execute(_CLAIM_MANY, {"ids": due, "now": now}).all()
         if self.process is None:
             self._start()
@@ -321,7 +329,8 @@ class SendAhead:
         while self.flight and self.process is not None:
             stdout = self.process.stdout
             assert stdout is not None
-            select.select([stdout], [], [], 1.0)
+            if select.select([stdout], [], [], 1.0)[0]:
+                time.sleep(ANSWERS_GATHER)  # one booking for the answers of a moment
             ended = not self._take_wakes() or self.process.poll() is not None
             if ended:
                 self._stopped()

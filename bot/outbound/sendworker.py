@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Secret, ServerConfig
+from bot.core.logs import configure
 from bot.errors import DeliveryRefused, SinkError, TransientError
 from bot.outbound.sinks import Connection
 from bot.outbound.sinks.smtp import SmtpSink
@@ -158,8 +159,7 @@ def main(argv: list[str]) -> int:
     if not first:
         return 0
     settings = json.loads(first)
-    logging.basicConfig(level=settings.get("log_level", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.get("log_format", "text"), settings.get("log_level", "WARNING"))
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
     journal = os.open(argv[0], flags, 0o600)
     worker = _Worker(journal, SmtpSink(_server(settings["smtp"])))
