@@ -38,6 +38,7 @@ from bot.intake.classify import Decision, Match, classify
 from bot.intake.message import InboundMessage, content_hash, parse_message
 from bot.intake.parsing import BatchParser
 from bot.intake.sources.base import RawMessage, Source
+from bot.outbound.autoreply import count_all_at_once
 from bot.outbound.outbox import SendReport, send_pending
 from bot.outbound.sendahead import SendAhead
 from bot.outbound.sinks import Sink
@@ -49,6 +50,10 @@ from bot.store.models import Complaint, Contact, Inbound, MailboxState, Ticket
 
 log = logging.getLogger(__name__)
 
+#: A batch this large reads the daily counts of automatic answers of every address at
+#: once (:func:`~bot.outbound.autoreply.count_all_at_once`), a smaller one address by
+#: address (one message while watching: the register's whole day need not be read).
+ALL_AT_ONCE = 32
 
 
 @dataclass
@@ -296,6 +301,8 @@ def _handle_batch(app: App, source: Source, uidvalidity: str, batch: list[RawMes
     done: list[tuple[RawMessage, Inbound, InboundMessage | None]] = []
     with app.transaction() as session:
         rows = RowBuffer.hold(session) if not savepoints else None
+        if len(batch) >= ALL_AT_ONCE:
+            count_all_at_once(session)
         existing = {
             row.uid: row for row in session.scalars(
                 select(Inbound).where(Inbound.mailbox == source.mailbox,

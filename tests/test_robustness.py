@@ -154,6 +154,27 @@ def test_per_address_limit_stops_an_unknown_robot(env: BotEnv, batch_size: int) 
     assert len(limited) == 2
 
 
+def test_a_backlog_s_batch_counts_every_address_s_answers_at_once(env: BotEnv) -> None:
+    # A batch of 46 reads the counts of every address in one query: what the register
+    # already holds (4 answers today) and what the batch queues both count.
+    env.config_path.write_text(env.config_path.read_text().replace("batch_size = 5\n",
+                                                                   "batch_size = 50\n"))
+    env.restart()
+    robot = "Robot poli <robot@example.com>"
+    for i in range(4):
+        env.append(samples.free_text(sender=robot, subject=f"Réclamation n°{i}"))
+        env.run()
+    for i in range(4, 40):
+        env.append(samples.free_text(sender=robot, subject=f"Réclamation n°{i}"))
+    people = [f"personne{i}@example.org" for i in range(6)]
+    for address in people:
+        env.append(samples.free_text(sender=address))
+    env.run()
+    assert len(env.smtp.handler.to("robot@example.com")) == 10  # rules/robots.toml
+    assert all(len(env.smtp.handler.to(address)) == 1 for address in people)
+    assert len(env.query(Event, Event.kind == "auto_reply_limited")) == 30
+
+
 # --- Exactly once -----------------------------------------------------------------------------
 
 
