@@ -66,6 +66,27 @@ def _started(pid: str, parent: bytes) -> bool:
         return False
 
 
+def _send_by_worker(app: App) -> int:
+    """The outbox sent by the send worker alone (no intake beside it): handed over as it
+    has room, its answers booked, until nothing is due."""
+    from bot.outbound.outbox import SendReport
+    from bot.outbound.sendahead import BACKLOG, SendAhead
+    from bot.outbound.sinks import make_sink
+    from bot.store.dossier import DossierWrites
+
+    ahead = SendAhead.for_app(app, make_sink(app.config))
+    assert ahead is not None, "[bot] send_worker, an SQLite register and SMTP are needed"
+    ahead.due_seen = BACKLOG  # a backlog by definition: start at once
+    writes, report = DossierWrites(app.dossiers), SendReport()
+    try:
+        while ahead.hand_over(writes, report) and ahead.flight:
+            ahead.wait(writes, report, until=len(ahead.flight) // 2)
+        ahead.close(writes, report)
+    finally:
+        writes.close()
+    return report.sent
+
+
 def bare_loop(app: App) -> int:
     """What the outbox is measured against: its rendered emails, read from the register
     first, sent again by nothing but aiosmtplib's ``sendmail`` in a loop over one
@@ -124,6 +145,8 @@ def main() -> None:
                                   send_ahead=phase == "whole_ahead")
         source.close()
         done = summary.sent.sent
+    elif phase == "send_worker":
+        done = _send_by_worker(app)
     else:
         sink = make_sink(app.config)
         done = 0

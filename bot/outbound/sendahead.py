@@ -74,7 +74,7 @@ AHEAD_BYTES = 8 << 20
 ANSWERS_GATHER = 0.02
 #: Variables the worker inherits (nothing else: the mailbox's password may be in the
 #: environment, and the worker has no use for it).
-_INHERITED = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "SYSTEMROOT")
+_INHERITED = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "SYSTEMROOT")
 _INHERITED_PREFIXES = ("LC_", "PYTHON", "VIRTUAL_ENV", "SSL_CERT")
 
 
@@ -261,11 +261,6 @@ class SendAhead:
             "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel())}
         return cls(app, settings, path)
 
-    @property
-    def running(self) -> bool:
-        """Whether emails go through the worker in this pass."""
-        return self.process is not None and self.failure is None
-
     def _start(self) -> None:
         env = {k: v for k, v in os.environ.items()
                if k in _INHERITED or k.startswith(_INHERITED_PREFIXES)}
@@ -324,9 +319,10 @@ class SendAhead:
             self.frames.put(json.dumps(header).encode() + b"\n" + row.raw)
         return True
 
-    def wait(self, writes: DossierWrites, report: SendReport) -> None:
-        """Until the worker answered every email handed over (or stopped), booking them."""
-        while self.flight and self.process is not None:
+    def wait(self, writes: DossierWrites, report: SendReport, until: int = 0) -> None:
+        """Until the worker answered every email handed over but ``until`` (or stopped),
+        booking the answers."""
+        while len(self.flight) > until and self.process is not None:
             stdout = self.process.stdout
             assert stdout is not None
             if select.select([stdout], [], [], 1.0)[0]:
