@@ -40,7 +40,7 @@ from bot.intake.parsing import BatchParser
 from bot.intake.sources.base import RawMessage, Source
 from bot.outbound.autoreply import count_all_at_once
 from bot.outbound.outbox import SendReport, send_pending
-from bot.outbound.sendahead import SendAhead
+from bot.outbound.sendahead import SendAhead, recover_journal
 from bot.outbound.sinks import Sink
 from bot.procedure.handlers import ROUTES, handle
 from bot.reporting.status import FilingLog, filing_failures, record_setting
@@ -512,6 +512,8 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
     summary = RunSummary()
     writes = DossierWrites(app.dossiers)
     ahead = SendAhead.for_app(app, sink) if send_ahead else None
+    if ahead is not None:
+        recover_journal(app)  # an earlier pass that failed may have left one
     try:
         try:
             _process_mailbox(app, source, summary, sink, progress, writes, ahead)
@@ -527,6 +529,9 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
             # the worker still has some of it.
             _send_rest(app, sink, ahead, writes, summary)
     finally:
+        if ahead is not None:
+            # A pass that failed leaves no worker behind; its journal, for the next pass.
+            ahead.stop()
         writes.close()
     if note_poll:
         record_setting(app, "last_poll", app.clock().isoformat(timespec="seconds"))

@@ -252,3 +252,34 @@ def test_a_crash_is_booked_from_the_journal(memory: MemoryEnv) -> None:
             after[unstarted].interrupted, after[unstarted].claimed_by) == (
         "pending", 0, False, None)
     assert not journal.exists()
+
+
+def test_a_pass_that_fails_leaves_no_worker_and_the_next_books_its_journal(
+        env: BotEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.pipeline
+
+    journal = needs_journal(env)
+    addresses = deliver(env, 40)
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError("disque plein")
+
+    monkeypatch.setattr(bot.pipeline, "finish_batch", full_disk)
+    with pytest.raises(OSError, match="disque plein"):
+        env.run()  # after the batch's emails were handed to the worker
+    assert not workers()
+    assert journal.exists()  # what the worker did, for the next pass
+    monkeypatch.undo()
+    # The watcher's next pass (not a new run, which books a journal as it starts).
+    from bot.outbound.sinks import make_sink
+
+    source = make_source(env.config)
+    try:
+        process_mailbox(env.app, source, make_sink(env.config), send_ahead=True)
+    finally:
+        source.close()
+    assert once_each(env, addresses) == set()
+    assert all(len(env.smtp.handler.to(a)) == 1 for a in addresses)
+    assert not any(r.interrupted for r in env.outbox())
+    assert not journal.exists()
+    assert len(env.folder("Réclamations/Traitées")) == 40

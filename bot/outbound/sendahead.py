@@ -184,19 +184,19 @@ def _book(app: App, journal: _Journal, rows: Iterable[int], dead: bool,
 
 
 def recover_journal(app: App) -> int:
-    """After a crash: book what the worker's journal says, then empty it.
+    """After a crash (or a pass that failed): book what the worker's journal says, then
+    remove it.
 
     Returns how many emails the journal said sent (booked now, not sent again). Rows the
     worker had claimed and the journal does not answer are in doubt if started, else
     back in the queue. Called before :func:`bot.outbound.outbox.recover_interrupted`.
     """
     path = journal_path(app)
+    if path is None or not path.exists():
+        return 0  # it is there from before a worker's first claim until all are booked
     claimed = _claimed_by_worker(app)
-    if path is None or not (path.exists() or claimed):
-        return 0
     journal = _Journal()
-    if path.exists():
-        journal.read(_whole_lines(path.read_bytes()))
+    journal.read(_whole_lines(path.read_bytes()))
     report = SendReport()
     writes = DossierWrites(app.dossiers, background=False)
     try:
@@ -309,6 +309,11 @@ class SendAhead:
                     return False
             if not due:
                 return True
+            if self.process is None:
+                # Before the first claim: a journal there says that emails may be claimed
+                # by a worker, and the next pass or run books them (recover_journal).
+                os.close(os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                                 0o600))
             claimed = session.connection().execute(_CLAIM_MANY, {"ids": due, "now": now}).all()
         if self.process is None:
             self._start()
@@ -338,7 +343,9 @@ class SendAhead:
         Read at every booking, so that a long pass never fills the pipe and stops the
         worker."""
         stdout = self.process.stdout if self.process is not None else None
-        while stdout is not None and select.select([stdout], [], [], 0)[0]:
+        if stdout is None or stdout.closed:
+            return False
+        while select.select([stdout], [], [], 0)[0]:
             if not os.read(stdout.fileno(), 1 << 16):
                 return False
         return True
@@ -380,18 +387,25 @@ class SendAhead:
         if self.process is None:
             return
         self.wait(writes, report)
+        self.stop()
+        self._book(writes, report, dead=True)
+        # Everything it said is booked (committed): the journal has nothing left to tell.
+        self.journal_path.unlink(missing_ok=True)
+        self.journal, self.read_to, self.flight = _Journal(), 0, {}
+
+    def stop(self) -> None:
+        """Stop the worker after the emails it was given (at once if they do not go in a
+        minute), without booking anything: what it did stays in its journal, which the
+        next pass books (:func:`recover_journal`) if :meth:`close` did not."""
+        if self.process is None or self.process.returncode is not None:
+            return
         self.frames.put(None)
         if self.feeder is not None:
-            self.feeder.join()
+            self.feeder.join(timeout=60)
         try:
             self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self._book(writes, report, dead=True)
         if self.process.stdout is not None:
             self.process.stdout.close()
-        self.process = None
-        # Everything it said is booked (committed): the journal has nothing left to tell.
-        self.journal_path.unlink(missing_ok=True)
-        self.journal, self.read_to = _Journal(), 0
