@@ -520,13 +520,11 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
         except SourceError:
             if sink is not None:
                 try:
-                    _send_rest(app, sink, ahead, writes, summary)
+                    _send_rest(app, sink, ahead, writes, summary, always=True)
                 except ReclambotError as exc:  # the source's failure is the one to report
                     log.warning("outbox not sent either: %s", exc)
             raise
-        if sink is not None and (not summary.fetched or ahead is not None):
-            # A pass that handled a batch sent the outbox right after it already, unless
-            # the worker still has some of it.
+        if sink is not None:
             _send_rest(app, sink, ahead, writes, summary)
     finally:
         if ahead is not None:
@@ -539,14 +537,16 @@ def process_mailbox(app: App, source: Source, sink: Sink | None = None,
 
 
 def _send_rest(app: App, sink: Sink, ahead: SendAhead | None, writes: DossierWrites,
-               summary: RunSummary) -> None:
-    """The worker's last answers booked and the worker stopped, then anything still due
-    (what it could not send, what came meanwhile) sent here."""
+               summary: RunSummary, always: bool = False) -> None:
+    """The worker's last answers booked and the worker stopped, then what is still due
+    sent here: what the worker could not send and what its answers queued (the
+    director's notice of a refusal) or, ``always`` or after a pass that handled nothing,
+    the whole outbox (a pass that handled a batch sent it right after)."""
+    started = ahead is not None and ahead.process is not None
     if ahead is not None:
         ahead.close(writes, summary.sent)
-        if not ahead.failure and summary.fetched:
-            return  # it sent everything the batches committed
-    _add_report(summary.sent, send_pending(app, sink, copies=writes))
+    if started or always or not summary.fetched:
+        _add_report(summary.sent, send_pending(app, sink, copies=writes))
 
 
 def _process_mailbox(app: App, source: Source, summary: RunSummary, sink: Sink | None,

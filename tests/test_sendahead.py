@@ -29,7 +29,7 @@ from bot.pipeline import process_mailbox
 from bot.store.dossier import DossierWrites
 from bot.store.models import Outbox
 from bot.testing import samples
-from tests.conftest import DOVECOT_PASSWORD, BotEnv, MemoryEnv
+from tests.conftest import DIRECTOR, DOVECOT_PASSWORD, BotEnv, MemoryEnv
 
 pytestmark = pytest.mark.integration
 
@@ -283,3 +283,17 @@ def test_a_pass_that_fails_leaves_no_worker_and_the_next_books_its_journal(
     assert not any(r.interrupted for r in env.outbox())
     assert not journal.exists()
     assert len(env.folder("Réclamations/Traitées")) == 40
+
+
+def test_a_refusal_met_by_the_worker_is_told_to_the_director_in_the_same_pass(
+        env: BotEnv) -> None:
+    needs_journal(env)
+    addresses = deliver(env, 40)
+    env.smtp.handler.refuse = {addresses[3]: "550 5.1.1 no such user"}
+    summary = env.run()
+    assert (summary.sent.sent, summary.sent.refused) == (40, 1)  # 39 answers, 1 notice
+    failed = [r for r in env.outbox() if r.status == "failed"]
+    assert [(r.to_address, r.claimed_by) for r in failed] == [(addresses[3], WORKER)]
+    [notice] = env.smtp.handler.to(DIRECTOR)
+    assert addresses[3] in notice.text()
+    assert {r.status for r in env.outbox() if r.id != failed[0].id} == {"sent"}
