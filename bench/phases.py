@@ -79,9 +79,8 @@ def _send_by_worker(app: App) -> int:
     ahead.due_seen = BACKLOG  # a backlog by definition: start at once
     writes, report = DossierWrites(app.dossiers), SendReport()
     try:
-        while ahead.hand_over(writes, report) and ahead.flight:
-            ahead.wait(writes, report, until=len(ahead.flight) // 2)
-        ahead.close(writes, report)
+        ahead.hand_over(writes, report)
+        ahead.close(writes, report)  # hands over the rest as the worker has room
     finally:
         writes.close()
     return report.sent

@@ -275,6 +275,8 @@ def main() -> None:
             results["throughput_large_worker"] = throughput(dovecot, smtp, args.large,
                                                             workers=1)
         results["end_to_end"] = end_to_end(dovecot, smtp, args.messages)
+        if args.large:
+            results["end_to_end_large"] = end_to_end(dovecot, smtp, args.large)
         results["big_attachment"] = big_attachment(dovecot, smtp)
         if args.latency:
             results["latency"] = latency(dovecot, args.latency)

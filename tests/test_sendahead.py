@@ -297,3 +297,26 @@ def test_a_refusal_met_by_the_worker_is_told_to_the_director_in_the_same_pass(
     [notice] = env.smtp.handler.to(DIRECTOR)
     assert addresses[3] in notice.text()
     assert {r.status for r in env.outbox() if r.id != failed[0].id} == {"sent"}
+
+
+def test_a_batch_that_queues_more_than_the_worker_has_room_for_sends_it_all_through_it(
+        env: BotEnv) -> None:
+    # 60 complaints queue 120 emails (an acknowledgement and the director's notice
+    # each), more than the worker is handed at once: the rest goes through it as it has
+    # room, in the same pass.
+    from bot.outbound.sendahead import AHEAD_EMAILS
+
+    needs_journal(env)
+    deliver(env, 0)
+    client = env.imap()
+    try:
+        for i in range(60):
+            client.append("INBOX", samples.form_submission(
+                {**samples.COMPLETE_FORM, "Adresse e-mail": f"stagiaire{i}@example.org"}))
+    finally:
+        client.logout()
+    summary = env.run()
+    outbox = env.outbox()
+    assert len(outbox) == 120 > AHEAD_EMAILS
+    assert summary.sent.sent == 120
+    assert {(r.status, r.claimed_by) for r in outbox} == {("sent", WORKER)}

@@ -67,8 +67,8 @@ WORKER = "run:envoi"
 BACKLOG = 32
 #: At most so many emails, and so many bytes, handed over and not yet answered: enough
 #: to keep the worker busy between two batches, little memory.
-AHEAD_EMAILS = 200
-AHEAD_BYTES = 8 << 20
+AHEAD_EMAILS = 100
+AHEAD_BYTES = 2 << 20
 #: Seconds the last answers of a pass are let gather before they are booked together
 #: (booked one by one, each was a transaction).
 ANSWERS_GATHER = 0.02
@@ -383,9 +383,14 @@ class SendAhead:
             log.warning("%s: the emails left are sent by this process", self.failure)
 
     def close(self, writes: DossierWrites, report: SendReport) -> None:
-        """Wait for the worker's last answers, stop it, and empty its journal."""
+        """Hand the worker what is still due, wait for its last answers, stop it, and
+        empty its journal."""
         if self.process is None:
             return
+        # A batch may queue more emails than the worker has room for: the rest goes
+        # through it now, room by room, instead of waiting for the next pass.
+        while self.hand_over(writes, report) and self.flight:
+            self.wait(writes, report, until=len(self.flight) // 2)
         self.wait(writes, report)
         self.stop()
         self._book(writes, report, dead=True)
