@@ -12,15 +12,17 @@ in doubt. This process claims the due emails (``sending``, claimed by :data:`WOR
 and commits before handing them over; the worker sends them one at a time and writes
 what became of each to a journal beside the register (``<register>-envois``) before
 saying it. This process books the journal's outcomes in the register (and keeps the
-copies in the dossiers), and empties the journal once everything in it is booked. After
-a crash of either process, the next run books the journal first
+copies in the dossiers) at each hand-over, and removes the journal once everything in it
+is booked. The journal exists from before a worker's first claim until then, so after a
+crash of either process, or a pass that failed, the next pass or run books it first
 (:func:`recover_journal`): an email the journal says sent is not sent again; the one
 email started and not answered is in doubt, sent again with its fixed Message-ID and
 marked interrupted; an email never started goes back to the queue, as if never claimed.
 
 Only for a register in an SQLite file (the journal must sit with it: a register in
-PostgreSQL may be taken over from another machine) and an SMTP server reached with a
-password; a small backlog (fewer than :data:`BACKLOG` due) is sent here, as before.
+PostgreSQL may be taken over from another machine) and an SMTP server without OAuth2
+(the token's renewal stays here); until :data:`BACKLOG` emails were due in a pass, they
+are sent here, as before.
 """
 
 from __future__ import annotations
