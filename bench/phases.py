@@ -70,13 +70,12 @@ def _send_by_worker(app: App) -> int:
     """The outbox sent by the send worker alone (no intake beside it): handed over as it
     has room, its answers booked, until nothing is due."""
     from bot.outbound.outbox import SendReport
-    from bot.outbound.sendahead import BACKLOG, SendAhead
+    from bot.outbound.sendahead import SendAhead
     from bot.outbound.sinks import make_sink
     from bot.store.dossier import DossierWrites
 
     ahead = SendAhead.for_app(app, make_sink(app.config))
     assert ahead is not None, "[bot] send_worker, an SQLite register and SMTP are needed"
-    ahead.due_seen = BACKLOG  # a backlog by definition: start at once
     writes, report = DossierWrites(app.dossiers), SendReport()
     try:
         ahead.hand_over(writes, report)

@@ -609,7 +609,7 @@ def _process(app: App, source: Source, uidvalidity: str, after: int, parser: Bat
         unsent: ReclambotError | None = None
         if sink is not None:
             try:
-                if ahead is None or not ahead.hand_over(writes, summary.sent):
+                if ahead is None or not ahead.hand_over(writes, summary.sent, len(batch)):
                     _add_report(summary.sent, send_pending(app, sink, copies=writes))
             except ReclambotError as exc:  # the server down: the batch is filed all the same
                 unsent = exc

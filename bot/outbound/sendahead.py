@@ -21,8 +21,8 @@ marked interrupted; an email never started goes back to the queue, as if never c
 
 Only for a register in an SQLite file (the journal must sit with it: a register in
 PostgreSQL may be taken over from another machine) and an SMTP server without OAuth2
-(the token's renewal stays here); until :data:`BACKLOG` emails were due in a pass, they
-are sent here, as before.
+(the token's renewal stays here); until a pass handled :data:`BACKLOG` messages, their
+emails are sent here, as before.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ log = logging.getLogger(__name__)
 
 #: The claimant of the emails handed to the worker (:func:`recover_journal`).
 WORKER = "run:envoi"
-#: A pass sends its first emails here, until this many were due: starting the worker
-#: would cost more than sending a few.
+#: A pass sends its first emails here, until it handled this many messages: starting
+#: the worker would cost more than sending a few.
 BACKLOG = 32
 #: At most so many emails, and so many bytes, handed over and not yet answered: enough
 #: to keep the worker busy between two batches, little memory.
@@ -246,7 +246,7 @@ class SendAhead:
         self.frames: queue.Queue[bytes | None] = queue.Queue()
         self.feeder: threading.Thread | None = None
         self.failure: str | None = None  # why the worker cannot send (then: sent here)
-        self.due_seen = 0  # emails due at the hand-overs before the worker started
+        self.handled = 0  # messages the pass handled before the worker started
 
     @classmethod
     def for_app(cls, app: App, sink: Sink | None) -> SendAhead | None:
@@ -286,13 +286,20 @@ class SendAhead:
         except (BrokenPipeError, OSError):
             pass  # the worker is gone: noticed by wait()
 
-    def hand_over(self, writes: DossierWrites, report: SendReport) -> bool:
+    def hand_over(self, writes: DossierWrites, report: SendReport,
+                  handled: int = BACKLOG) -> bool:
         """Book what the worker answered, and hand it the due emails it has room for.
 
-        ``False`` (nothing done) while the pass has not yet had :data:`BACKLOG` emails
-        due, or when the worker failed: the caller sends them itself.
+        ``handled``: the messages handled since the last hand-over. ``False`` (nothing
+        done) while the pass has not yet handled :data:`BACKLOG` messages (a watcher's
+        pass over one message costs no more than before), or when the worker failed:
+        the caller sends the emails itself.
         """
-        if self.process is not None:
+        if self.process is None:
+            self.handled += handled
+            if self.handled < BACKLOG:
+                return False
+        else:
             self._book(writes, report, dead=False)
         if self.failure is not None:
             return False
@@ -305,10 +312,6 @@ class SendAhead:
                 select_rows(Outbox.id)
                 .where(Outbox.status == OutboxStatus.PENDING, Outbox.next_attempt_at <= now)
                 .order_by(Outbox.id).limit(room)))
-            if self.process is None:
-                self.due_seen += len(due)
-                if self.due_seen < BACKLOG:
-                    return False
             if not due:
                 return True
             if self.process is None:
