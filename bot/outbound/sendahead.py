@@ -58,6 +58,7 @@ from bot.store.models import Outbox
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.config import ServerConfig
     from bot.outbound.sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -235,9 +236,9 @@ class SendAhead:
     """The worker of one pass over the mailbox: started at the first backlog, stopped
     by :meth:`close`. Emails it could not send are left for the caller to send here."""
 
-    def __init__(self, app: App, settings: dict[str, object], journal: Path) -> None:
+    def __init__(self, app: App, server: ServerConfig, journal: Path) -> None:
         self.app = app
-        self.settings = settings
+        self.server = server
         self.journal_path = journal
         self.process: subprocess.Popen[bytes] | None = None
         self.journal = _Journal()
@@ -257,11 +258,7 @@ class SendAhead:
         if (not app.config.bot.send_worker or path is None or not isinstance(sink, SmtpSink)
                 or sink.server.auth != "password"):
             return None
-        settings: dict[str, object] = {
-            "smtp": server_settings(sink.server),
-            "log_format": app.config.logging.format,
-            "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel())}
-        return cls(app, settings, path)
+        return cls(app, sink.server, path)
 
     def _start(self) -> None:
         env = {k: v for k, v in os.environ.items()
@@ -269,7 +266,12 @@ class SendAhead:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot.outbound.sendworker", str(self.journal_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
-        self.frames.put(json.dumps(self.settings).encode() + b"\n")
+        # The password travels in the pipe, read once by the worker: never in its
+        # arguments or environment, which other local users may read.
+        settings = {"smtp": server_settings(self.server),
+                    "log_format": self.app.config.logging.format,
+                    "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel())}
+        self.frames.put(json.dumps(settings).encode() + b"\n")
         self.feeder = threading.Thread(target=self._feed, name="envois", daemon=True)
         self.feeder.start()
 
