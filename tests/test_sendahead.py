@@ -320,3 +320,20 @@ def test_a_batch_that_queues_more_than_the_worker_has_room_for_sends_it_all_thro
     assert len(outbox) == 120 > AHEAD_EMAILS
     assert summary.sent.sent == 120
     assert {(r.status, r.claimed_by) for r in outbox} == {("sent", WORKER)}
+
+
+@pytest.mark.parametrize("command", [
+    ("/nonexistent/python",),  # cannot be started at all
+    (sys.executable, "-c", "import sys; sys.exit(3)"),  # started, and gone at once
+], ids=["not-started", "gone-at-once"])
+def test_without_a_worker_the_emails_are_sent_here(
+        env: BotEnv, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]) -> None:
+    journal = needs_journal(env)
+    addresses = deliver(env, 40)
+    monkeypatch.setattr(SendAhead, "command", command)
+    summary = env.run()
+    assert summary.sent.sent == 40
+    assert all(len(env.smtp.handler.to(a)) == 1 for a in addresses)
+    assert {(r.status, r.claimed_by, r.attempts, r.interrupted) for r in env.outbox()} == {
+        ("sent", RUNNER, 1, False)}
+    assert not journal.exists()

@@ -236,6 +236,9 @@ class SendAhead:
     """The worker of one pass over the mailbox: started at the first backlog, stopped
     by :meth:`close`. Emails it could not send are left for the caller to send here."""
 
+    #: How the worker is started (its journal's path follows).
+    command: tuple[str, ...] = (sys.executable, "-m", "bot.outbound.sendworker")
+
     def __init__(self, app: App, server: ServerConfig, journal: Path) -> None:
         self.app = app
         self.server = server
@@ -260,11 +263,27 @@ class SendAhead:
             return None
         return cls(app, sink.server, path)
 
+    def _launch(self) -> bool:
+        """Start the worker before anything is claimed for it; ``False`` if it cannot be
+        (the emails are then sent here, and nothing is left claimed)."""
+        try:
+            # A journal there says that emails may be claimed by a worker: the next pass
+            # or run books them (recover_journal).
+            os.close(os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                             0o600))
+            self._start()
+        except OSError as exc:
+            self.failure = f"the send worker cannot start: {exc}"
+            log.warning("%s; the emails are sent by this process", self.failure)
+            self.journal_path.unlink(missing_ok=True)
+            return False
+        return True
+
     def _start(self) -> None:
         env = {k: v for k, v in os.environ.items()
                if k in _INHERITED or k.startswith(_INHERITED_PREFIXES)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.outbound.sendworker", str(self.journal_path)],
+            [*self.command, str(self.journal_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         # The password travels in the pipe, read once by the worker: never in its
         # arguments or environment, which other local users may read.
@@ -297,14 +316,18 @@ class SendAhead:
         pass over one message costs no more than before), or when the worker failed:
         the caller sends the emails itself.
         """
-        if self.process is None:
-            self.handled += handled
-            if self.handled < BACKLOG:
-                return False
-        else:
-            self._book(writes, report, dead=False)
         if self.failure is not None:
             return False
+        if self.process is None:
+            self.handled += handled
+            if self.handled < BACKLOG or not self._launch():
+                return False
+        elif self.process.poll() is not None:
+            self._stopped()  # died: what it did not answer goes back, the rest is sent here
+            self._book(writes, report, dead=True)
+            return False
+        else:
+            self._book(writes, report, dead=False)
         room = AHEAD_EMAILS - len(self.flight)
         if room <= 0 or sum(self.flight.values()) >= AHEAD_BYTES:
             return True
@@ -316,14 +339,7 @@ class SendAhead:
                 .order_by(Outbox.id).limit(room)))
             if not due:
                 return True
-            if self.process is None:
-                # Before the first claim: a journal there says that emails may be claimed
-                # by a worker, and the next pass or run books them (recover_journal).
-                os.close(os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                                 0o600))
             claimed = session.connection().execute(_CLAIM_MANY, {"ids": due, "now": now}).all()
-        if self.process is None:
-            self._start()
         for row in sorted(claimed, key=lambda r: r.id):
             header = {"id": row.id, "from": row.envelope_from, "to": list(row.recipients),
                       "size": len(row.raw)}
