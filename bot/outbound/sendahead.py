@@ -328,6 +328,8 @@ class SendAhead:
             return False
         else:
             self._book(writes, report, dead=False)
+            if self.failure is not None:
+                return False  # the server cannot be reached: claim nothing more for it
         room = AHEAD_EMAILS - len(self.flight)
         if room <= 0 or sum(self.flight.values()) >= AHEAD_BYTES:
             return True
