@@ -34,11 +34,16 @@ from tests.conftest import DIRECTOR, DOVECOT_PASSWORD, BotEnv, MemoryEnv
 pytestmark = pytest.mark.integration
 
 
+def one_batch(env: BotEnv) -> None:
+    """The default batch (100 messages) instead of the tests' 5."""
+    env.config_path.write_text(env.config_path.read_text().replace("batch_size = 5\n", ""))
+    env.restart()
+
+
 def deliver(env: BotEnv, count: int) -> list[str]:
     """``count`` first contacts in the mailbox, fetched in one batch; their senders'
     addresses."""
-    env.config_path.write_text(env.config_path.read_text().replace("batch_size = 5\n", ""))
-    env.restart()
+    one_batch(env)
     addresses = [f"personne{i}@example.org" for i in range(count)]
     client = env.imap()
     try:
@@ -307,7 +312,7 @@ def test_a_batch_that_queues_more_than_the_worker_has_room_for_sends_it_all_thro
     from bot.outbound.sendahead import AHEAD_EMAILS
 
     needs_journal(env)
-    deliver(env, 0)
+    one_batch(env)
     client = env.imap()
     try:
         for i in range(60):

@@ -208,7 +208,7 @@ _SENT = (update(Outbox).where(Outbox.id == bindparam("row_id"))
 
 
 def not_sent(session: Session, app: App, row_id: int, outcome: str, error: str,
-              now: dt.datetime, report: SendReport) -> None:
+             now: dt.datetime, report: SendReport) -> None:
     """Book a deferral (retried later, with backoff) or a refusal (told to the director)."""
     row = session.get(Outbox, row_id)
     assert row is not None
@@ -246,7 +246,7 @@ def _book(connection: Connection, app: App, attempt: _Attempt, now: dt.datetime,
         # transaction (the session joins it and leaves committing to it).
         with Session(bind=connection, expire_on_commit=False) as session:
             not_sent(session, app, attempt.row_id, attempt.outcome, attempt.error, now,
-                      report)
+                     report)
             session.flush()
         return None
     sent_at = app.clock()
@@ -256,7 +256,7 @@ def _book(connection: Connection, app: App, attempt: _Attempt, now: dt.datetime,
 
 
 def keep_sent_copy(app: App, kind: str, row_id: int, raw: bytes, reference: str,
-               sent_at: dt.datetime) -> None:
+                   sent_at: dt.datetime) -> None:
     """After the commit: a copy of the sent email in its dossier."""
     try:
         app.dossiers.store_sent(reference, sent_at, kind, row_id, raw)

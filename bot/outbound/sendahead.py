@@ -53,6 +53,7 @@ from bot.outbound.outbox import (
     not_sent,
 )
 from bot.outbound.sendworker import server_settings
+from bot.outbound.sinks.smtp import SmtpSink
 from bot.store.dossier import DossierWrites
 from bot.store.models import Outbox
 
@@ -121,6 +122,15 @@ class _Journal:
     def answered(self) -> set[int]:
         return {*self.sent, *self.not_sent, *self.unsent}
 
+    def forget(self, rows: Iterable[int]) -> None:
+        """Leave out rows booked already: what a pass keeps stays the size of what is in
+        flight, not of everything the pass sent (each booking goes over it)."""
+        for row_id in rows:
+            self.started.discard(row_id)
+            self.sent.pop(row_id, None)
+            self.not_sent.pop(row_id, None)
+            self.unsent.pop(row_id, None)
+
 
 def _book(app: App, journal: _Journal, rows: Iterable[int], dead: bool,
           writes: DossierWrites, report: SendReport, sent_at: dt.datetime | None) -> None:
@@ -134,7 +144,8 @@ def _book(app: App, journal: _Journal, rows: Iterable[int], dead: bool,
     if not rows:
         return
     sent = sorted(rows & set(journal.sent))
-    if not (sent or rows & journal.answered() or dead):
+    answered = journal.answered()
+    if not (sent or rows & answered or dead):
         return
     now = app.clock()
     copies: list[tuple[int, str, bytes, str, dt.datetime]] = []
@@ -155,9 +166,8 @@ def _book(app: App, journal: _Journal, rows: Iterable[int], dead: bool,
                 references = dossier_references(connection, {row.id: row for row in booked})
                 for row in booked:
                     report.sent += 1
-                    log.info("sent %s (%s) for %s", row.kind, row.id,
-                             references[row.id] or "-")
                     reference = references[row.id]
+                    log.info("sent %s (%s) for %s", row.kind, row.id, reference or "-")
                     if reference is not None:
                         copies.append((row.id, row.kind, row.raw, reference, at[row.id]))
         claimed = set(connection.execute(
@@ -169,13 +179,13 @@ def _book(app: App, journal: _Journal, rows: Iterable[int], dead: bool,
             not_sent(session, app, row_id, outcome, error, now, report)
         back = claimed & set(journal.unsent)
         if dead:
-            back |= claimed - journal.answered() - journal.started
+            back |= claimed - answered - journal.started
         if back:
             # Never handed to the server: back in the queue as if never claimed.
             session.execute(update(Outbox).where(Outbox.id.in_(sorted(back)))
                             .values(status=OutboxStatus.PENDING, claimed_by=None,
                                     attempts=Outbox.attempts - 1))
-        doubt = (claimed & journal.started) - journal.answered() if dead else set()
+        doubt = (claimed & journal.started) - answered if dead else set()
         if doubt:
             # Handed over, no answer heard: sent again with its Message-ID, and marked.
             session.execute(update(Outbox).where(Outbox.id.in_(sorted(doubt)))
@@ -255,8 +265,6 @@ class SendAhead:
     @classmethod
     def for_app(cls, app: App, sink: Sink | None) -> SendAhead | None:
         """A worker for ``app``'s outbox, if it can and should have one."""
-        from bot.outbound.sinks.smtp import SmtpSink
-
         path = journal_path(app)
         if (not app.config.bot.send_worker or path is None or not isinstance(sink, SmtpSink)
                 or sink.server.auth != "password"):
@@ -397,9 +405,10 @@ class SendAhead:
             self.failure = self.journal.unsent[min(unsent)]
         _book(self.app, self.journal, list(self.flight), dead, writes, report,
               sent_at=self.app.clock())
-        for row_id in list(self.flight):
-            if dead or row_id in answered:
-                del self.flight[row_id]
+        booked = [row_id for row_id in self.flight if dead or row_id in answered]
+        for row_id in booked:
+            del self.flight[row_id]
+        self.journal.forget(booked)
 
     def _stopped(self) -> None:
         if self.failure is None:
@@ -409,7 +418,7 @@ class SendAhead:
 
     def close(self, writes: DossierWrites, report: SendReport) -> None:
         """Hand the worker what is still due, wait for its last answers, stop it, and
-        empty its journal."""
+        remove its journal."""
         if self.process is None:
             return
         # A batch may queue more emails than the worker has room for: the rest goes
@@ -421,7 +430,6 @@ class SendAhead:
         self._book(writes, report, dead=True)
         # Everything it said is booked (committed): the journal has nothing left to tell.
         self.journal_path.unlink(missing_ok=True)
-        self.journal, self.read_to, self.flight = _Journal(), 0, {}
 
     def stop(self) -> None:
         """Stop the worker after the emails it was given (at once if they do not go in a
