@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot.outbound.compose import Email
-from bot.store.db import held_count
+from bot.store.db import held_count, rewind_with_savepoints
 from bot.store.models import Outbox
 
 if TYPE_CHECKING:
@@ -41,11 +41,24 @@ def count_all_at_once(session: Session) -> None:
     answers go to a hundred addresses (the query per answer cost a fifteenth of a message).
 
     Exact all the same: every automatic email of the transaction is counted as it is
-    queued (one of a message that then fails and goes to quarantine still counts, on the
-    safe side). What another process queues for the same address meanwhile is seen at
-    the next transaction (the web form's acknowledgement, at most).
+    queued, and one a rolled-back SAVEPOINT took back (a message gone to quarantine, a
+    refused command email) is no longer counted. What another process queues for the
+    same address meanwhile is seen at the next transaction (the web form's
+    acknowledgement, at most).
     """
     session.info[_ALL_AT_ONCE] = True
+
+
+class _Counts(dict[str, int]):
+    """The transaction's counts by address, rewound with its SAVEPOINTs."""
+
+    def mark(self) -> object:
+        return dict(self)
+
+    def rewind(self, mark: object) -> None:
+        assert isinstance(mark, dict)
+        self.clear()
+        self.update(mark)
 
 
 def over_daily_limit(session: Session, app: App, email: Email, to_address: str,
@@ -60,9 +73,10 @@ def over_daily_limit(session: Session, app: App, email: Email, to_address: str,
     if counts is None and session.info.get(_ALL_AT_ONCE):
         # The first automatic answer of the transaction: none of its own is written or
         # held yet, so what the register holds is the whole count.
-        counts = session.info[_COUNTS] = {
-            address: count for address, count in session.connection().execute(
-                _RECENT_AUTOMATIC_BY_ADDRESS, {"since": since})}
+        counts = session.info[_COUNTS] = _Counts(
+            session.connection().execute(_RECENT_AUTOMATIC_BY_ADDRESS, {"since": since})
+            .tuples())
+        rewind_with_savepoints(session, counts)
     if counts is not None:
         recent = counts.get(to_address, 0)
     else:

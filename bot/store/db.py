@@ -9,13 +9,14 @@ import collections
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, bindparam, create_engine, event, insert, inspect, select, update
 from sqlalchemy.exc import DisconnectionError, IntegrityError
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 
 from bot.errors import StoreError
 from bot.store.models import Base, Counter, Inbound
@@ -221,6 +222,61 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 _BUFFER = "reclambot.rows"
+_SAVEPOINTS = "reclambot.savepoints"
+
+
+class Rewindable(Protocol):
+    """Something a transaction fills in memory that a rolled-back SAVEPOINT must empty of
+    what it added: the held rows of a batch, the counts of automatic answers."""
+
+    def mark(self) -> object:
+        """What it holds now, to come back to."""
+
+    def rewind(self, mark: object) -> None:
+        """Hold again what it held at ``mark``."""
+
+
+class _Savepoints:
+    """Rewinds a session's in-memory buffers when one of its SAVEPOINTs rolls back.
+
+    The database gives back what a rolled-back SAVEPOINT wrote (rows, counters, numbers);
+    a Python list does not. Without this, an email queued by a command email that is then
+    refused, all or nothing, would stay in the batch's buffer and leave after commit.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.buffers: list[Rewindable] = []
+        # Transactions are dropped by SQLAlchemy once ended: so are their marks.
+        self._marks: weakref.WeakKeyDictionary[SessionTransaction,
+                                               list[tuple[Rewindable, object]]]
+        self._marks = weakref.WeakKeyDictionary()
+        event.listen(session, "after_transaction_create", self._begun)
+        event.listen(session, "after_soft_rollback", self._rolled_back)
+
+    def _begun(self, _session: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested and self.buffers:
+            self._marks[transaction] = [(buffer, buffer.mark()) for buffer in self.buffers]
+
+    def _rolled_back(self, _session: Session, transaction: SessionTransaction) -> None:
+        for buffer, mark in self._marks.pop(transaction, ()):
+            buffer.rewind(mark)
+
+
+def rewind_with_savepoints(session: Session, buffer: Rewindable) -> None:
+    """Make ``buffer`` forget whatever a rolled-back SAVEPOINT of ``session`` (one begun
+    from now on) added to it."""
+    savepoints: _Savepoints | None = session.info.get(_SAVEPOINTS)
+    if savepoints is None:
+        savepoints = session.info[_SAVEPOINTS] = _Savepoints(session)
+    if buffer not in savepoints.buffers:
+        savepoints.buffers.append(buffer)
+
+
+def stop_rewinding(session: Session, buffer: Rewindable) -> None:
+    """``buffer`` holds nothing of ``session``'s any more (it was written out)."""
+    savepoints: _Savepoints | None = session.info.get(_SAVEPOINTS)
+    if savepoints is not None and buffer in savepoints.buffers:
+        savepoints.buffers.remove(buffer)
 
 
 class RowBuffer:
@@ -250,13 +306,27 @@ class RowBuffer:
         buffer = cls(session)
         session.info[_BUFFER] = buffer
         event.listen(session, "do_orm_execute", buffer._before_orm_statement)
+        rewind_with_savepoints(session, buffer)
         return buffer
+
+    def mark(self) -> object:
+        """The rows held now (copied: a write inside a SAVEPOINT empties the lists, and
+        what it wrote there of the rows held before goes if that SAVEPOINT rolls back)."""
+        return {model: list(values) for model, values in self._rows.items()}
+
+    def rewind(self, mark: object) -> None:
+        """Hold again exactly the rows held at ``mark``: those a rolled-back SAVEPOINT
+        added are dropped, and those it wrote (and so took back) are held again."""
+        assert isinstance(mark, dict)
+        self._rows = {model: list(values) for model, values in mark.items()}
+        self._counts.clear()
 
     def release(self) -> None:
         """Write the rows held, and append at once from now on."""
         if self.session.info.get(_BUFFER) is self:
             del self.session.info[_BUFFER]
             event.remove(self.session, "do_orm_execute", self._before_orm_statement)
+            stop_rewinding(self.session, self)
         self.write()
 
     def add(self, model: type[Base], values: dict[str, Any]) -> None:
