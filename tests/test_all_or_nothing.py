@@ -116,3 +116,50 @@ def test_a_refusal_among_other_messages_of_the_batch_takes_only_its_own(
     assert kinds.count("form_link") == 2
     assert "response" not in kinds
     assert "Commande refusée" in last_director_subject(env)
+
+
+# --- the last guard on what leaves --------------------------------------------------
+
+
+def test_guard_stops_a_reply_whose_quote_no_rule_recognises(env: MemoryEnv) -> None:
+    """The notification pasted under the commands, with no introduction any rule knows:
+    its summary, dossier path and help reach no complainant; the director is told which
+    lines look quoted."""
+    complaint = registered(env)
+    notification = env.sink.to(DIRECTOR)[-1].text
+    command(env, complaint, "#reponse positive\nVotre attestation est partie ce jour.\n\n"
+            + notification)
+    answer = env.sink.to(DIRECTOR)[-1]
+    assert "Commande refusée" in answer.subject
+    assert "semblent venir de la notification citée" in answer.text
+    assert "Numéro ......" in answer.text  # the line named, to find it
+    assert to_client(env) == ["acknowledgement"]
+    [after] = env.query(Complaint)
+    assert after.response_text == "" and after.status == "open"
+
+
+@pytest.mark.parametrize("line", [
+    "Merci de répondre sur [REC-2026-0001/ABCDEFGHJKLMNPQR] directement.",
+    "voir mailto:reclamations@example.fr?subject=Re%3A%20%5BREC-2026-0001%2FABCDEFGHJKLMNPQR%5D",
+    "Pièces du dossier ................. dossiers/REC-2026-0001/",
+    "Les pièces sont dans dossiers/REC-2026-0001/pieces-jointes",
+    "X-Reclambot: REC-2026-0001",
+    "Message automatique de reclambot pour SophroAttitude.",
+    "  #manquement <texte>                 manquement de notre part (plusieurs possibles)",
+])
+def test_guard_refuses_each_internal_mark(env: MemoryEnv, line: str) -> None:
+    complaint = registered(env)
+    command(env, complaint, f"#reponse negative\nNous ne pouvons pas.\n{line}\n")
+    assert "Commande refusée" in last_director_subject(env)
+    assert to_client(env) == ["acknowledgement"]
+
+
+def test_guard_lets_her_own_words_through(env: MemoryEnv) -> None:
+    """What a director writes to a complainant: the complaint's number, a date, a price
+    with dots, an address of the organisation."""
+    complaint = registered(env)
+    command(env, complaint, f"#reponse positive\nVotre réclamation {complaint.number} est "
+            "close. Remboursement de 120.00 EUR le 12/12/2026.\nContact : "
+            "reclamations@example.fr\n")
+    assert "Commandes enregistrées" in last_director_subject(env)
+    assert to_client(env) == ["acknowledgement", "response"]

@@ -37,3 +37,76 @@ def number_fr(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.1f}".replace(".", ",")
     return str(value)
+
+
+def unflow(text: str, delsp: bool = False) -> str:
+    """The text of a ``format=flowed`` part (RFC 3676), its soft line breaks removed.
+
+    A line ending in a space is soft: it joins the next one of the same quote depth
+    (without that space when ``delsp``, the DelSp=Yes of Apple Mail); space-stuffing is
+    undone; the signature separator ``-- `` stays a line of its own. Quoted lines keep
+    their ``>`` marks, one run per paragraph, so the quote is still seen as one.
+    """
+    out: list[str] = []
+    paragraph: list[str] = []
+    depth_of_paragraph = 0
+
+    def close() -> None:
+        if paragraph:
+            prefix = ">" * depth_of_paragraph + (" " if depth_of_paragraph else "")
+            out.append(prefix + "".join(paragraph))
+            paragraph.clear()
+
+    for line in text.replace("\r\n", "\n").split("\n"):
+        depth = len(line) - len(line.lstrip(">"))
+        content = line[depth:]
+        if content.startswith(" "):
+            content = content[1:]  # space-stuffing (section 4.4)
+        if paragraph and depth != depth_of_paragraph:
+            close()  # a change of depth ends a paragraph, flowed or not (section 4.5)
+        depth_of_paragraph = depth
+        soft = content.endswith(" ") and content != "-- "
+        if soft:
+            paragraph.append(content[:-1] if delsp else content)
+        else:
+            paragraph.append(content)
+            close()
+    close()
+    return "\n".join(out)
+
+
+_LIST_ITEM = re.compile(r"^\s*([-*•–—·▪◦o]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s)")
+
+
+def reflow(text: str) -> str:
+    """The sender's paragraphs, without the line breaks her client added.
+
+    A client that wraps plain text at a fixed width (72 to 80 columns, without
+    ``format=flowed``) breaks a line where the next word would not fit. Such a break is
+    undone; a break she made (a short line: a greeting, a signature she typed, the items
+    of a list, the lines of an address) is kept, as are blank lines between paragraphs.
+    Text whose longest line is far from such a width (HTML turned into text, a flowed
+    part already joined) is left as it is.
+    """
+    lines = text.split("\n")
+    width = max((len(line.rstrip()) for line in lines), default=0)
+    if not 60 <= width <= 100:
+        return text
+    out: list[str] = []
+    began = ""  # the line the last output line began as
+    for line in lines:
+        previous = out[-1] if out else ""
+        first_word = line.strip().split(" ", 1)[0] if line.strip() else ""
+        wrapped = (
+            previous.strip() and first_word and not _LIST_ITEM.match(line)
+            and not line.startswith(">") and not previous.startswith(">")
+            # An indented line goes on an item of a list; elsewhere it was meant so.
+            and (not line.startswith((" ", "\t")) or bool(_LIST_ITEM.match(began)))
+            and len(previous.rstrip()) + 1 + len(first_word) > width - 2
+        )
+        if wrapped:
+            out[-1] = f"{previous.rstrip()} {line.strip()}"
+        else:
+            out.append(line)
+            began = line
+    return "\n".join(out)

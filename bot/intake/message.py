@@ -2,7 +2,8 @@
 
 mail-parser does the MIME walk (encoded words, charsets, attachments, defects); this module
 only reduces its result to what the rules and handlers need, so no other module touches
-raw MIME. HTML-only messages get a text version through html2text.
+raw MIME. HTML-only messages get a text version laid out by its structure
+(:mod:`bot.intake.htmltext`); ``format=flowed`` text is joined (RFC 3676).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.text import unflow
 from bot.errors import MessageError
+from bot.intake.htmltext import html_to_text
 from bot.intake.largeparts import DELIMITER_LINE, lift, restore
 
 # Headers added in transit: two deliveries of one message differ only there, so they are
@@ -59,6 +62,8 @@ class InboundMessage:
     html: str
     attachments: tuple[Attachment, ...] = ()
     defects: tuple[str, ...] = field(default=())
+    #: ``text`` was made from the HTML part: the message has no text part of its own.
+    text_from_html: bool = False
 
     def header(self, name: str) -> str:
         """The first value of header ``name`` (decoded), or ``""``."""
@@ -248,8 +253,23 @@ def _body_texts(message: email.message.Message, candidates: tuple[str, ...]
         if part.get_content_subtype() == "html":
             htmls.append(text)
         elif part.get_content_subtype() == "plain":
-            texts.append(text)
+            texts.append(_unflowed(part, text))
     return texts, htmls
+
+
+def _unflowed(part: email.message.Message, text: str) -> str:
+    """``text`` of a ``format=flowed`` part with its soft line breaks removed (RFC 3676):
+    before anything reads it, so that no rule or person sees the client's wrapping."""
+    if str(part.get_param("format", "")).lower() != "flowed":
+        return text
+    return unflow(text, delsp=str(part.get_param("delsp", "")).lower() == "yes")
+
+
+def _flowed(message: email.message.Message) -> bool:
+    """Whether a text part of ``message`` is ``format=flowed``."""
+    return any(part.get_content_type() == "text/plain"
+               and str(part.get_param("format", "")).lower() == "flowed"
+               for part in message.walk())
 
 
 def _addresses(value: str) -> list[tuple[str, str]]:
@@ -263,13 +283,7 @@ def _addresses(value: str) -> list[tuple[str, str]]:
 
 
 def _html_to_text(html: str) -> str:
-    import html2text
-
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_images = True
-    converter.ignore_links = False
-    return converter.handle(html).strip()
+    return html_to_text(html).strip()
 
 
 def _date(value: str) -> dt.datetime | None:
@@ -380,14 +394,17 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
     from_name, from_address = senders[0] if senders else ("", "")
     reply_tos = _addresses(undecoded.get("reply-to", ""))
     plain, htmls = parsed.text_plain, parsed.text_html
-    if "CharsetDecodeDefect" in parsed.defects_categories:
-        # mail-parser fell back on replacement characters: decode those parts properly.
+    if "CharsetDecodeDefect" in parsed.defects_categories or (
+            plain and b"flowed" in raw and _flowed(message)):
+        # mail-parser fell back on replacement characters, or kept a flowed text's soft
+        # line breaks: decode those parts here.
         plain, htmls = _body_texts(message, candidates)
     text = "\n".join(plain).replace("\x00", "").strip()
     html = "\n".join(htmls).replace("\x00", "").strip()
     if not text and not html and not parsed.attachments:
         text = salvage_text(raw, candidates)
-    if not text and html:
+    from_html = not text and bool(html)
+    if from_html:
         text = _html_to_text(html)
     attachments = tuple(
         Attachment(
@@ -415,4 +432,5 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
         html=html,
         attachments=attachments,
         defects=defects,
+        text_from_html=from_html,
     )

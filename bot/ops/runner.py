@@ -73,11 +73,15 @@ def warm_up() -> None:
     """Load what handling a message needs now, not when the first complainant writes
     (once per process: the organisations of a fleet share what it loads)."""
     from bot.intake.message import parse_message
-    from bot.intake.replies import new_text
+    from bot.intake.replies import read_reply
+    from bot.rulebook.replies import shipped_reply_rules
     from bot.testing import samples
 
     parse_message(samples.form_submission(as_html=True))
-    new_text("Bonjour\n\nLe 1 janv. 2026, X <x@example.org> a écrit :\n> test")
+    read_reply(parse_message(samples.reply(
+        samples.free_text(), "Bonjour", sender="x@example.org",
+        quote="Le 1 janv. 2026, X <x@example.org> a écrit :\n> test")),
+        shipped_reply_rules())
     import email_validator  # noqa: F401
     import flufl.bounce  # noqa: F401
 

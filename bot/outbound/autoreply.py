@@ -74,8 +74,8 @@ def over_daily_limit(session: Session, app: App, email: Email, to_address: str,
         # The first automatic answer of the transaction: none of its own is written or
         # held yet, so what the register holds is the whole count.
         counts = session.info[_COUNTS] = _Counts(
-            session.connection().execute(_RECENT_AUTOMATIC_BY_ADDRESS, {"since": since})
-            .tuples())
+            (address, count) for address, count in session.connection().execute(
+                _RECENT_AUTOMATIC_BY_ADDRESS, {"since": since}))
         rewind_with_savepoints(session, counts)
     if counts is not None:
         recent = counts.get(to_address, 0)

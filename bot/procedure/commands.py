@@ -25,6 +25,7 @@ from bot.core.text import fold
 from bot.intake.commandline import Command, CommandError
 from bot.outbound.compose import Email
 from bot.outbound.outbox import enqueue
+from bot.procedure.guard import quoted_lines
 from bot.store.db import append_row, message_origin, next_in_sequence
 from bot.store.deadlines import next_deadline
 from bot.store.models import ActionTaken, Complaint, Event, Failure, Inbound
@@ -372,10 +373,25 @@ HANDLERS: dict[str, Callable[[Context, Command], None]] = {
 }
 
 
+def _guard(ctx: Context, commands: list[Command]) -> None:
+    """Refuse the whole email if a command's line or text carries what only the bot's
+    internal mail does (:mod:`bot.procedure.guard`): a quote no rule recognised."""
+    for command in commands:
+        found = quoted_lines("\n".join((command.source, command.body)), ctx.app)
+        if found:
+            lines = " ; ".join(f"« {line[:80]}{'…' if len(line) > 80 else ''} » ({mark})"
+                               for line, mark in found)
+            raise CommandError(command, (
+                f"ces lignes semblent venir de la notification citée : {lines}. Rien n'a "
+                "été enregistré ni envoyé au réclamant. Écrivez vos commandes au-dessus du "
+                "message cité, ou supprimez la citation, puis renvoyez-les"))
+
+
 def execute(ctx: Context, commands: list[Command]) -> None:
     """Run ``commands`` in order; the caller's savepoint makes them all-or-nothing."""
     if not commands:
         raise CommandError(None, "aucune commande trouvée : les commandes sont des lignes "
                            "qui commencent par # (envoyez #aide pour la liste)")
+    _guard(ctx, commands)
     for command in commands:
         HANDLERS[command.name](ctx, command)

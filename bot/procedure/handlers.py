@@ -20,7 +20,6 @@ from bot.core.clock import local
 from bot.core.states import Action, ComplaintStatus, ContactStatus, EmailKind, TicketStatus
 from bot.intake.classify import Decision
 from bot.intake.commandline import CommandError
-from bot.intake.replies import new_text
 from bot.outbound.compose import Email
 from bot.outbound.outbox import enqueue
 from bot.procedure import commands
@@ -313,7 +312,7 @@ def handle_contact_reply(session: Session, app: App, msg: InboundMessage, decisi
     contact = session.get(Contact, decision.thread.id)
     assert contact is not None
     row.contact_id = contact.id
-    _forward(session, app, msg, row, new_text(msg.text), tag=f"[{contact.reference}]",
+    _forward(session, app, msg, row, decision.new_text, tag=f"[{contact.reference}]",
              reference=contact.reference, contact=contact)
 
 
@@ -327,7 +326,7 @@ def handle_complaint_reply(session: Session, app: App, msg: InboundMessage, deci
         complaint.satisfaction = decision.rating
         complaint.satisfaction_at = row.processed_at
         _event(session, row, "satisfaction", {"rating": decision.rating}, complaint=complaint)
-    _forward(session, app, msg, row, new_text(msg.text), tag=app.tokens.tag(complaint.number),
+    _forward(session, app, msg, row, decision.new_text, tag=app.tokens.tag(complaint.number),
              reference=complaint.number, complaint=complaint)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from bot.config import package_data_dir
 from bot.core.text import fold
 from bot.core.workdays import FRANCE, Calendar
 from bot.errors import RulesError
+from bot.rulebook.replies import ReplyRules, load_reply_rules
 
 FIELD_TYPES = ("text", "email", "phone", "date", "choice", "consent", "reference")
 
@@ -179,6 +180,9 @@ class Rulebook:
     calendar: Calendar = FRANCE
     response_prefix: str = "REP"
     commands: CommandsHelp = CommandsHelp("", "", ())
+    #: What mail clients add to a reply (``rules/replies.toml``): the shipped rules
+    #: unless the rules folder has its own.
+    replies: ReplyRules = field(default_factory=lambda: _reply_rules(None))
     #: Words that make a reply to the satisfaction question a "pas satisfait".
     satisfaction_negatives: tuple[str, ...] = ("pas satisfait", "non satisfait", "insatisfait",
                                                "mecontent", "pas du tout")
@@ -331,6 +335,7 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
         mode_form=_get(procedure, "initial_contact.mode_form", p, str),
         form_versions=_form_versions(rules_dir / "forms.toml"),
         commands=_commands_help(rules_dir),
+        replies=_reply_rules(rules_dir),
         undeclared_charsets=_strings(procedure, "charsets.undeclared", p),
         auto_replies_per_address_per_day=_get(
             robots, "limits.auto_replies_per_address_per_day", robots_path, int
@@ -383,6 +388,15 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
                 for v in _optional(robots, "report_body_openings", robots_path)),
         ),
     )
+
+
+def _reply_rules(rules_dir: Path | None) -> ReplyRules:
+    """``replies.toml`` of ``rules_dir``, or the one shipped with the package (a rules
+    folder copied before it existed, or none): what clients write is no organisation's."""
+    path = (rules_dir or package_data_dir("rules")) / "replies.toml"
+    if not path.exists():
+        path = package_data_dir("rules") / "replies.toml"
+    return load_reply_rules(path)
 
 
 def _commands_help(rules_dir: Path) -> CommandsHelp:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.states import Action
 from bot.intake.commandline import Command, CommandError
+from bot.intake.replies import Reading, read_reply
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -63,6 +64,10 @@ class Context:
     commands: tuple[Command, ...] = ()
     command_error: CommandError | None = None
     rating: str = ""
+    #: The sender's new text, once a rule read it (:meth:`reading`).
+    new_text: str = ""
+    #: What the reader of replies took out of it, recorded with the rules that matched.
+    read: list[Match] = field(default_factory=list)
     _memo: dict[str, Any] = field(default_factory=dict)
 
     def once(self, key: str, work: Callable[[], T]) -> T:
@@ -71,6 +76,19 @@ class Context:
             self._memo[key] = work()
         result: T = self._memo[key]
         return result
+
+    def reading(self, msg: InboundMessage) -> Reading:
+        """The new text of ``msg`` (:mod:`bot.intake.replies`), read once; what was taken
+        out of it is recorded on the message's row with the rules that matched."""
+
+        def read() -> Reading:
+            reading = read_reply(msg, self.app.rulebook.replies)
+            self.new_text = reading.text
+            self.read.extend(Match(f"reply.{cut.rule}", f"retiré du texte lu : {cut.reason}")
+                             for cut in reading.cuts)
+            return reading
+
+        return self.once("reading", read)
 
 
 Rule = Callable[["InboundMessage", Context], "str | None"]
@@ -139,6 +157,8 @@ class Decision:
     commands: tuple[Command, ...] = ()
     command_error: CommandError | None = None
     rating: str = ""
+    #: The sender's new text, without what her client quoted or added.
+    new_text: str = ""
 
 
 def run(chains: dict[str, Chain], start: str, msg: InboundMessage, ctx: Context) -> Decision:
@@ -170,7 +190,8 @@ def run(chains: dict[str, Chain], start: str, msg: InboundMessage, ctx: Context)
         action = outcome.action if isinstance(outcome, Decide) else outcome
         if deciding is not None:
             matched.insert(0, matched.pop(deciding))
-        return Decision(action, tuple(matched), tuple(passed), thread=ctx.thread,
+        return Decision(action, (*matched, *ctx.read), tuple(passed), thread=ctx.thread,
                         fields=ctx.fields, bounced=ctx.bounced, commands=ctx.commands,
-                        command_error=ctx.command_error, rating=ctx.rating)
+                        command_error=ctx.command_error, rating=ctx.rating,
+                        new_text=ctx.new_text)
     raise AssertionError(f"the chains loop from {start!r}")  # a table written wrong

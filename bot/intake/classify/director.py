@@ -16,7 +16,6 @@ from bot.intake.authcheck import authentication_problem
 from bot.intake.classify.chain import Context, Thread
 from bot.intake.commandline import Command, CommandError
 from bot.intake.commandline import parse as parse_commands
-from bot.intake.replies import new_text
 from bot.store import tokens
 from bot.store.models import Complaint
 
@@ -42,7 +41,8 @@ def _parsed(msg: InboundMessage, ctx: Context) -> tuple[Command, ...] | CommandE
 
     def parse() -> tuple[Command, ...] | CommandError:
         try:
-            return tuple(parse_commands(new_text(msg.text), ctx.app.rulebook.commands.words))
+            return tuple(parse_commands(ctx.reading(msg).text,
+                                        ctx.app.rulebook.commands.words))
         except CommandError as error:
             return error
 

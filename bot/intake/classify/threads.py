@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from bot.core.text import fold
 from bot.intake.classify.chain import Context, Thread
-from bot.intake.replies import new_text
 from bot.rulebook.form import extract_fields
 from bot.store.models import Complaint, Contact, Outbox, Ticket
 
@@ -117,6 +116,8 @@ def _thread_of_kind(msg: InboundMessage, ctx: Context, kind: str) -> Thread | No
 
 def complaint_thread(msg: InboundMessage, ctx: Context) -> str | None:
     thread = _thread_of_kind(msg, ctx, "complaint")
+    if thread is not None:
+        ctx.reading(msg)
     return f"le réclamant écrit sur la réclamation {thread.reference}" if thread else None
 
 
@@ -125,20 +126,22 @@ def ticket_thread(msg: InboundMessage, ctx: Context) -> str | None:
     thread = _thread_of_kind(msg, ctx, "ticket")
     if thread is None:
         return None
-    ctx.fields = extract_fields(new_text(msg.text), "", ctx.app.rulebook)
+    ctx.fields = extract_fields(ctx.reading(msg).text, "", ctx.app.rulebook)
     return (f"complément du ticket {thread.reference} : "
             f"{len([v for v in ctx.fields.values() if v])} champ(s) lu(s)")
 
 
 def contact_thread(msg: InboundMessage, ctx: Context) -> str | None:
     thread = _thread_of_kind(msg, ctx, "contact")
+    if thread is not None:
+        ctx.reading(msg)
     return f"réponse au premier contact {thread.reference}" if thread else None
 
 
 def filled_form_in_reply(msg: InboundMessage, ctx: Context) -> str | None:
     """The reply to the form-link email is the form itself, filled in."""
     assert ctx.thread is not None  # reached through contact_thread only
-    fields = extract_fields(new_text(msg.text), msg.html, ctx.app.rulebook)
+    fields = extract_fields(ctx.reading(msg).text, msg.html, ctx.app.rulebook)
     if not fields.get("form_version"):
         return None
     fields.setdefault("reference", ctx.thread.reference)
@@ -168,7 +171,7 @@ def satisfaction_rating(msg: InboundMessage, ctx: Context) -> str | None:
     complaint = ctx.session.get(Complaint, ctx.thread.id)
     if complaint is None or complaint.satisfaction_asked_at is None or complaint.satisfaction:
         return None
-    rating = rating_in(new_text(msg.text), ctx.app.rulebook.satisfaction_negatives)
+    rating = rating_in(ctx.reading(msg).text, ctx.app.rulebook.satisfaction_negatives)
     if not rating:
         return None
     ctx.rating = rating
