@@ -82,10 +82,10 @@ def test_flowed_space_stuffing_and_quote_depth() -> None:
 
 
 def test_a_flowed_part_is_joined_at_parsing() -> None:
-    raw = ("From: a@example.org\r\nTo: b@example.fr\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
-           "Content-Type: text/plain; charset=utf-8; format=flowed; delsp=yes\r\n"
-           "Content-Transfer-Encoding: 8bit\r\n\r\n"
-           "Toutes nos ex \r\ncuses pour ce re \r\ntard.\r\n").encode()
+    raw = (b"From: a@example.org\r\nTo: b@example.fr\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/plain; charset=utf-8; format=flowed; delsp=yes\r\n"
+           b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+           b"Toutes nos ex \r\ncuses pour ce re \r\ntard.\r\n")
     assert parse_message(raw).text == "Toutes nos excuses pour ce retard."
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import local
 from bot.core.states import IN_PROGRESS, ComplaintStatus, EmailKind
-from bot.core.text import fold
+from bot.core.text import fold, reflow
 from bot.intake.commandline import Command, CommandError
 from bot.outbound.compose import Email
 from bot.outbound.outbox import enqueue
@@ -172,7 +172,9 @@ def cmd_response(ctx: Context, command: Command) -> None:
     if outcome not in OUTCOMES:
         raise CommandError(command, "issue de la réponse manquante ou inconnue : écrivez "
                            "#reponse positive, #reponse negative ou #reponse partielle")
-    text = "\n".join(p for p in (rest.strip(), command.body) if p)
+    # Her paragraphs, without the line breaks her client added (the complainant's email,
+    # the follow-up page and the register all show this text).
+    text = reflow("\n".join(p for p in (rest.strip(), command.body) if p))
     if not text:
         raise CommandError(command, "texte de la réponse manquant (écrivez-le sous la "
                            "ligne #reponse)")
@@ -271,7 +273,7 @@ def cmd_extend(ctx: Context, command: Command) -> None:
     first, _, rest = command.args.partition(" ")
     if not first.isdigit() or int(first) < 1:
         raise CommandError(command, "écrivez #prolonger <nombre de jours ouvrés> <motif>")
-    reason = "\n".join(p for p in (rest.strip(), command.body) if p)
+    reason = reflow("\n".join(p for p in (rest.strip(), command.body) if p))
     if not reason:
         raise CommandError(command, "motif de la prolongation manquant")
     new_due = ctx.app.rulebook.calendar.add_working_days(complaint.answer_due, int(first))
