@@ -1,0 +1,108 @@
+"""The director's reply from each mail client, end to end: a real notification, her reply
+shaped as her client sends it (``tests/data/replies``), Dovecot and the test SMTP server.
+
+The complainant's email holds her text exactly (accents, non-breaking spaces, « », the
+line breaks she meant) and nothing of the quoted notification; the register changes in
+the commanded columns only.
+"""
+
+from __future__ import annotations
+
+import email.header
+import re
+from pathlib import Path
+
+import pytest
+from markupsafe import escape
+
+from bot.core.text import reflow
+from bot.intake.commandline import parse
+from bot.store.models import Event
+from tests.conftest import DIRECTOR, BotEnv
+from tests.servers import Captured
+from tests.test_director import CLIENT, register
+from tests.test_replies import FIXTURES, expected, index
+
+pytestmark = pytest.mark.integration
+
+ENTRIES = index()
+DIRECTORS = [p for p in FIXTURES if ENTRIES.get(p.name, {}).get("kind") == "director"]
+#: What only the notification carries: none of it may reach the complainant.
+NOTIFICATION_ONLY = ("Nouvelle réclamation conforme", "Pièces du dossier", "#manquement",
+                     "Commandes :", "Message automatique de reclambot", "............")
+
+
+def retarget(raw: bytes, subject: str) -> bytes:
+    """The fixture's reply with the subject of this register's notification (its key is
+    this register's own), the rest of its bytes as the client wrote them."""
+    head, separator, body = raw.partition(b"\r\n\r\n")
+    if not separator:
+        head, separator, body = raw.partition(b"\n\n")
+    newline = b"\r\n" if separator == b"\r\n\r\n" else b"\n"
+    lines = head.split(newline)
+    kept: list[bytes] = []
+    skipping = False
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and skipping:
+            continue
+        skipping = line.lower().startswith(b"subject:")
+        if not skipping:
+            kept.append(line)
+    encoded = subject if subject.isascii() else email.header.Header(subject, "utf-8").encode()
+    kept.append(b"Subject: " + encoded.encode("ascii"))
+    return newline.join(kept) + separator + body
+
+
+def response_to_client(env: BotEnv, before: int) -> Captured | None:
+    new = env.smtp.handler.to(CLIENT)[before:]
+    found = [c for c in new if "Réponse à votre réclamation" in c.subject]
+    return found[-1] if found else None
+
+
+@pytest.mark.parametrize("path", DIRECTORS, ids=lambda p: p.stem)
+def test_reply_from_each_client_is_applied_as_she_wrote_it(env: BotEnv, path: Path) -> None:
+    notification = register(env)
+    [complaint] = env.complaints()
+    before = len(env.smtp.handler.to(CLIENT))
+    events = len(env.query(Event))
+    env.append(retarget(path.read_bytes(), f"RE: {notification.subject}"))
+    env.run()
+    answers = [c for c in env.smtp.handler.to(DIRECTOR) if "Commande" in c.subject]
+    assert answers and "Commandes enregistrées" in answers[-1].subject, answers[-1].text()
+    commands = {c.name: c for c in parse(expected(path), env.app.rulebook.commands.words)}
+    [after] = env.complaints()
+    response = response_to_client(env, before)
+    if "reponse" in commands:
+        answer = commands["reponse"]
+        rest = answer.args.partition(" ")[2].strip()
+        meant = reflow("\n".join(part for part in (rest, answer.body) if part))
+        assert response is not None
+        assert after.response_text == meant
+        assert meant in response.text()
+        assert str(escape(meant)) in response.html()
+        for mark in NOTIFICATION_ONLY:
+            assert mark not in response.text() and mark not in response.html()
+        assert env.app.tokens.token(complaint.number) not in response.data.decode("ascii")
+        assert after.response_number.endswith("-0001")
+    else:
+        assert response is None and after.response_number == ""
+    if "cloturer" in commands:
+        assert after.status == "closed"
+    if "manquement" in commands:
+        assert [f.text for f in after.failures] == [
+            c.text for c in parse(expected(path), env.app.rulebook.commands.words)
+            if c.name == "manquement"]
+    else:
+        assert after.failures == []
+    # Nothing else moved: the complainant's own columns are as registered.
+    assert (after.client_name, after.client_email, after.description) == (
+        complaint.client_name, complaint.client_email, complaint.description)
+    kinds = [e.kind for e in env.query(Event)][events:]
+    assert "correspondence" not in kinds
+
+
+def test_retarget_keeps_every_other_byte() -> None:
+    raw = b"From: a@b\r\nSubject: =?utf-8?q?R=C3=A9?=\r\n x\r\nTo: c@d\r\n\r\nbody\r\n"
+    assert retarget(raw, "Re: [REC]") == (b"From: a@b\r\nTo: c@d\r\nSubject: Re: [REC]\r\n"
+                                          b"\r\nbody\r\n")
+    assert re.search(rb"Subject: =\?utf-8\?", retarget(raw, "Réf"))
