@@ -106,3 +106,27 @@ def test_retarget_keeps_every_other_byte() -> None:
     assert retarget(raw, "Re: [REC]") == (b"From: a@b\r\nTo: c@d\r\nSubject: Re: [REC]\r\n"
                                           b"\r\nbody\r\n")
     assert re.search(rb"Subject: =\?utf-8\?", retarget(raw, "Réf"))
+
+
+#: Three clients whose responses are opened in Chromium (one Word HTML, one HTML-only,
+#: one flowed text).
+LOOKED_AT = ("outlook-desktop-fr", "samsung", "thunderbird")
+
+
+def test_the_response_reads_well_at_a_phones_width(env: BotEnv, tmp_path: Path) -> None:
+    """The response written from three clients, opened at 375 and 800 px: no sideways
+    scrolling, the same words as the text version (screenshots in ``screens/``)."""
+    from tests.test_emails import look_at
+
+    chosen = [next(p for p in DIRECTORS if p.stem.startswith(prefix)
+                   and "reponse" in expected(p)) for prefix in LOOKED_AT]
+    responses = []
+    for path in chosen:
+        notification = register(env)
+        before = len(env.smtp.handler.to(CLIENT))
+        env.append(retarget(path.read_bytes(), f"RE: {notification.subject}"))
+        env.run()
+        response = response_to_client(env, before)
+        assert response is not None, path.name
+        responses.append((path.stem, response.message))
+    assert look_at(responses, tmp_path / "screens") == []

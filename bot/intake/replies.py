@@ -9,8 +9,10 @@ fields and a satisfaction rating are read from the new text only.
 
 The reading, in order:
 
-1. **Which part.** The text part, unless it is a stub pointing to the HTML one (or there
-   is none); a ``format=flowed`` part was already joined at parsing (RFC 3676).
+1. **Which part.** The HTML one, where there is one: it is what she typed in, and the
+   text part her client derives from it wraps her lines, drops her non-breaking spaces,
+   runs lines together (Yahoo) or writes lists its own way (Word). Else the text part,
+   a ``format=flowed`` one already joined at parsing (RFC 3676).
 2. **HTML by its structure.** The elements the clients wrap their quote in
    (``rules/replies.toml``, ``[[html]]``) are taken out of the tree; then inscriptis lays
    the rest out as text (:mod:`bot.intake.htmltext`).
@@ -74,12 +76,13 @@ QUOTEQUAIL = Cut("quotequail", "l'introduction d'un message cité (quotequail)")
 def read_reply(msg: InboundMessage, rules: ReplyRules) -> Reading:
     """The new text of ``msg``."""
     cuts: list[Cut] = []
-    if msg.html and (msg.text_from_html or _is_stub(msg.text, rules)):
-        text, source = _html(msg.html, rules, cuts), "html"
-    else:
-        text, source = msg.text, "text"
-    text = _lines(text, rules, cuts)
-    return Reading(text, source, tuple(dict.fromkeys(cuts)))
+    if msg.html:
+        text = _lines(_html(msg.html, rules, cuts), rules, cuts)
+        if text or not msg.text.strip() or msg.text_from_html:
+            return Reading(text, "html", tuple(dict.fromkeys(cuts)))
+        cuts.clear()  # an HTML part with nothing of hers in it: her text part, then
+    text = _lines(msg.text, rules, cuts)
+    return Reading(text, "text", tuple(dict.fromkeys(cuts)))
 
 
 def new_text(text: str, rules: ReplyRules | None = None) -> str:
@@ -88,10 +91,6 @@ def new_text(text: str, rules: ReplyRules | None = None) -> str:
     from bot.rulebook.replies import shipped_reply_rules
 
     return _lines(text, rules or shipped_reply_rules(), [])
-
-
-def _is_stub(text: str, rules: ReplyRules) -> bool:
-    return any(pattern.search(text) for pattern in rules.stub_texts)
 
 
 # --- HTML -----------------------------------------------------------------------------
@@ -123,10 +122,7 @@ def _html_rule(element: Any, rules: tuple[HtmlRule, ...]) -> HtmlRule | None:
 
 def _attached(element: Any, root: Any) -> bool:
     """Whether ``element`` is still in the tree of ``root`` (not in a part taken out)."""
-    node = element
-    while node.getparent() is not None:
-        node = node.getparent()
-    return bool(node is root)
+    return bool(element.getroottree().getroot() is root.getroottree().getroot())
 
 
 def _cut_from(element: Any) -> None:

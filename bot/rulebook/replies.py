@@ -17,6 +17,10 @@ from typing import Any
 from bot.errors import RulesError
 
 CUTS = ("element", "rest")
+_COMMON = {"name", "reason", "clients"}
+_HTML_KEYS = _COMMON | {"cut", "tag", "class", "id", "attribute", "style", "class_matching"}
+_LINE_KEYS = _COMMON | {"pattern", "followed_by"}
+_TOP_KEYS = {"html", "lines", "signatures", "signature_separator", "trailing_rules"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,9 @@ class HtmlRule:
     id: str = ""
     attribute: tuple[str, str] | None = None
     style: re.Pattern[str] | None = None
+    #: A regular expression searched in the class attribute (for classes the client
+    #: prefixes with a random string, as Yahoo does: ``ydp1a2b3yahoo_quoted``).
+    class_matching: re.Pattern[str] | None = None
 
     def matches(self, tag: str, attributes: dict[str, str]) -> bool:
         """Whether an element ``tag`` with ``attributes`` is this rule's (every key given
@@ -41,6 +48,9 @@ class HtmlRule:
         if self.class_ and self.class_ not in attributes.get("class", "").split():
             return False
         if self.id and attributes.get("id", "") != self.id:
+            return False
+        if self.class_matching is not None and not self.class_matching.search(
+                attributes.get("class", "")):
             return False
         if self.attribute is not None:
             name, value = self.attribute
@@ -70,7 +80,6 @@ class ReplyRules:
     signatures: tuple[LineRule, ...]
     signature_separator: re.Pattern[str]
     trailing_rules: re.Pattern[str]
-    stub_texts: tuple[re.Pattern[str], ...]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -89,9 +98,13 @@ def _regex(pattern: object, where: str) -> re.Pattern[str]:
             from None
 
 
-def _common(raw: Any, where: str) -> tuple[str, str, tuple[str, ...]]:
+def _common(raw: Any, where: str, keys: set[str]) -> tuple[str, str, tuple[str, ...]]:
     if not isinstance(raw, dict):
         raise RulesError(f"{where}: must be a table")
+    unknown = sorted(set(raw) - keys)
+    if unknown:
+        # A key meant for the top of the file, written below a table, lands in it.
+        raise RulesError(f"{where}: unknown key {', '.join(unknown)}")
     try:
         name, reason, clients = raw["name"], raw["reason"], raw["clients"]
     except KeyError as exc:
@@ -104,7 +117,7 @@ def _common(raw: Any, where: str) -> tuple[str, str, tuple[str, ...]]:
 
 
 def _html_rule(raw: Any, where: str) -> HtmlRule:
-    name, reason, clients = _common(raw, where)
+    name, reason, clients = _common(raw, where, _HTML_KEYS)
     where = f"{where} ({name})"
     cut = raw.get("cut")
     if cut not in CUTS:
@@ -115,17 +128,19 @@ def _html_rule(raw: Any, where: str) -> HtmlRule:
         if not sep or not key:
             raise RulesError(f"{where}: attribute must read name=value")
         attribute = (key.strip().lower(), value.strip().lower())
-    keys = {"tag", "class", "id", "attribute", "style"} & set(raw)
+    keys = {"tag", "class", "id", "attribute", "style", "class_matching"} & set(raw)
     if not keys - {"tag"}:
         raise RulesError(f"{where}: give a class, an id, an attribute or a style")
     return HtmlRule(
         name, reason, clients, str(cut), tag=str(raw.get("tag", "")).lower(),
         class_=str(raw.get("class", "")), id=str(raw.get("id", "")), attribute=attribute,
-        style=_regex(raw["style"], where) if "style" in raw else None)
+        style=_regex(raw["style"], where) if "style" in raw else None,
+        class_matching=(_regex(raw["class_matching"], where) if "class_matching" in raw
+                        else None))
 
 
 def _line_rule(raw: Any, where: str) -> LineRule:
-    name, reason, clients = _common(raw, where)
+    name, reason, clients = _common(raw, where, _LINE_KEYS)
     where = f"{where} ({name})"
     if "pattern" not in raw:
         raise RulesError(f"{where}: missing 'pattern'")
@@ -142,6 +157,10 @@ def load_reply_rules(path: Path) -> ReplyRules:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise RulesError(f"{path}: {exc}") from None
 
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise RulesError(f"{path}: unknown key {', '.join(unknown)}")
+
     def tables(key: str) -> list[tuple[Any, str]]:
         found = data.get(key, [])
         if not isinstance(found, list):
@@ -155,8 +174,6 @@ def load_reply_rules(path: Path) -> ReplyRules:
         signature_separator=_regex(data.get("signature_separator", r"^-- ?$"),
                                    f"{path}: signature_separator"),
         trailing_rules=_regex(data.get("trailing_rules", r"^$"), f"{path}: trailing_rules"),
-        stub_texts=tuple(_regex(p, f"{path}: stub_texts")
-                         for p in data.get("stub_texts", [r"^\s*$"])),
     )
     seen: set[str] = set()
     for name in rules.names:
