@@ -130,3 +130,61 @@ def test_the_response_reads_well_at_a_phones_width(env: BotEnv, tmp_path: Path) 
         assert response is not None, path.name
         responses.append((path.stem, response.message))
     assert look_at(responses, tmp_path / "screens") == []
+
+
+def _reply_to(raw: bytes, sent: Captured) -> bytes:
+    """The fixture's reply made an answer to ``sent``: its subject and In-Reply-To."""
+    message_id = str(sent.message["Message-ID"])
+    raw = retarget(raw, f"Re: {sent.subject}")
+    return re.sub(rb"(?im)^In-Reply-To:.*$", b"In-Reply-To: " + message_id.encode(), raw,
+                  count=1)
+
+
+@pytest.mark.parametrize("name", ["complainant-gmail-android-006-complement",
+                                  "complainant-iphone-006-complement"])
+def test_a_complainant_completes_her_ticket_from_her_phone(env: BotEnv, name: str) -> None:
+    """The fields she adds are read from her new text only: the quoted information request
+    (its list of missing fields, its labels) fills nothing in."""
+    from bot.testing import samples
+
+    fields = dict(samples.COMPLETE_FORM, **{
+        "Nom et prénom": "Paul Bernard", "Adresse e-mail": "paul.bernard@example.com",
+        "Description": "", "Consentement RGPD": ""})
+    env.append(samples.form_submission(fields))
+    env.run()
+    [request] = [c for c in env.smtp.handler.to("paul.bernard@example.com")
+                 if "incomplète" in c.subject]
+    path = Path(__file__).parent / "data" / "replies" / f"{name}.eml"
+    env.append(_reply_to(path.read_bytes(), request))
+    env.run()
+    assert env.inbound()[-1].action == "ticket_reply"
+    [complaint] = env.complaints()
+    typed = dict(line.split(" : ", 1) for line in expected(path).splitlines() if " : " in line)
+    assert complaint.description == typed["Description"]
+    assert complaint.client_email == "paul.bernard@example.com"
+
+
+def test_a_satisfaction_rating_from_a_phone_is_read_from_her_new_text(env: BotEnv) -> None:
+    """«Je suis satisfaite, 4/5» above the quoted question (whose «1 à 5» scale and
+    «pas satisfait» would otherwise be read): the rating is hers; the director reads
+    her words only."""
+    from sqlalchemy import update
+
+    from bot.store.models import Complaint
+
+    register(env)
+    [complaint] = env.complaints()
+    with env.app.transaction() as session:
+        session.execute(update(Complaint).values(satisfaction_asked_at=complaint.received_at))
+    [acknowledgement] = [c for c in env.smtp.handler.to(CLIENT) if "Accusé" in c.subject]
+    path = Path(__file__).parent / "data" / "replies" / "complainant-iphone-satisfaction.eml"
+    raw = retarget(path.read_bytes(), f"Re: Réclamation {complaint.number} : êtes-vous "
+                   "satisfait(e) de son traitement ?")
+    env.append(_reply_to(raw, acknowledgement))
+    env.run()
+    [after] = env.complaints()
+    assert after.satisfaction == "4"
+    [forwarded] = [c for c in env.smtp.handler.to(DIRECTOR)
+                   if "Nouveau message du réclamant" in c.subject]
+    assert expected(path).splitlines()[0] in forwarded.text()
+    assert "êtes-vous satisfait" not in forwarded.text()

@@ -72,15 +72,18 @@ def fields_from_html(html: str, names: dict[str, FormField]) -> dict[str, str]:
 
 
 def fields_from_text(text: str, names: dict[str, FormField]) -> dict[str, str]:
-    """``Label : value`` lines; a line that starts no known label continues the value."""
+    """``Label : value`` lines; a line that starts no known label continues the value of
+    a text field. The value of a field of another type (a choice, a consent, an address,
+    a date…) is its line: what follows it (a sign-off under a reply's last field) is no
+    part of it."""
     found: dict[str, list[str]] = {}
     current: str | None = None
     for line in text.splitlines():
         match = _LABEL_LINE.match(line)
         f = names.get(fold(match.group(1))) if match else None
         if match and f is not None and f.key not in found:
-            current = f.key
-            found[current] = [match.group(2)]
+            current = f.key if f.type == "text" else None
+            found[f.key] = [match.group(2)]
         elif current is not None:
             found[current].append(line)
     return {key: _clean("\n".join(lines)) for key, lines in found.items()}
