@@ -364,3 +364,57 @@ def test_logs_carry_no_personal_data_nor_secrets(env: BotEnv,
     for personal in ("jeanne", "Jeanne", "Martin", "paul@", "Paul", "lucie", "Lucie",
                      "mallory", "attestation", "Oubli", "secret", "Mot de passe"):
         assert personal not in logged, personal  # ...and nothing else about anyone
+
+
+def no_quote(original: Captured) -> str:
+    return ""
+
+
+def test_refused_command_email_sends_no_response(env: BotEnv) -> None:
+    """#reponse, #cloturer, then #manquement, refused because the complaint is closed by
+    then: nothing was recorded, and nothing reaches the complainant: no response email,
+    no copy of one in the dossier, and REP-…-0001 goes to the next response."""
+    notification = register(env)
+    before = len(env.smtp.handler.to(CLIENT))
+    answer = command(env, notification, "#reponse positive\nVotre attestation est partie.\n"
+                     "#cloturer\n#manquement Retard d'envoi\n", quote=no_quote)
+    assert answer is not None and "Commande refusée" in answer.subject
+    assert len(env.smtp.handler.to(CLIENT)) == before
+    [complaint] = env.complaints()
+    assert complaint.status == "open" and complaint.response_number == ""
+    sent = env.app.dossiers.folder(complaint.number) / "envois"  # type: ignore[attr-defined]
+    assert not [p for p in sent.glob("*") if "response" in p.name]
+    assert env.query(Event, Event.kind.in_(["response", "closed", "failure"])) == []
+    command(env, notification, "#reponse positive\nVotre attestation est partie.\n",
+            quote=no_quote)
+    [answered] = env.complaints()
+    assert answered.response_number.endswith("-0001")
+    [response] = [c for c in env.smtp.handler.to(CLIENT) if "Réponse" in c.subject]
+    assert answered.response_number in response.subject
+
+
+def test_refusal_on_the_last_of_five_commands(env: BotEnv) -> None:
+    notification = register(env)
+    before = len(env.smtp.handler.to(CLIENT))
+    answer = command(env, notification, "#manquement Oubli\n#action 2026-12-01 Renvoi\n"
+                     "#note appelée\n#reponse negative\nNous ne pouvons pas.\n"
+                     "#prolonger deux jours\n")
+    assert answer is not None and "Commande refusée" in answer.subject
+    assert "Ligne 6" in answer.text()
+    assert len(env.smtp.handler.to(CLIENT)) == before
+    [complaint] = env.complaints()
+    assert complaint.failures == [] and complaint.actions == []
+    assert complaint.mediation_sent_at is None and complaint.response_number == ""
+
+
+def test_guard_stops_a_reply_whose_quote_no_rule_recognises(env: BotEnv) -> None:
+    """The notification pasted under her response with no introduction any client writes:
+    refused whole, the quoted-looking lines named; the complainant receives nothing."""
+    notification = register(env)
+    before = len(env.smtp.handler.to(CLIENT))
+    answer = command(env, notification, "#reponse positive\nC'est réglé.\n",
+                     quote=lambda original: original.text())
+    assert answer is not None and "Commande refusée" in answer.subject
+    assert "semblent venir de la notification citée" in answer.text()
+    assert len(env.smtp.handler.to(CLIENT)) == before
+    assert env.complaints()[0].response_text == ""
