@@ -169,3 +169,18 @@ def test_her_own_signature_stays_and_the_phones_goes() -> None:
 def test_a_signature_block_and_its_disclaimer_go() -> None:
     text = "#cloturer\n\n-- \nClaire Durand\nCe message est confidentiel.\n"
     assert new_text(text) == "#cloturer"
+
+
+def test_the_html_read_is_hers_alone() -> None:
+    """A table in the quoted message (a form's labels and values) is no part of the HTML
+    the fields of a reply are read from."""
+    from bot.testing import samples
+
+    html = ('<div dir="ltr">Version du formulaire : 2026-01</div><div class="gmail_quote">'
+            "<table><tr><th>Description</th><td>le texte cité</td></tr></table></div>")
+    raw = samples._message(sender="jeanne.martin@example.org", to="reclamations@example.fr",
+                           subject="Re: formulaire", text="Version du formulaire : 2026-01",
+                           html=html)
+    read = read_reply(parse_message(raw), RULES)
+    assert "le texte cité" not in read.html and "Description" not in read.html
+    assert read.text == "Version du formulaire : 2026-01"

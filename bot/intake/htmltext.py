@@ -136,6 +136,15 @@ def tree_text(tree: Any, word: bool = False) -> str:
     return "\n".join(lines).strip("\n")
 
 
+def tree_html(tree: Any) -> str:
+    """The HTML of a tree :func:`parse` gave (after a reader cut parts out of it)."""
+    from lxml.html import tostring
+
+    if tree is None:
+        return ""
+    return str(tostring(tree, encoding="unicode")).replace(_CARRIER, _NBSP)
+
+
 def html_to_text(html: str) -> str:
     """The text of ``html``, laid out by its structure."""
     return tree_text(parse(html), is_word(html))

@@ -66,6 +66,8 @@ class Reading:
     text: str
     source: str  # "text" or "html"
     cuts: tuple[Cut, ...] = ()
+    #: The HTML part without what was taken out of it ("" when the text part was read).
+    html: str = ""
 
 
 QUOTED = Cut("quoted-lines", "les lignes citées (« > »)")
@@ -77,9 +79,10 @@ def read_reply(msg: InboundMessage, rules: ReplyRules) -> Reading:
     """The new text of ``msg``."""
     cuts: list[Cut] = []
     if msg.html:
-        text = _lines(_html(msg.html, rules, cuts), rules, cuts)
+        laid_out, html = _html(msg.html, rules, cuts)
+        text = _lines(laid_out, rules, cuts)
         if text or not msg.text.strip() or msg.text_from_html:
-            return Reading(text, "html", tuple(dict.fromkeys(cuts)))
+            return Reading(text, "html", tuple(dict.fromkeys(cuts)), html)
         cuts.clear()  # an HTML part with nothing of hers in it: her text part, then
     text = _lines(msg.text, rules, cuts)
     return Reading(text, "text", tuple(dict.fromkeys(cuts)))
@@ -96,10 +99,11 @@ def new_text(text: str, rules: ReplyRules | None = None) -> str:
 # --- HTML -----------------------------------------------------------------------------
 
 
-def _html(html: str, rules: ReplyRules, cuts: list[Cut]) -> str:
+def _html(html: str, rules: ReplyRules, cuts: list[Cut]) -> tuple[str, str]:
+    """The text of ``html`` without the clients' quotes, and the HTML it was read from."""
     tree = htmltext.parse(html)
     if tree is None:
-        return ""
+        return "", ""
     found = [(element, rule) for element in tree.iter()
              if isinstance(element.tag, str)
              and (rule := _html_rule(element, rules.html)) is not None]
@@ -111,7 +115,8 @@ def _html(html: str, rules: ReplyRules, cuts: list[Cut]) -> str:
         if rule.cut == "element" and _attached(element, tree):
             _replace_with_mark(element)
             cuts.append(Cut(rule.name, rule.reason))
-    return htmltext.tree_text(tree, htmltext.is_word(html))
+    kept = htmltext.tree_html(tree).replace(_GONE, "")
+    return htmltext.tree_text(tree, htmltext.is_word(html)), kept
 
 
 def _html_rule(element: Any, rules: tuple[HtmlRule, ...]) -> HtmlRule | None:

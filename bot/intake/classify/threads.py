@@ -141,7 +141,8 @@ def contact_thread(msg: InboundMessage, ctx: Context) -> str | None:
 def filled_form_in_reply(msg: InboundMessage, ctx: Context) -> str | None:
     """The reply to the form-link email is the form itself, filled in."""
     assert ctx.thread is not None  # reached through contact_thread only
-    fields = extract_fields(ctx.reading(msg).text, msg.html, ctx.app.rulebook)
+    reading = ctx.reading(msg)
+    fields = extract_fields(reading.text, reading.html, ctx.app.rulebook)
     if not fields.get("form_version"):
         return None
     fields.setdefault("reference", ctx.thread.reference)
