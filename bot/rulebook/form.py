@@ -8,14 +8,33 @@ are matched tolerantly against ``rules/forms.toml`` (case, accents, spacing, col
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
 from bot.core.text import fold
 from bot.rulebook import FormField, FormVersion, Rulebook
 
-_LABEL_LINE = re.compile(r"^\s*[*\-•]?\s*([^:\n]{1,80}?)\s*\*?\s*:\s?(.*)$")
+_BULLETS = "*-•"
+_LONGEST_LABEL = 80
+
+
+def _label_line(line: str) -> tuple[str, str] | None:
+    """``(label, value)`` of a ``Label : value`` line (a bullet before the label, a ``*``
+    after it allowed), else ``None``.
+
+    Read by hand, not by a regular expression: a line padded with runs of spaces (a table
+    laid out as text) made the expression backtrack for 40 µs a line.
+    """
+    label, colon, value = line.partition(":")
+    if not colon:
+        return None
+    label = label.strip()
+    if label[:1] and label[0] in _BULLETS:
+        label = label[1:].lstrip()
+    label = label.rstrip("*").rstrip()
+    if not label or len(label) > _LONGEST_LABEL or "\n" in label:
+        return None
+    return label, value[1:] if value[:1].isspace() else value
 _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d/%m/%y")
 
 
@@ -79,11 +98,11 @@ def fields_from_text(text: str, names: dict[str, FormField]) -> dict[str, str]:
     found: dict[str, list[str]] = {}
     current: str | None = None
     for line in text.splitlines():
-        match = _LABEL_LINE.match(line)
-        f = names.get(fold(match.group(1))) if match else None
+        match = _label_line(line)
+        f = names.get(fold(match[0])) if match else None
         if match and f is not None and f.key not in found:
             current = f.key if f.type == "text" else None
-            found[f.key] = [match.group(2)]
+            found[f.key] = [match[1]]
         elif current is not None:
             found[current].append(line)
     return {key: _clean("\n".join(lines)) for key, lines in found.items()}
