@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import local
 from bot.core.states import ComplaintStatus, state_label
+from bot.reporting.inert import csv_row
 from bot.rulebook import Rulebook
 from bot.store.deadlines import next_deadline
 from bot.store.models import Complaint
@@ -128,7 +129,7 @@ def write_csv(session: Session, out: IO[str], rules: Rulebook, delimiter: str = 
     writer.writerow([label for label, _ in REGISTER_COLUMNS])
     count = 0
     for row in register_rows(session, rules):
-        writer.writerow(row)
+        writer.writerow(csv_row(row))
         count += 1
     return count
 

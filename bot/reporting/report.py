@@ -23,6 +23,7 @@ from bot.core.clock import local
 from bot.core.states import IN_PROGRESS, ComplaintStatus
 from bot.core.text import number_fr
 from bot.reporting.export import REGISTER_COLUMNS, cell, column_value
+from bot.reporting.inert import csv_row, strings_as_strings
 from bot.store.deadlines import received_day
 from bot.store.models import Complaint, Ticket
 
@@ -262,7 +263,7 @@ def write_csv(report: Report, out: io.TextIOBase) -> None:
     """The report's figures as CSV (section;indicator;value)."""
     writer = csv.writer(out, delimiter=";")
     writer.writerow(["Rubrique", "Indicateur", "Valeur"])
-    writer.writerows(report.rows())
+    writer.writerows(csv_row(row) for row in report.rows())
 
 
 def register_workbook(session: Session, app: App, report: Report | None = None) -> bytes:
@@ -286,6 +287,7 @@ def register_workbook(session: Session, app: App, report: Report | None = None) 
             c.font, c.fill = header_font, header_fill
             c.alignment = Alignment(wrap_text=True, vertical="top")
         for row_cells in ws.iter_rows(min_row=2):
+            strings_as_strings(row_cells)
             for c in row_cells:
                 c.alignment = Alignment(wrap_text=True, vertical="top")
         ws.freeze_panes = "B2"

