@@ -363,3 +363,32 @@ def test_every_email_that_offers_the_form_offers_the_served_one(web: Web) -> Non
     web.env.deliver(samples.form_submission(incomplete))
     [request] = web.env.sink.to("jeanne.martin@example.org")
     assert f"{PUBLIC}/reclamation" in request.text and "www.example.fr" not in request.text
+
+
+def test_security_forwarded_for_cannot_choose_the_rate_limit_key(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default no proxy is believed: a client's own X-Forwarded-For changes nothing.
+    Behind a trusted proxy (which appends the address it saw), the key is the right-most
+    address that is not a trusted proxy's, whatever the client put before it."""
+    monkeypatch.setenv("RECLAMBOT_TEST_IMAP_PASSWORD", "never-used")
+    for trusted, client in (("", ("203.0.113.7", 40000)),
+                            ('trusted_proxies = ["127.0.0.1"]\n', ("127.0.0.1", 40000))):
+        directory = tmp_path / ("proxy" if trusted else "direct")
+        directory.mkdir()
+        env = MemoryEnv(directory, database_url if not trusted else
+                        f"sqlite:///{directory / 'register.sqlite3'}",
+                        extra=WEB.replace("[web]\n", f"[web]\n{trusted}"))
+        try:
+            web = Web(env)
+            web.client = TestClient(make_web_app(env.app, lambda: env.sink),  # noqa: B023
+                                    base_url="https://testserver", client=client)
+            answers = []
+            for index in range(8):
+                spoofed = {"X-Forwarded-For": f"198.51.100.{index}"
+                           + (", 203.0.113.7" if trusted else "")}
+                web.client.headers.update(spoofed)
+                answers.append(web.submit({**COMPLETE, "email": f"p{index}@example.org",
+                                           "object": f"objet {index}"}).status_code)
+            assert answers == [303] * 6 + [429] * 2, (trusted, answers)
+        finally:
+            env.close()

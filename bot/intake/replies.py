@@ -49,6 +49,13 @@ _GONE = "\ue001"
 _WRAPPED_LINES = 3
 #: A header block («De : » then «Envoyé : ») is looked for over this many lines.
 _HEADER_SPAN = 3
+#: Invisible characters some clients put at the start of a line (Outlook for Mac's byte
+#: order mark before its introduction, Apple Mail's before the quote).
+_INVISIBLE = "\ufeff\u200b\u200e\u200f\u2060"
+
+
+def _bare(line: str) -> str:
+    return line.strip().strip(_INVISIBLE).strip()
 
 
 @dataclass(frozen=True)
@@ -161,8 +168,7 @@ def _replace_with_mark(element: Any) -> None:
 
 
 def _quoted(line: str) -> bool:
-    stripped = line.lstrip()
-    return stripped.startswith((">", _GONE))
+    return _bare(line).startswith((">", _GONE))
 
 
 def _line_rule(lines: list[str], at: int, rules: tuple[LineRule, ...]
@@ -172,11 +178,11 @@ def _line_rule(lines: list[str], at: int, rules: tuple[LineRule, ...]
         for extra in range(_WRAPPED_LINES):
             if at + extra >= len(lines) or (extra and not lines[at + extra].strip()):
                 break
-            joined = " ".join(line.strip() for line in lines[at:at + extra + 1])
+            joined = " ".join(_bare(line) for line in lines[at:at + extra + 1])
             if not rule.pattern.match(joined):
                 continue
             if rule.followed_by is None or any(
-                    rule.followed_by.match(line.strip())
+                    rule.followed_by.match(_bare(line))
                     for line in lines[at + extra + 1:at + extra + 1 + _HEADER_SPAN]):
                 return rule, at + extra
     return None
@@ -203,7 +209,7 @@ def _kept_lines(lines: list[str], rules: ReplyRules, cuts: list[Cut]) -> Iterato
     while index < len(lines):
         line = lines[index]
         if _quoted(line):
-            if line.strip() != _GONE:
+            if _bare(line) != _GONE:
                 cuts.append(QUOTED)
             index += 1
             continue
