@@ -23,7 +23,7 @@ from bot.intake.commandline import CommandError
 from bot.outbound.compose import Email
 from bot.outbound.outbox import enqueue
 from bot.procedure import commands
-from bot.rulebook.form import Validation, validate
+from bot.rulebook.form import REPEATED, Validation, validate
 from bot.store.db import append_row, message_origin, next_in_sequence
 from bot.store.models import Complaint, Contact, Event, Inbound, Outbox, Ticket
 
@@ -96,8 +96,14 @@ _OPEN_CONTACTS_BY_ADDRESS = select(Contact.id).where(Contact.sender_email == bin
                                                     Contact.status == ContactStatus.OPEN)
 
 
-def _find_contact(session: Session, values: dict[str, str], email: str) -> Contact | None:
+def _find_contact(session: Session, values: dict[str, str], email: str, *,
+                  signed: bool = False, sender: str = "") -> Contact | None:
     """The initial contact a submission follows: by its reference, else by the same address.
+
+    A reference links only when it came signed (the served form's link, ``signed``) or
+    when the contact was opened by the same address (the form's, or the ``sender``'s):
+    a reference anybody can type in a form, or in a value that looks like its line, never
+    brings someone else's first contact, date and messages into a complaint.
 
     A batch is flushed once, at its end (see :func:`bot.pipeline.handle_batch`), so the
     contacts its earlier messages created are not in the database yet, and those they
@@ -111,7 +117,8 @@ def _find_contact(session: Session, values: dict[str, str], email: str) -> Conta
             contact = next((c for c in pending if c.reference == reference), None)
             if contact is None:
                 contact = session.scalar(_CONTACT_BY_REFERENCE, {"reference": reference})
-            if contact is not None:
+            if contact is not None and (signed or contact.sender_email.lower() in {
+                    email.lower(), sender.lower()} - {""}):
                 return contact
         # Loaded as the session's objects, with this batch's changes on them.
         found = session.connection().execute(_OPEN_CONTACTS_BY_ADDRESS, {"address": email})
@@ -123,8 +130,10 @@ def _find_contact(session: Session, values: dict[str, str], email: str) -> Conta
 
 
 def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
-             validation: Validation, ticket: Ticket | None) -> Complaint:
-    """Enter a conforming ticket in the register; acknowledge it and notify the director."""
+             validation: Validation, ticket: Ticket | None, signed: bool = False
+             ) -> Complaint:
+    """Enter a conforming ticket in the register; acknowledge it and notify the director
+    (``signed``: its reference to a first contact came signed)."""
     rules = app.rulebook
     values = validation.values
     assert validation.version is not None
@@ -134,7 +143,8 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
     number = f"{rules.complaint_prefix}-{day.year}-{sequence:04d}"
     contact = session.get(Contact, ticket.contact_id) if ticket and ticket.contact_id else None
     if contact is None:
-        contact = _find_contact(session, values, values["email"])
+        contact = _find_contact(session, values, values["email"], signed=signed,
+                                sender=msg.from_address)
     if contact is not None:
         initial_at = contact.received_at
         initial_mode = f"{rules.mode_email} (réf. {contact.reference})"
@@ -205,6 +215,13 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
     return complaint
 
 
+def _kept(values: dict[str, str]) -> dict[str, str]:
+    """A ticket's fields as it keeps them: without those given twice (which value is hers
+    is not known: she is asked again) and without the list of them."""
+    repeated = set(values.get(REPEATED, "").split(","))
+    return {k: v for k, v in values.items() if k not in repeated and k != REPEATED}
+
+
 def _problems(validation: Validation) -> list[dict[str, str]]:
     return [{"key": p.key, "field": p.field, "message": p.message} for p in validation.problems]
 
@@ -235,12 +252,12 @@ def _request_information(session: Session, app: App, msg: InboundMessage, row: I
 
 
 def _submit(session: Session, app: App, msg: InboundMessage, row: Inbound,
-            values: dict[str, str], ticket: Ticket | None) -> None:
+            values: dict[str, str], ticket: Ticket | None, signed: bool = False) -> None:
     """Check a submission; register it, or ask for what is missing."""
     day = local(row.received_at or row.processed_at).date()
     validation = validate(values, app.rulebook, day)
     if validation.conforming:
-        register(session, app, msg, row, validation, ticket)
+        register(session, app, msg, row, validation, ticket, signed)
         return
     if ticket is None:
         email = validation.values.get("email", "")
@@ -251,12 +268,13 @@ def _submit(session: Session, app: App, msg: InboundMessage, row: Inbound,
             fallback = _reply_address(msg)
             if fallback not in app.config.organisation.form_senders:
                 email = fallback
-        contact = _find_contact(session, validation.values, email) if email else None
+        contact = (_find_contact(session, validation.values, email, signed=signed,
+                                 sender=msg.from_address) if email else None)
         ticket = Ticket(
             reference=new_reference(app.rulebook.ticket_prefix),
             received_at=row.received_at or row.processed_at,
             complainant_email=email,
-            fields=dict(values),
+            fields=_kept(values),
             problems=_problems(validation),
             status=TicketStatus.INCOMPLETE,
             contact_id=contact.id if contact else None,
@@ -275,7 +293,7 @@ def handle_submission(session: Session, app: App, msg: InboundMessage, decision:
     its link (then the decision's thread is that first contact)."""
     if decision.thread is not None and decision.thread.kind == "contact":
         row.contact_id = decision.thread.id
-    _submit(session, app, msg, row, decision.fields, None)
+    _submit(session, app, msg, row, decision.fields, None, decision.signed_reference)
 
 
 def handle_ticket_reply(session: Session, app: App, msg: InboundMessage, decision: Decision,
@@ -284,7 +302,7 @@ def handle_ticket_reply(session: Session, app: App, msg: InboundMessage, decisio
     ticket = session.get(Ticket, decision.thread.id)
     assert ticket is not None
     supplied = decision.fields
-    merged = {**ticket.fields, **{k: v for k, v in supplied.items() if v}}
+    merged = {**_kept(ticket.fields), **{k: v for k, v in supplied.items() if v}}
     ticket.fields = merged
     row.ticket_id = ticket.id
     _event(session, row, "information_supplied", {"fields": sorted(supplied)}, ticket=ticket)

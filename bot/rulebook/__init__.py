@@ -21,6 +21,8 @@ from bot.errors import RulesError
 from bot.rulebook.replies import ReplyRules, load_reply_rules
 
 FIELD_TYPES = ("text", "email", "phone", "date", "choice", "consent", "reference")
+#: The fields of several lines of the shipped form, for a copy that does not say so.
+_FREE_TEXTS = ("description", "expected_solution")
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,8 @@ def _form_versions(path: Path) -> tuple[FormVersion, ...]:
                     type=f.get("type", "text"),
                     choices=tuple(f.get("choices", ())),
                     help=str(f.get("help", "")),
-                    multiline=bool(f.get("multiline", False)),
+                    # A form copied before "multiline" existed keeps its free texts free.
+                    multiline=bool(f.get("multiline", f.get("key") in _FREE_TEXTS)),
                 )
                 for f in raw["fields"]
             )

@@ -8,6 +8,7 @@ are matched tolerantly against ``rules/forms.toml`` (case, accents, spacing, col
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
@@ -90,22 +91,44 @@ def fields_from_html(html: str, names: dict[str, FormField]) -> dict[str, str]:
     return found
 
 
+#: The key under which :func:`fields_from_text` lists the fields whose label it found
+#: more than once (comma-separated): no form field's key begins with "_".
+REPEATED = "_repeated"
+#: What ends a line wherever text is split (``str.splitlines``): a value holding one of
+#: these holds several lines.
+LINE_BREAKS = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def fields_from_text(text: str, names: dict[str, FormField]) -> dict[str, str]:
     """``Label : value`` lines; a line that starts no known label continues the value of
     a text field. The value of a field of another type (a choice, a consent, an address,
     a date…) is its line: what follows it (a sign-off under a reply's last field) is no
-    part of it."""
+    part of it.
+
+    A label counts once. Found again (a value that holds a line of the form's layout, or
+    a field written twice), it is listed under :data:`REPEATED`, and :func:`validate`
+    uses neither value: a value cannot carry another field.
+    """
     found: dict[str, list[str]] = {}
+    repeated: list[str] = []
     current: str | None = None
     for line in text.splitlines():
         match = _label_line(line)
         f = names.get(fold(match[0])) if match else None
-        if match and f is not None and f.key not in found:
+        if match and f is not None:
+            if f.key in found:
+                if f.key not in repeated:
+                    repeated.append(f.key)
+                current = None
+                continue
             current = f.key if f.type == "text" else None
             found[f.key] = [match[1]]
         elif current is not None:
             found[current].append(line)
-    return {key: _clean("\n".join(lines)) for key, lines in found.items()}
+    fields = {key: _clean("\n".join(lines)) for key, lines in found.items()}
+    if repeated:
+        fields[REPEATED] = ",".join(repeated)
+    return fields
 
 
 def extract_fields(text: str, html: str, rulebook: Rulebook) -> dict[str, str]:
@@ -115,6 +138,12 @@ def extract_fields(text: str, html: str, rulebook: Rulebook) -> dict[str, str]:
     for key, value in fields_from_text(text, names).items():
         found.setdefault(key, value)
     return found
+
+
+def _line_problem(f: FormField, value: str) -> str | None:
+    if not f.multiline and LINE_BREAKS.search(value):
+        return "doit tenir sur une seule ligne"
+    return None
 
 
 @dataclass(frozen=True)
@@ -206,13 +235,23 @@ def validate(values: dict[str, str], rulebook: Rulebook, day: dt.date) -> Valida
             )
         )
     cleaned: dict[str, str] = {"form_version": version.id} if not problems else {}
+    repeated = set(values.get(REPEATED, "").split(","))
     for f in version.fields:
         if f.key == "form_version":
+            continue
+        if f.key in repeated:
+            # Which of the two is hers is not known: neither is kept, nor acted on.
+            problems.append(Problem(f.key, f.label, "figure deux fois dans le formulaire "
+                                    "reçu : indiquez-la une seule fois"))
             continue
         value = values.get(f.key, "").strip()
         if not value:
             if f.required:
                 problems.append(Problem(f.key, f.label, "information manquante"))
+            continue
+        line_problem = _line_problem(f, value)
+        if line_problem:
+            problems.append(Problem(f.key, f.label, line_problem))
             continue
         stored, problem = _normalise(f, value)
         cleaned[f.key] = stored

@@ -161,7 +161,8 @@ class WebForm:
         if not self.per_address.allow(validation.values["email"]):
             return self.too_many()
         raw = message_of(self.app, validation, uploads, client, submission, now)
-        number = await run_in_threadpool(register, self.app, raw, submission, now)
+        number = await run_in_threadpool(register, self.app, raw, submission, now,
+                                         validation.values)
         if number is None:
             return self.message(500, "Envoi non enregistré",
                                 "Votre réclamation n'a pas pu être enregistrée. Réessayez "

@@ -1,13 +1,16 @@
 """A submission of the web form: checked with the rules every form is checked with, then
-written as the email a form plugin would send and put through the pipeline, so that it
-enters the register exactly as an emailed form does (same handlers, same transaction,
-same outbox), its dossier keeping that email with its time and the client's address."""
+put through the pipeline with the fields it was checked with, so that it enters the
+register exactly as an emailed form does (same handlers, same transaction, same outbox).
+It is also written as the email a form plugin would send: that is the dossier's record
+of it, with its time and the client's address, never read back for its fields (a value
+that looked like another field's line would otherwise have become that field)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import email.policy
 import email.utils
+import functools
 import threading
 import uuid
 from collections.abc import Collection, Iterator, Sequence
@@ -139,8 +142,11 @@ def registered(app: App, submission: str) -> str | None:
                    Inbound.uid == submission))
 
 
-def register(app: App, raw: bytes, submission: str, now: dt.datetime) -> str | None:
-    """Put the submission's message through the pipeline once; its complaint number.
+def register(app: App, raw: bytes, submission: str, now: dt.datetime,
+             fields: dict[str, str]) -> str | None:
+    """Put the submission through the pipeline once, with the ``fields`` the page
+    validated (``raw``, its message, is the dossier's record of it, never read back);
+    its complaint number.
 
     The submission id is the message's UID: a second post of the same page (a double
     click, a reload) finds the first one's row, and is not handled again.
@@ -150,8 +156,9 @@ def register(app: App, raw: bytes, submission: str, now: dt.datetime) -> str | N
         return number
     source = WebSource()
     message = RawMessage(submission, raw, now, size=len(raw))
+    decide = functools.partial(classify_web_form, fields=dict(fields))
     try:
-        outcomes = handle_batch(app, source, UIDVALIDITY, [message], decide=classify_web_form)
+        outcomes = handle_batch(app, source, UIDVALIDITY, [message], decide=decide)
     except IntegrityError:
         return registered(app, submission)  # the same page posted twice at once
     finish_batch(app, source, outcomes)

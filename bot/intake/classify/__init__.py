@@ -113,7 +113,12 @@ def web_form(msg: InboundMessage, ctx: Context) -> str | None:
     client = msg.header(WEB_FORM_HEADER).split(";", 1)[0].strip()
     if not client:
         return None
-    ctx.fields = extract_fields(msg.text, "", ctx.app.rulebook)
+    if ctx.given_fields is not None:
+        # The fields the page validated, as they were: the message is their record only.
+        ctx.fields = dict(ctx.given_fields)
+        ctx.signed_reference = bool(ctx.fields.get("reference"))
+    else:
+        ctx.fields = extract_fields(msg.text, "", ctx.app.rulebook)
     return (f"formulaire en ligne de reclambot (version {ctx.fields.get('form_version', '?')})"
             f", envoyé depuis {client}")
 
@@ -214,9 +219,11 @@ def classify(session: Session, msg: InboundMessage, app: App,
 
 
 def classify_web_form(session: Session, msg: InboundMessage, app: App,
-                      over_limit: str | None = None) -> Decision:
-    """The decision on the message the web form wrote of a submission (its own chain)."""
-    return run(WEB_CHAINS, "web", msg, Context(session, app, over_limit))
+                      over_limit: str | None = None,
+                      fields: dict[str, str] | None = None) -> Decision:
+    """The decision on the message the web form wrote of a submission (its own chain),
+    with the ``fields`` the page validated (its reference, if any, checked signed)."""
+    return run(WEB_CHAINS, "web", msg, Context(session, app, over_limit, given_fields=fields))
 
 
 def robot_matches(msg: InboundMessage, ctx: Context) -> tuple[Match, ...]:

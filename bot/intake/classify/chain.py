@@ -64,6 +64,11 @@ class Context:
     commands: tuple[Command, ...] = ()
     command_error: CommandError | None = None
     rating: str = ""
+    #: The fields a submission of reclambot's own web form was validated with, given by
+    #: the web layer: what is registered is exactly what was checked, never read back.
+    given_fields: dict[str, str] | None = None
+    #: The first contact's reference came signed (the form link's): it may link them.
+    signed_reference: bool = False
     #: The sender's new text, once a rule read it (:meth:`reading`).
     new_text: str = ""
     #: What the reader of replies took out of it, recorded with the rules that matched.
@@ -159,6 +164,8 @@ class Decision:
     rating: str = ""
     #: The sender's new text, without what her client quoted or added.
     new_text: str = ""
+    #: The form's reference to a first contact came signed (the served form's link).
+    signed_reference: bool = False
 
 
 def run(chains: dict[str, Chain], start: str, msg: InboundMessage, ctx: Context) -> Decision:
@@ -193,5 +200,5 @@ def run(chains: dict[str, Chain], start: str, msg: InboundMessage, ctx: Context)
         return Decision(action, (*matched, *ctx.read), tuple(passed), thread=ctx.thread,
                         fields=ctx.fields, bounced=ctx.bounced, commands=ctx.commands,
                         command_error=ctx.command_error, rating=ctx.rating,
-                        new_text=ctx.new_text)
+                        new_text=ctx.new_text, signed_reference=ctx.signed_reference)
     raise AssertionError(f"the chains loop from {start!r}")  # a table written wrong
