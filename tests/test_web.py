@@ -392,3 +392,54 @@ def test_security_forwarded_for_cannot_choose_the_rate_limit_key(
             assert answers == [303] * 6 + [429] * 2, (trusted, answers)
         finally:
             env.close()
+
+
+def test_security_the_csrf_cookie_is_the_servers_own(web: Web) -> None:
+    """Issued and signed by the server, ``__Host-`` behind HTTPS, ``SameSite=Lax``,
+    ``HttpOnly``: a cookie a page or a sibling site sets is never adopted as the nonce."""
+    page = web.client.get("/reclamation")
+    header = page.headers["set-cookie"]
+    assert header.startswith("__Host-reclambot_csrf=")
+    for flag in ("HttpOnly", "Secure", "Path=/", "SameSite=lax"):
+        assert flag.lower() in header.lower(), flag
+    assert "domain=" not in header.lower()
+    # A made-up 32-character nonce in the cookie is replaced, not adopted.
+    chosen = "a" * 32
+    forged = TestClient(web.client.app, base_url="https://testserver",
+                        cookies={"__Host-reclambot_csrf": chosen})
+    answer = forged.get("/reclamation")
+    assert not answer.headers["set-cookie"].split("=", 1)[1].startswith(chosen + ";")
+    token = re.search(r'name="csrf" value="([^"]+)"', answer.text).group(1)  # type: ignore[union-attr]
+    assert not token.startswith(chosen)
+    forged.cookies.set("__Host-reclambot_csrf", chosen)
+    refused = forged.post("/reclamation", data={"csrf": f"{chosen}.1.2.3", **COMPLETE},
+                          follow_redirects=False)
+    assert refused.status_code == 403 and web.complaints() == []
+
+
+def test_security_a_page_posted_again_with_other_content_is_refused(web: Web) -> None:
+    token = web.token()
+    assert web.submit(token=token).status_code == 303
+    other = web.submit({**COMPLETE, "description": "Tout autre chose."}, token=token)
+    assert other.status_code == 409 and "déjà servi" in unescape(other.text)
+    [complaint] = web.complaints()
+    assert complaint.description == COMPLETE["description"]
+    assert web.submit(token=token).status_code == 303  # the same content: the same page
+
+
+@pytest.mark.parametrize("where", ["sig", "suivi", "cookie"])
+def test_a_signature_that_is_not_ascii_is_refused_in_french(web: Web, where: str) -> None:
+    if where == "sig":
+        page = web.client.get("/reclamation?ref=CT-AAAAAAAA&sig=é" + "a" * 25)
+        assert page.status_code == 400
+    elif where == "suivi":
+        page = web.client.get("/suivi/REC-2026-0001.é" + "a" * 25)
+        assert page.status_code == 404
+    else:
+        token = web.token()
+        web.client.cookies.clear()
+        cookie = ("__Host-reclambot_csrf=" + "b" * 32 + ".é" + "a" * 25).encode()
+        page = web.client.post("/reclamation", data={"csrf": token, **COMPLETE},
+                               headers={b"cookie": cookie}, follow_redirects=False)  # type: ignore[dict-item]
+        assert page.status_code == 403
+    assert "<html" in page.text and "Traceback" not in page.text

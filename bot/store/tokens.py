@@ -51,7 +51,12 @@ class Tokens:
         return self._mac(purpose, value, SIGNATURE_LENGTH).lower()
 
     def verify(self, purpose: str, value: str, signature: str) -> bool:
-        """Whether ``signature`` is :meth:`sign`'s for ``value`` (constant time)."""
+        """Whether ``signature`` is :meth:`sign`'s for ``value`` (constant time).
+
+        A signature with other than ASCII in it is no signature of ours (and
+        ``compare_digest`` refuses to compare such text: it would raise)."""
+        if not signature.isascii():
+            return False
         return hmac.compare_digest(self.sign(purpose, value), signature.lower())
 
     def follow_up(self, number: str) -> str:
@@ -65,6 +70,8 @@ class Tokens:
 
     def check(self, number: str, token: str) -> bool:
         """Whether ``token`` is the token of ``number`` (constant-time comparison)."""
+        if not token.isascii():
+            return False
         return hmac.compare_digest(self.token(number), token.upper())
 
     def tag(self, number: str) -> str:

@@ -119,27 +119,42 @@ class Csrf:
     """
 
     COOKIE = "reclambot_csrf"
+    #: Over HTTPS: a cookie of this name is refused by browsers unless it is Secure, for
+    #: the whole site and no other domain, so no subdomain or plain-HTTP page can set it.
+    SECURE_COOKIE = "__Host-reclambot_csrf"
 
     def __init__(self, tokens: Tokens, clock: Callable[[], float] = time.time) -> None:
         self.tokens = tokens
         self.clock = clock
 
-    def issue(self, nonce: str | None = None) -> tuple[str, str]:
-        """(cookie value, form token) for a new page: the nonce is kept for a browser
-        that has one, so that two open tabs both stay valid."""
-        nonce = nonce if nonce and nonce.isalnum() and len(nonce) == 32 else secrets.token_hex(16)
+    def _nonce(self, cookie: str | None) -> str | None:
+        """The nonce of a cookie this server issued (``nonce.signature``), else ``None``:
+        a value a page or another site made up is never adopted."""
+        nonce, _, signature = (cookie or "").partition(".")
+        if len(nonce) != 32 or not nonce.isascii() or not nonce.isalnum() or not signature:
+            return None
+        if not signature.isascii() or not self.tokens.verify("csrf-cookie", nonce, signature):
+            return None
+        return nonce
+
+    def issue(self, cookie: str | None = None) -> tuple[str, str]:
+        """(cookie value, form token) for a new page: the nonce of a cookie this server
+        issued is kept, so that two open tabs both stay valid."""
+        nonce = self._nonce(cookie) or secrets.token_hex(16)
         body = f"{nonce}.{int(self.clock())}.{secrets.token_hex(16)}"
-        return nonce, f"{body}.{self.tokens.sign('csrf', body)}"
+        value = f"{nonce}.{self.tokens.sign('csrf-cookie', nonce)}"
+        return value, f"{body}.{self.tokens.sign('csrf', body)}"
 
     def check(self, cookie: str | None, token: str) -> str | None:
         """The submission id if ``token`` is valid for this browser (``cookie``), else ``None``."""
         parts = token.split(".")
-        if len(parts) != 4 or not cookie:
+        nonce_of_cookie = self._nonce(cookie)
+        if len(parts) != 4 or nonce_of_cookie is None or not token.isascii():
             return None
         nonce, issued, submission, signature = parts
         body = f"{nonce}.{issued}.{submission}"
         if not self.tokens.verify("csrf", body, signature) or not secrets.compare_digest(
-                nonce, cookie):
+                nonce, nonce_of_cookie):
             return None
         if not issued.isdigit() or self.clock() - int(issued) > CSRF_LIFETIME:
             return None

@@ -30,7 +30,16 @@ from bot.core.states import ComplaintStatus
 from bot.outbound.outbox import send_pending
 from bot.store.models import Complaint, Erasure
 from bot.web.guard import BodyLimit, Csrf, RateLimiter, SecurityHeaders
-from bot.web.submit import ATTACHMENTS, Upload, check, message_of, register
+from bot.web.submit import (
+    ATTACHMENTS,
+    Upload,
+    check,
+    digest,
+    message_id,
+    message_of,
+    posted_before,
+    register,
+)
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -58,6 +67,8 @@ class WebForm:
         self.per_ip = RateLimiter(web.submissions_per_ip_per_hour, 3600)
         self.per_address = RateLimiter(web.submissions_per_address_per_day, 86400)
         self.base = ""  # pages link to the server's own paths
+        self.https = web.public_url.startswith("https://")
+        self.cookie = Csrf.SECURE_COOKIE if self.https else Csrf.COOKIE
         self.claimant = f"web:{socket.gethostname()[:40]}:{os.getpid()}"
         self._asked = threading.Lock()
         self._sending = self._more = False
@@ -78,7 +89,7 @@ class WebForm:
     def form(self, request: Request, status: int = 200, values: dict[str, str] | None = None,
              problems: tuple[Any, ...] = (), reference: str = "", reference_sig: str = "",
              confirm: bool = False, had_files: bool = False) -> HTMLResponse:
-        nonce, token = self.csrf.issue(request.cookies.get(Csrf.COOKIE))
+        cookie, token = self.csrf.issue(request.cookies.get(self.cookie))
         version = self.version()
         errors: dict[str, str] = {}
         for problem in problems:
@@ -89,9 +100,8 @@ class WebForm:
             values=values or {}, problems=problems, errors=errors, csrf=token,
             reference=reference, reference_sig=reference_sig, action="/reclamation",
             limits=self.app.config.limits, confirm=confirm, had_files=had_files)
-        response.set_cookie(Csrf.COOKIE, nonce, max_age=4 * 3600, httponly=True,
-                            samesite="strict",
-                            secure=self.app.config.web.public_url.startswith("https://"))
+        response.set_cookie(self.cookie, cookie, max_age=4 * 3600, httponly=True,
+                            samesite="lax", secure=self.https, path="/")
         return response
 
     # --- Routes --------------------------------------------------------------------------
@@ -130,7 +140,7 @@ class WebForm:
             had_files = any(isinstance(v, UploadFile) and v.filename
                             for v in form.getlist(ATTACHMENTS))
             return self.form(request, values=values, confirm=True, had_files=had_files)
-        submission = self.csrf.check(request.cookies.get(Csrf.COOKIE), token)
+        submission = self.csrf.check(request.cookies.get(self.cookie), token)
         if submission is None:
             return self.message(403, "Page expirée",
                                 "Cette page a expiré ou n'a pas été ouverte depuis notre site. "
@@ -160,9 +170,16 @@ class WebForm:
             return self.form(request, 422, shown, validation.problems, reference, signature)
         if not self.per_address.allow(validation.values["email"]):
             return self.too_many()
+        record = message_id(self.app, submission, digest(validation, uploads))
+        before = await run_in_threadpool(posted_before, self.app, submission)
+        if before is not None and before != record:
+            return self.reposted()
         raw = message_of(self.app, validation, uploads, client, submission, now)
         number = await run_in_threadpool(register, self.app, raw, submission, now,
                                          validation.values)
+        if number is not None and await run_in_threadpool(
+                posted_before, self.app, submission) != record:
+            return self.reposted()  # the same page posted at once with something else
         if number is None:
             return self.message(500, "Envoi non enregistré",
                                 "Votre réclamation n'a pas pu être enregistrée. Réessayez "
@@ -173,6 +190,12 @@ class WebForm:
 
     def _field_keys(self) -> set[str]:
         return {f.key for f in self.version().fields if f.key not in HIDDEN_FIELDS}
+
+    def reposted(self) -> HTMLResponse:
+        return self.message(409, "Page déjà envoyée",
+                            "Cette page a déjà servi à envoyer une réclamation, avec un "
+                            "autre contenu : ce nouvel envoi n'a pas été enregistré. Pour "
+                            "une autre réclamation, rouvrez le formulaire.", back=True)
 
     def too_many(self) -> HTMLResponse:
         return self.message(429, "Trop d'envois",

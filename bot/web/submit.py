@@ -11,8 +11,8 @@ import datetime as dt
 import email.policy
 import email.utils
 import functools
+import hashlib
 import threading
-import uuid
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -110,6 +110,23 @@ def _text(version: FormVersion, values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def digest(validation: Validation, uploads: Sequence[Upload]) -> str:
+    """What a submission says, in 16 hex digits: its validated fields and its files."""
+    content = hashlib.sha256()
+    for key, value in sorted(validation.values.items()):
+        content.update(f"{key}\0{value}\0".encode())
+    for upload in uploads:
+        content.update(f"{upload.filename}\0".encode() + hashlib.sha256(upload.data).digest())
+    return content.hexdigest()[:16]
+
+
+def message_id(app: App, submission: str, content: str) -> str:
+    """The Message-ID of a submission's record: its id and its :func:`digest`, so that the
+    register tells a page posted again from the same page posted with other content."""
+    domain = app.config.organisation.bot_address.rpartition("@")[2]
+    return f"<{submission}.{content}.web@{domain}>"
+
+
 def message_of(app: App, validation: Validation, uploads: Sequence[Upload], client: str,
                submission: str, now: dt.datetime) -> bytes:
     """The submission as the email a form plugin would send: what the dossier keeps."""
@@ -121,8 +138,7 @@ def message_of(app: App, validation: Validation, uploads: Sequence[Upload], clie
     msg["To"] = org.bot_address
     msg["Subject"] = f"RÉCLAMATION — formulaire en ligne (version {validation.version.id})"
     msg["Date"] = email.utils.format_datetime(now.replace(tzinfo=dt.UTC))
-    domain = org.bot_address.rpartition("@")[2]
-    msg["Message-ID"] = f"<{uuid.uuid4().hex}.web@{domain}>"
+    msg["Message-ID"] = message_id(app, submission, digest(validation, uploads))
     # The audit trail: from which address, which page, when (UTC).
     msg[WEB_FORM_HEADER] = f"{client}; submission={submission}; received={now:%Y-%m-%dT%H:%M:%SZ}"
     msg.set_content(_text(validation.version, values))
@@ -138,6 +154,15 @@ def registered(app: App, submission: str) -> str | None:
     with app.sessions() as session:
         return session.scalar(
             select(Complaint.number).join(Inbound, Inbound.complaint_id == Complaint.id)
+            .where(Inbound.mailbox == MAILBOX, Inbound.uidvalidity == UIDVALIDITY,
+                   Inbound.uid == submission))
+
+
+def posted_before(app: App, submission: str) -> str | None:
+    """The Message-ID of what this page's submission was, if it was already posted."""
+    with app.sessions() as session:
+        return session.scalar(
+            select(Inbound.message_id)
             .where(Inbound.mailbox == MAILBOX, Inbound.uidvalidity == UIDVALIDITY,
                    Inbound.uid == submission))
 
