@@ -443,3 +443,23 @@ def test_a_signature_that_is_not_ascii_is_refused_in_french(web: Web, where: str
                                headers={b"cookie": cookie}, follow_redirects=False)  # type: ignore[dict-item]
         assert page.status_code == 403
     assert "<html" in page.text and "Traceback" not in page.text
+
+
+def test_an_error_inside_answers_a_french_page_and_one_line_of_log(
+        web: Web, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import bot.web.server
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("secret du réclamant : ne pas journaliser")
+
+    monkeypatch.setattr(bot.web.server, "register", broken)
+    with caplog.at_level(logging.INFO):
+        answer = web.submit()
+    assert answer.status_code == 500 and "Erreur du serveur" in unescape(answer.text)
+    assert "Traceback" not in answer.text and "RuntimeError" not in answer.text
+    records = [r for r in caplog.records if r.name == "bot.web.guard"]
+    assert [r.getMessage() for r in records] == ["web: RuntimeError on POST /reclamation"]
+    assert not [r for r in caplog.records if r.exc_info]
+    assert "ne pas journaliser" not in caplog.text

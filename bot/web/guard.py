@@ -4,6 +4,7 @@ rate limits. Nothing here reads the register."""
 from __future__ import annotations
 
 import collections
+import logging
 import secrets
 import threading
 import time
@@ -17,6 +18,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 #: Sent with every response. No script at all, styles from the server only, no framing,
 #: forms posted to the server only, no referrer (a follow-up URL is a key).
@@ -55,6 +58,39 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class Failsafe:
+    """ASGI middleware, outermost: whatever fails in a request is answered with ``page``
+    (a French page, status 500) if nothing was answered yet, and logged in one line with
+    the error's kind, never a traceback (which could hold what the person posted).
+
+    Starlette answers an error with its own handler, then raises it again for the server
+    to log: that is where it stops.
+    """
+
+    def __init__(self, app: ASGIApp, page: ASGIApp) -> None:
+        self.app = app
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:  # a request must never end in a bare 500
+            log.error("web: %s on %s %s", type(exc).__name__, scope.get("method", "?"),
+                      scope.get("path", "?")[:200])
+            if not started:
+                await self.page(scope, receive, send)
 
 
 class _TooLarge(Exception):

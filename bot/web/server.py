@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -29,7 +30,7 @@ from bot.core.clock import local
 from bot.core.states import ComplaintStatus
 from bot.outbound.outbox import send_pending
 from bot.store.models import Complaint, Erasure
-from bot.web.guard import BodyLimit, Csrf, RateLimiter, SecurityHeaders
+from bot.web.guard import BodyLimit, Csrf, Failsafe, RateLimiter, SecurityHeaders
 from bot.web.submit import (
     ATTACHMENTS,
     Upload,
@@ -191,6 +192,12 @@ class WebForm:
     def _field_keys(self) -> set[str]:
         return {f.key for f in self.version().fields if f.key not in HIDDEN_FIELDS}
 
+    def failed(self) -> HTMLResponse:
+        return self.message(500, "Erreur du serveur",
+                            "Une erreur nous a empêchés de traiter votre demande ; rien n'a "
+                            "été enregistré. Réessayez dans quelques minutes, ou écrivez-nous "
+                            "à l'adresse ci-dessous.", back=True)
+
     def reposted(self) -> HTMLResponse:
         return self.message(409, "Page déjà envoyée",
                             "Cette page a déjà servi à envoyer une réclamation, avec un "
@@ -297,7 +304,19 @@ def make_web_app(app: App, sink: Callable[[], Sink] | None = None,
     async def not_found(request: Request, exc: Exception) -> Response:
         return pages.not_found()
 
-    starlette = Starlette(routes=routes, exception_handlers={404: not_found})
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 400)
+        if status == 404:
+            return pages.not_found()
+        return pages.message(status, "Demande refusée",
+                             "Votre demande n'a pas pu être lue. Rouvrez le formulaire et "
+                             "recommencez ; si cela se reproduit, écrivez-nous.", back=True)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return pages.failed()
+
+    starlette = Starlette(routes=routes, exception_handlers={
+        404: not_found, HTTPException: http_error, Exception: server_error})
     limits = app.config.limits
     # No larger than the largest email the bot accepts: the submission becomes one.
     limit = limits.max_message_bytes + FORM_OVERHEAD
@@ -309,6 +328,9 @@ def make_web_app(app: App, sink: Callable[[], Sink] | None = None,
                                  "Réduisez-les ou envoyez-les par e-mail.", back=True)
         await response(scope, receive, send)
 
+    async def failed(scope: Any, receive: Any, send: Any) -> None:
+        await pages.failed()(scope, receive, send)
+
     web = app.config.web
     wrapped: Any = BodyLimit(starlette, limit, too_large)
     wrapped = SecurityHeaders(wrapped, https=web.public_url.startswith("https://"))
@@ -316,7 +338,7 @@ def make_web_app(app: App, sink: Callable[[], Sink] | None = None,
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
         wrapped = ProxyHeadersMiddleware(wrapped, trusted_hosts=list(web.trusted_proxies))
-    return wrapped
+    return Failsafe(wrapped, failed)
 
 
 def serve(app: App, sink: Callable[[], Sink] | None = None) -> None:
