@@ -116,3 +116,24 @@ def test_security_email_a_field_written_twice_is_used_neither_way(memory: Memory
                                     subject="Nouvelle réclamation depuis le site", text=text))
     assert memory.query(Complaint) == []
     assert received(memory, VICTIM) == []
+
+
+def test_security_bidi_and_invisible_controls_are_removed_from_what_is_shown(
+        memory: MemoryEnv) -> None:
+    """«Facture \\u202egnp.exe\\u202c» shows as «Facture exe.png»: names, subjects and
+    file names keep what they say, not how a bidi override would show it."""
+    from bot.intake.message import parse_message
+
+    raw = samples._message(sender="J\u202eenaej <jeanne@example.org>", to="r@example.fr",
+                           subject="Facture \u202egnp.exe\u202c", text="x",
+                           attachments=[("doc\u202egnp.exe", "application/pdf", b"%PDF")])
+    msg = parse_message(raw)
+    assert msg.subject == "Facture gnp.exe"
+    assert msg.from_name == "Jenaej"
+    assert [a.filename for a in msg.attachments] == ["docgnp.exe"]
+    fields = dict(samples.COMPLETE_FORM, **{"Nom et prénom": "Jeanne\u200b \u2066Martin\u2069",
+                                            "Objet de la réclamation": "\u202eeriatnemele"})
+    memory.deliver(samples.form_submission(fields))
+    [complaint] = memory.query(Complaint)
+    assert complaint.client_name == "Jeanne Martin"
+    assert complaint.object == "eriatnemele"

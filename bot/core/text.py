@@ -110,3 +110,16 @@ def reflow(text: str) -> str:
             out.append(line)
             began = line
     return "\n".join(out)
+
+
+#: Characters that are not seen but change what is: bidi embeddings, overrides and
+#: isolates (U+202A–202E, U+2066–2069), marks (LRM, RLM, ALM), zero-width characters and
+#: the word joiner, the byte order mark. «Facture \u202egnp.exe\u202c» shows as
+#: «Facture exe.png».
+_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def visible(text: str) -> str:
+    """``text`` without the invisible characters that change how it reads (names,
+    subjects, file names: nothing a person needs is lost)."""
+    return _INVISIBLE.sub("", text) if not text.isascii() else text

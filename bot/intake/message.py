@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.text import unflow
+from bot.core.text import unflow, visible
 from bot.errors import MessageError
 from bot.intake.htmltext import html_to_text
 from bot.intake.largeparts import DELIMITER_LINE, lift, restore
@@ -408,7 +408,7 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
         text = _html_to_text(html)
     attachments = tuple(
         Attachment(
-            filename=decode_header_value(item.get("filename") or ""),
+            filename=visible(decode_header_value(item.get("filename") or "")),
             content_type=str(item.get("mail_content_type") or "application/octet-stream"),
             data=restore(_attachment_bytes(item), raw, lifted),
         )
@@ -419,9 +419,9 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
         raw=raw,
         content_hash=known_hash or content_hash(raw),
         message_id=(_MSGID.findall(first("message-id")) or [first("message-id")])[0],
-        subject=first("subject"),
+        subject=visible(first("subject")),
         from_address=from_address,
-        from_name=from_name,
+        from_name=visible(from_name),
         reply_to=reply_tos[0][1] if reply_tos else "",
         date=_date(first("date")),
         in_reply_to=tuple(_MSGID.findall(first("in-reply-to"))),

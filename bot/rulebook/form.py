@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
-from bot.core.text import fold
+from bot.core.text import fold, visible
 from bot.rulebook import FormField, FormVersion, Rulebook
 
 _BULLETS = "*-•"
@@ -245,6 +245,8 @@ def validate(values: dict[str, str], rulebook: Rulebook, day: dt.date) -> Valida
                                     "reçu : indiquez-la une seule fois"))
             continue
         value = values.get(f.key, "").strip()
+        if not f.multiline:
+            value = visible(value).strip()  # a name, an object: it says what it shows
         if not value:
             if f.required:
                 problems.append(Problem(f.key, f.label, "information manquante"))

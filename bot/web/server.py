@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from bot.core.clock import local
 from bot.core.states import ComplaintStatus
+from bot.core.text import visible
 from bot.outbound.outbox import send_pending
 from bot.store.models import Complaint, Erasure
 from bot.web.guard import BodyLimit, Csrf, Failsafe, RateLimiter, SecurityHeaders
@@ -161,7 +162,8 @@ class WebForm:
             return self.invalid_link()
         if reference:
             values["reference"] = reference
-        uploads = [Upload(item.filename or "piece", item.content_type or "", await item.read())
+        uploads = [Upload(visible(item.filename or "") or "piece", item.content_type or "",
+                          await item.read())
                    for item in form.getlist(ATTACHMENTS)
                    if isinstance(item, UploadFile) and item.filename]
         now = self.app.clock()
