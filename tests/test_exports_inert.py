@@ -77,3 +77,45 @@ def test_security_report_csv_holds_no_live_formula(memory: MemoryEnv) -> None:
 ])
 def test_csv_values(value: str, written: str) -> None:
     assert csv_value(value) == written
+
+
+def test_a_60_kib_description_and_a_long_name_export_to_pdf(memory: MemoryEnv) -> None:
+    """A field of any length is laid out, split across pages in rows «(suite)»; every
+    word of it is in the PDF, in order, and no character is drawn over another."""
+    import pdfplumber
+
+    from bot.reporting.export import register_pdf
+    from tests.test_documents import overlaps
+
+    paragraph = ("Le formateur a modifié le programme sans prévenir ; les supports annoncés "
+                 "n'ont pas été remis, et les horaires ont changé trois fois. ")
+    description = "\n".join(f"{i} {paragraph}" for i in range(500))[:60 * 1024]
+    name = "Jeanne " + "Martin-" * 700
+    memory.deliver(samples.form_submission(dict(samples.COMPLETE_FORM, **{
+        "Description": description, "Nom et prénom": name})))
+    with memory.app.sessions() as session:
+        data = register_pdf(session, memory.app.rulebook, "SophroAttitude",
+                            memory.app.clock())
+    path = memory.config_path.parent / "registre.pdf"
+    path.write_bytes(data)
+    with pdfplumber.open(path) as pdf:
+        assert len(pdf.pages) > 10
+        labels, values = [], []
+        for number, page in enumerate(pdf.pages, 1):
+            assert overlaps([c for c in page.chars if c["text"].strip()]) == [], number
+            # The label column is the block's first 58 mm (and the margin).
+            split = 28 + 58 * 72 / 25.4
+            labels.append(page.crop((0, 0, split, page.height)).extract_text() or "")
+            # The values alone: the block's heading (bold, repeated atop each page) and
+            # the page's footer (smaller) left out.
+            value = page.crop((split, 0, page.width, page.height)).filter(
+                lambda o: o.get("object_type") != "char" or (
+                    abs(o["size"] - 8.5) < 0.2 and "Bold" not in o["fontname"]))
+            values.append(value.extract_text() or "")
+    assert "réclamation (suite)" in " ".join(" ".join(labels).split())
+    words = " ".join(" ".join(values).split())
+    # Every paragraph of it, each numbered, is there, in order (a page's footer and its
+    # repeated heading may come between two of them).
+    last = description.rsplit("\n", 1)[-1].split(" ", 1)[0]
+    positions = [words.find(f"{i} Le formateur a modifié") for i in range(int(last) + 1)]
+    assert -1 not in positions and positions == sorted(positions)

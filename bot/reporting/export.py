@@ -204,11 +204,39 @@ def register_pdf(session: Session, rules: Rulebook, organisation: str,
                        headings_style=heading_style) as table:
             table.row().cell(f"Réclamation {row[0]}", colspan=2)
             for label, value in zip(labels[1:], row[1:], strict=True):
-                if value:
+                for index, part in enumerate(_pieces(value) if value else ()):
                     cells = table.row()
-                    cells.cell(label, style=label_style)
-                    cells.cell(value)
+                    cells.cell(label if not index else f"{label} (suite)", style=label_style)
+                    cells.cell(part)
     return bytes(pdf.output())
+
+
+#: The most of a value one row of the register's PDF holds: a row is never split across
+#: pages, so a longer value goes on in rows of its own, "(suite)", that each fit one.
+_PIECE_CHARACTERS = 1500
+_PIECE_LINES = 24
+
+
+def _pieces(value: str) -> list[str]:
+    """``value`` in pieces of at most :data:`_PIECE_CHARACTERS` characters and
+    :data:`_PIECE_LINES` lines, cut between lines, else between words, where it can be."""
+    pieces: list[str] = []
+    rest = value
+    while rest:
+        piece = rest[:_PIECE_CHARACTERS]
+        lines = piece.split("\n")
+        if len(lines) > _PIECE_LINES:
+            piece = "\n".join(lines[:_PIECE_LINES])
+        elif len(rest) > len(piece):
+            # Between lines where one ends in its second half, else between words.
+            cut = piece.rfind("\n")
+            if cut <= len(piece) // 2:
+                cut = piece.rfind(" ")
+            if cut > len(piece) // 2:
+                piece = piece[:cut]
+        pieces.append(piece.strip("\n"))
+        rest = rest[len(piece):].lstrip(" \n")
+    return [p for p in pieces if p] or [value]
 
 
 def _french_date(iso: str) -> str:
