@@ -220,10 +220,14 @@ def _handle_one(session: Session, app: App, raw: RawMessage, msg: InboundMessage
         session.add(row)
         return row
     decision = decide(session, msg, app, over_limit(raw, msg, app.config.limits))
+    rules = [m.as_dict() for m in decision.matches]
+    if msg.parser != "mail-parser":
+        rules.append(Match("parsed_by_email", f"lu par le module email de Python, "
+                                              f"{msg.parser.partition(' ')[2]}").as_dict())
     row = Inbound(
         **base,
         action=str(decision.action),
-        rules=[m.as_dict() for m in decision.matches],
+        rules=rules,
         rules_passed=list(decision.passed),
         folder=_folder_name(app, ROUTES[decision.action].folder),
     )

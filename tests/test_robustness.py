@@ -14,7 +14,7 @@ import pytest
 
 from bot.store.models import Event, Lock, Outbox
 from bot.testing import samples
-from tests.conftest import BOT, DIRECTOR, FORM_SENDER, BotEnv
+from tests.conftest import BOT, DIRECTOR, FORM_SENDER, BotEnv, MemoryEnv
 
 pytestmark = pytest.mark.integration
 
@@ -674,3 +674,29 @@ def test_large_message_is_fetched_in_pieces_byte_for_byte(
     assert stored.read_bytes().replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
     [attachment] = list((folder / "pieces-jointes").glob("*rapport.pdf"))
     assert attachment.read_bytes() == pdf
+
+
+def test_a_message_mail_parser_cannot_read_is_read_by_the_standard_library(
+        memory: MemoryEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mail-parser raised on two real SendGrid bounces (its epilogue handling): the
+    message is read with Python's email package instead of going to quarantine, and its
+    row says so."""
+    import bot.intake.message as message_module
+    from bot.store.models import Inbound
+
+    class Broken:
+        @staticmethod
+        def from_bytes(data: bytes) -> None:
+            raise AttributeError("'NoneType' object has no attribute 'index'")
+
+    monkeypatch.setattr(message_module, "_walker", lambda: Broken)
+    raw = samples.free_text(sender="jeanne.martin@example.org",
+                            attachments=[("piece.pdf", "application/pdf", samples.pdf_bytes())])
+    parsed = message_module.parse_message(raw)
+    assert parsed.parser.startswith("email (mail-parser : AttributeError")
+    assert "RÉCLAMATION" in parsed.subject.upper() and parsed.text
+    assert [a.filename for a in parsed.attachments] == ["piece.pdf"]
+    memory.deliver(raw)
+    [row] = memory.query(Inbound)
+    assert row.action == "new_contact"
+    assert "parsed_by_email" in [r["rule"] for r in row.rules]

@@ -64,6 +64,9 @@ class InboundMessage:
     defects: tuple[str, ...] = field(default=())
     #: ``text`` was made from the HTML part: the message has no text part of its own.
     text_from_html: bool = False
+    #: What read the MIME structure: mail-parser, or the standard library's ``email``
+    #: package where mail-parser raised (and why), as the message's row records.
+    parser: str = "mail-parser"
 
     def header(self, name: str) -> str:
         """The first value of header ``name`` (decoded), or ``""``."""
@@ -369,10 +372,14 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
         raise MessageError("empty message")
     skeleton, lifted = lift(raw)
     walker = _walker()
+    parser = "mail-parser"
     try:
         parsed = walker.from_bytes(skeleton)
     except Exception as exc:  # mail-parser raises many types on broken input
-        raise MessageError(f"unparsable message: {type(exc).__name__}: {exc}") from exc
+        # The standard library's parser reads what mail-parser's extras trip on (a
+        # SendGrid bounce's epilogue): the message is read, and the row says how.
+        parsed = _StdlibWalk(skeleton, candidates)
+        parser = f"email (mail-parser : {type(exc).__name__}: {str(exc)[:200]})"
     message = parsed.message
     if message is None:
         raise MessageError("unparsable message: no headers")
@@ -433,4 +440,29 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
         attachments=attachments,
         defects=defects,
         text_from_html=from_html,
+        parser=parser,
     )
+
+
+class _StdlibWalk:
+    """What :func:`parse_message` reads of mail-parser's result, made by the standard
+    library's ``email`` package alone: for a message mail-parser cannot read."""
+
+    def __init__(self, skeleton: bytes, candidates: tuple[str, ...]) -> None:
+        self.message = email.message_from_bytes(skeleton)
+        self.defects_categories = {type(d).__name__ for part in self.message.walk()
+                                   for d in part.defects}
+        self.text_plain: list[str] = []
+        self.text_html: list[str] = []
+        self.attachments: list[dict[str, object]] = []
+        for part in self.message.walk():
+            if part.is_multipart():
+                continue
+            filename = part.get_filename()
+            if filename or part.get_content_disposition() == "attachment" or (
+                    part.get_content_maintype() not in ("text", "message")):
+                payload = part.get_payload(decode=True)
+                self.attachments.append({
+                    "filename": filename or "", "mail_content_type": part.get_content_type(),
+                    "payload": payload if isinstance(payload, bytes) else b""})
+        self.text_plain, self.text_html = _body_texts(self.message, candidates)
