@@ -463,3 +463,13 @@ def test_an_error_inside_answers_a_french_page_and_one_line_of_log(
     assert [r.getMessage() for r in records] == ["web: RuntimeError on POST /reclamation"]
     assert not [r for r in caplog.records if r.exc_info]
     assert "ne pas journaliser" not in caplog.text
+
+
+@pytest.mark.parametrize("address", ["josé@exemple.fr", "jeanne@exémple.fr",
+                                     "jeanne@xn--exmple-cva.fr"])
+def test_an_international_address_registers_from_the_web_form(web: Web, address: str) -> None:
+    """No bare 500: the record of the submission writes an accented address in UTF-8."""
+    answer = web.submit({**COMPLETE, "email": address})
+    assert answer.status_code == 303, unescape(answer.text)[:300]
+    [complaint] = web.complaints()
+    assert complaint.client_email in ("josé@exemple.fr", "jeanne@exémple.fr")

@@ -55,6 +55,15 @@ class Email:
 _WORD_BYTES = 36
 
 
+def _address_header(name: str, value: str) -> bytes:
+    """An address header. An address that is not ASCII (its local part has accents: the
+    domain is an A-label already) is written in UTF-8 as RFC 6532 says, never as encoded
+    words, which no address may be; the email then travels over SMTPUTF8 only."""
+    if value.isascii():
+        return f"{name}: {value}\r\n".encode("ascii")
+    return f"{name}: {value}\r\n".encode()
+
+
 def _header(name: str, value: str) -> bytes:
     """One header line; non-ASCII values as RFC 2047 B-encoded words, one per folded line.
 
@@ -132,4 +141,5 @@ def compose(email_: Email, rendered: Rendered, *, sender: tuple[str, str], messa
         body = b"".join(parts) + f"--{mixed}--\r\n".encode()
         content_type = f'multipart/mixed; boundary="{mixed}"'
     headers.append(("Content-Type", content_type))
-    return b"".join(_header(name, value) for name, value in headers) + b"\r\n" + body
+    return b"".join(_address_header(name, value) if name == "To" else _header(name, value)
+                    for name, value in headers) + b"\r\n" + body

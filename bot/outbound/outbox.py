@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Executable, Row, bindparam, or_, select, update
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from bot.core.protocol import new_message_id
 from bot.core.states import EmailKind, OutboxStatus
 from bot.errors import DeliveryRefused, StoreError, TransientError
+from bot.outbound.addresses import deliverable
 from bot.outbound.autoreply import over_daily_limit
 from bot.outbound.compose import Email, compose
 from bot.store.db import append_row
@@ -55,6 +56,10 @@ def enqueue(session: Session, app: App, email: Email, *, complaint: Complaint | 
     against a robot no rule recognised (:mod:`bot.outbound.autoreply`).
     """
     now = app.clock()
+    # The envelope and the header carry each address as the mail system can: ASCII
+    # where an A-label makes it so (bot.outbound.addresses).
+    if not all(address.isascii() for address in email.to):
+        email = replace(email, to=[deliverable(address) for address in email.to])
     to_address = email.to[0].lower() if email.to else ""
     limit = over_daily_limit(session, app, email, to_address, now)
     if limit is not None:

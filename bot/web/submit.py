@@ -15,6 +15,7 @@ import hashlib
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -133,8 +134,12 @@ def message_of(app: App, validation: Validation, uploads: Sequence[Upload], clie
     assert validation.version is not None
     values = validation.values
     org = app.config.organisation
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = email.utils.formataddr((values.get("client_name", ""), values["email"]))
+    # An address with accents is written in UTF-8 (RFC 6532): SMTP's policy would refuse it.
+    policy = email.policy.SMTP if values["email"].isascii() else email.policy.SMTPUTF8
+    msg = EmailMessage(policy=policy)
+    local, _, domain = values["email"].rpartition("@")
+    msg["From"] = Address(display_name=values.get("client_name", ""), username=local,
+                          domain=domain)
     msg["To"] = org.bot_address
     msg["Subject"] = f"RÉCLAMATION — formulaire en ligne (version {validation.version.id})"
     msg["Date"] = email.utils.format_datetime(now.replace(tzinfo=dt.UTC))

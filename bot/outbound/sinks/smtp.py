@@ -36,8 +36,10 @@ class SmtpConnection:
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     raise SinkError(f"SMTP error: {exc}") from exc
             if not self.client.supports_extension("smtputf8"):
-                raise DeliveryRefused("an address is not ASCII and the SMTP server does not "
-                                      "offer SMTPUTF8")
+                accented = next(a for a in (envelope_from, *recipients) if not a.isascii())
+                raise DeliveryRefused(f"l'adresse {accented} a des lettres accentuées avant "
+                                      "son @ et le serveur SMTP n'offre pas SMTPUTF8 : "
+                                      "elle ne peut pas être écrite par ce serveur")
             options.append("SMTPUTF8")
         try:
             errors, _ = self.loop.run_until_complete(
