@@ -137,3 +137,20 @@ def test_security_bidi_and_invisible_controls_are_removed_from_what_is_shown(
     [complaint] = memory.query(Complaint)
     assert complaint.client_name == "Jeanne Martin"
     assert complaint.object == "eriatnemele"
+
+
+def test_every_field_has_one_limit_applied_alike_on_the_web_and_by_email(
+        web: Web, memory: MemoryEnv) -> None:  # noqa: F811
+    """The same limit, the same French message, next to the field on the page, in the
+    information request by email."""
+    long_name = "Jeanne " * 60  # 420 characters, over the 300 of a line
+    answer = web.submit({**COMPLETE, "client_name": long_name})
+    assert answer.status_code == 422
+    page = unescape(answer.text)
+    assert "trop long : 300 caractères au plus" in page and 'maxlength="300"' in answer.text
+    assert 'maxlength="65536"' in answer.text  # the description's
+    memory.deliver(samples.form_submission(dict(samples.COMPLETE_FORM, **{
+        "Nom et prénom": long_name})))
+    [ticket] = memory.query(Ticket)
+    assert [p["message"] for p in ticket.problems if p["key"] == "client_name"] == [
+        "trop long : 300 caractères au plus, pour 419 ici"]

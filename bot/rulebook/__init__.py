@@ -21,6 +21,9 @@ from bot.errors import RulesError
 from bot.rulebook.replies import ReplyRules, load_reply_rules
 
 FIELD_TYPES = ("text", "email", "phone", "date", "choice", "consent", "reference")
+#: The default limits of a field's length (``max_length``), in characters.
+LONGEST_LINE = 300
+LONGEST_TEXT = 65_536
 #: The fields of several lines of the shipped form, for a copy that does not say so.
 _FREE_TEXTS = ("description", "expected_solution")
 
@@ -39,6 +42,14 @@ class FormField:
     help: str = ""
     #: Several lines of text (a textarea on the web form).
     multiline: bool = False
+    #: The most characters it may hold (0: the default of its kind, :attr:`limit`).
+    max_length: int = 0
+
+    @property
+    def limit(self) -> int:
+        """The most characters the field may hold, on the web form and in an emailed
+        form alike: ``max_length``, else 300 on one line and 65,536 (64 Ki) on several."""
+        return self.max_length or (LONGEST_TEXT if self.multiline else LONGEST_LINE)
 
     def names(self) -> tuple[str, ...]:
         """Every folded spelling that designates this field."""
@@ -282,6 +293,7 @@ def _form_versions(path: Path) -> tuple[FormVersion, ...]:
                     help=str(f.get("help", "")),
                     # A form copied before "multiline" existed keeps its free texts free.
                     multiline=bool(f.get("multiline", f.get("key") in _FREE_TEXTS)),
+                    max_length=int(f.get("max_length", 0)),
                 )
                 for f in raw["fields"]
             )

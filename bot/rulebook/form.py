@@ -143,7 +143,14 @@ def extract_fields(text: str, html: str, rulebook: Rulebook) -> dict[str, str]:
 def _line_problem(f: FormField, value: str) -> str | None:
     if not f.multiline and LINE_BREAKS.search(value):
         return "doit tenir sur une seule ligne"
+    if len(value) > f.limit:
+        return f"trop long : {_count(f.limit)} caractères au plus, pour {_count(len(value))} ici"
     return None
+
+
+def _count(number: int) -> str:
+    """A count as French writes it: thin spaces between thousands (60 000)."""
+    return f"{number:,}".replace(",", "\u202f")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from bot.core.clock import local
 from bot.core.states import ComplaintStatus
 from bot.core.text import visible
 from bot.outbound.outbox import send_pending
+from bot.rulebook import LONGEST_TEXT
 from bot.store.models import Complaint, Erasure
 from bot.web.guard import BodyLimit, Csrf, Failsafe, RateLimiter, SecurityHeaders
 from bot.web.submit import (
@@ -127,7 +128,10 @@ class WebForm:
     async def submit(self, request: Request) -> Response:
         limits = self.app.config.limits
         form = await request.form(max_files=limits.max_attachments + 1, max_fields=60,
-                                  max_part_size=64 * 1024)
+                                  # Room for the longest field in UTF-8 (4 bytes a
+                                  # character at most): the length is checked with the
+                                  # field, and said next to it.
+                                  max_part_size=4 * LONGEST_TEXT + 1024)
         try:
             return await self._submit(request, form)
         finally:
