@@ -97,6 +97,19 @@ ONE_BY_ONE = [
     (bare("I am out of the office until 04/01 (Réclamation)"), "out_of_office_sentence"),
     (bare("BANNED contents (.exe) in mail FROM YOU - Réclamation"), "content_filter_subject"),
     (bare("Message status - undeliverable RÉCLAMATION"), "delivery_failure_subject"),
+    (bare("[RÉCLAMATION] complaint about message from 203.0.113.9"), "feedback_loop_subject"),
+    (bare("Client TOS Notification [Réclamation]"), "feedback_loop_subject"),
+    (bare("Loop Alert: Duplicated Message-ID (reclamations ML)"), "list_server_notice_subject"),
+    (bare("BOUNCE reclamations@listes.example.net:  Non-member submission from "
+          "[Claire <c@example.net>]"), "list_server_notice_subject"),
+    (bare("Re: RÉCLAMATION", body="Error: Invalid user address\n\nError message below:\n"
+          "550 - Requested action not taken: no such user here\n"), "report_body_opening"),
+    (bare(sender="post_master@vtext.example.com"), "robot_sender"),
+    (bare(sender="owner-formateurs@listes.example.net"), "robot_sender"),
+    (bare(sender="formateurs-request@listes.example.net"), "robot_sender"),
+    (bare(X_MLServer="fml [fml 4.0.3 release (20011202/4.0.3)]"), "robot_headers"),
+    (bare(Mailing_List="contact formateurs-help@listes.example.net; run by ezmlm"),
+     "robot_headers"),
     (report("multipart/mixed", [("text/plain", "A message that you sent could not be delivered"
                                  " to one or more of its recipients. The following address(es)"
                                  " failed:\n\n  x@example.org\n"),
@@ -118,6 +131,11 @@ def test_every_robot_rule_has_its_bare_message_above() -> None:
 
 @pytest.mark.parametrize("raw", [
     bare("Réclamation : colis non remis"),
+    bare("Réclamation", body="Bonjour,\n\nLa plateforme affiche :\nError: Invalid user "
+         "address\n550 - Requested action not taken\n\nJeanne\n"),
+    bare("Réclamation - Loop Alert: la plateforme me renvoie sans cesse au début"),
+    bare("TR: RÉCLAMATION complaint about message from 203.0.113.9"),
+    bare("Réclamation", sender="jean-owner@example.org"),
     bare("Réclamation : non remise de mon attestation"),
     bare("RÉCLAMATION - undeliverable promises"),
     bare("Réclamation", body="Bonjour,\n\nJ'ai reçu « Mail delivery failed: returning message "

@@ -473,3 +473,17 @@ def test_an_international_address_registers_from_the_web_form(web: Web, address:
     assert answer.status_code == 303, unescape(answer.text)[:300]
     [complaint] = web.complaints()
     assert complaint.client_email in ("josé@exemple.fr", "jeanne@exémple.fr")
+
+
+@pytest.mark.parametrize("kind", ["message/delivery-status", "message/rfc822",
+                                  "multipart/mixed", "text/plain\r\nX-Injected: 1", "é/è"])
+def test_a_file_of_any_declared_type_is_kept_as_a_file(web: Web, kind: str) -> None:
+    """A file the browser says is a delivery report (a bare 500 before), an email, or
+    a type that is no type: registered, the file kept as bytes, nothing made of it."""
+    files = [("pieces", ("rapport.txt", b"Reporting-MTA: dns; example.org\r\n", kind))]
+    answer = web.submit(files=files)
+    assert answer.status_code == 303, unescape(answer.text)[:200]
+    [complaint] = web.complaints()
+    folder = web.env.app.dossiers.folder(complaint.number)  # type: ignore[attr-defined]
+    kept = [p for p in folder.rglob("*") if p.is_file() and "rapport" in p.name]
+    assert kept and kept[0].read_bytes() == b"Reporting-MTA: dns; example.org\r\n"

@@ -108,6 +108,9 @@ class RobotRules:
     enclosed_message_types: tuple[str, ...] = ()
     subject_rules: tuple[SubjectRule, ...] = ()
     report_body_openings: tuple[re.Pattern[str], ...] = ()
+    #: Like :attr:`report_body_openings`, but on the body's first non-blank line only:
+    #: words a person may paste a little further down («Error: Invalid user address»).
+    report_first_lines: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -401,6 +404,9 @@ def load_rulebook(rules_dir: Path) -> Rulebook:
             report_body_openings=tuple(
                 _regex(v, f"{robots_path}: report_body_openings")
                 for v in _optional(robots, "report_body_openings", robots_path)),
+            report_first_lines=tuple(
+                _regex(v, f"{robots_path}: report_first_lines")
+                for v in _optional(robots, "report_first_lines", robots_path)),
         ),
     )
 

@@ -12,6 +12,7 @@ import email.policy
 import email.utils
 import functools
 import hashlib
+import re
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -148,10 +149,25 @@ def message_of(app: App, validation: Validation, uploads: Sequence[Upload], clie
     msg[WEB_FORM_HEADER] = f"{client}; submission={submission}; received={now:%Y-%m-%dT%H:%M:%SZ}"
     msg.set_content(_text(validation.version, values))
     for upload in uploads:
-        maintype, _, subtype = (upload.content_type or "application/octet-stream").partition("/")
-        msg.add_attachment(upload.data, maintype=maintype or "application",
-                           subtype=subtype or "octet-stream", filename=upload.filename)
+        maintype, subtype = _file_type(upload.content_type)
+        msg.add_attachment(upload.data, maintype=maintype, subtype=subtype,
+                           filename=upload.filename)
     return msg.as_bytes()
+
+
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}$")
+
+
+def _file_type(declared: str) -> tuple[str, str]:
+    """The type a file is kept with. The browser's word for it is the person's: a
+    ``message/…`` or ``multipart/…`` type would make the record a structure (a delivery
+    report, an enclosed email) instead of a file, and a malformed one would not be
+    written at all, so those are kept as bytes (``application/octet-stream``)."""
+    maintype, _, subtype = (declared or "").strip().lower().partition("/")
+    if (maintype in ("message", "multipart") or not _TOKEN.match(maintype)
+            or not _TOKEN.match(subtype)):
+        return "application", "octet-stream"
+    return maintype, subtype
 
 
 def registered(app: App, submission: str) -> str | None:

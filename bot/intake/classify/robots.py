@@ -57,8 +57,11 @@ def robot_sender(msg: InboundMessage, ctx: Context) -> str | None:
     if not msg.from_address:
         return "pas d'adresse From utilisable"
     local = msg.from_address.split("@", 1)[0]
-    if local in ctx.app.rulebook.robots.robot_senders:
-        return f"l'expéditeur {local}@… est une machine"
+    for sender in ctx.app.rulebook.robots.robot_senders:
+        # "owner-" begins a list server's address, "-request" ends one; else the whole.
+        if (local == sender or (sender.endswith("-") and local.startswith(sender))
+                or (sender.startswith("-") and local.endswith(sender))):
+            return f"l'expéditeur {local}@… est une machine"
     return None
 
 
@@ -123,6 +126,9 @@ def report_body_opening(msg: InboundMessage, ctx: Context) -> str | None:
     for pattern in ctx.app.rulebook.robots.report_body_openings:
         if any(pattern.match(line) for line in lines):
             return f"le corps commence comme un rapport de remise ({pattern.pattern!r})"
+    for pattern in ctx.app.rulebook.robots.report_first_lines:
+        if lines and pattern.match(lines[0]):
+            return f"la première ligne du corps est celle d'une passerelle ({pattern.pattern!r})"
     return None
 
 
