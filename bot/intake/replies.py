@@ -158,10 +158,13 @@ def _replace_with_mark(element: Any) -> None:
     is kept, and the line that introduced it is recognised as the introduction of a quote."""
     from lxml.html import Element
 
+    parent = element.getparent()
+    if parent is None:
+        return  # the document itself (a client that marks its <body>): nothing to cut
     mark = Element("div")
     mark.text = _GONE
     mark.tail = element.tail
-    element.getparent().replace(element, mark)
+    parent.replace(element, mark)
 
 
 # --- Lines ----------------------------------------------------------------------------
