@@ -27,7 +27,3 @@ def deliverable(address: str) -> str:
             return address  # no A-label: the server will say, and the refusal is clear
     return f"{local}@{domain}"
 
-
-def needs_smtputf8(address: str) -> bool:
-    """Whether ``address`` (as :func:`deliverable` gives it) needs SMTPUTF8."""
-    return not address.isascii()

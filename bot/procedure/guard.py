@@ -11,8 +11,8 @@ of her reply look like a quoted notification.
 
 from __future__ import annotations
 
-import functools
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.core.protocol import OWN_HEADER
@@ -28,50 +28,55 @@ _FOOTER = "message automatique de reclambot"
 _SHORTEST_HELP = 20
 
 
-@functools.lru_cache(maxsize=64)
-def _key_pattern(prefix: str) -> re.Pattern[str]:
-    """A command key as it stands in a subject, a quoted subject or a mailto link."""
-    return re.compile(rf"(?i){re.escape(prefix)}-\d{{4}}-\d{{4,}}\s*(/|%2F)\s*[A-Z2-7]{{16}}")
+@dataclass(frozen=True)
+class _Marks:
+    """What only the bot's internal mail carries, for one organisation's rules and
+    dossiers: built once per command email, then tried on each of its lines."""
 
+    key: re.Pattern[str]
+    dossier: re.Pattern[str]
+    help: tuple[str, ...]
 
-def _dossier_pattern(app: App) -> re.Pattern[str]:
-    sample = f"{app.rulebook.complaint_prefix}-0000-0000"
-    where = re.escape(app.dossiers.relative(sample).rstrip("/"))
-    return re.compile(where.replace(re.escape(sample),
-                                    rf"{re.escape(app.rulebook.complaint_prefix)}-\d{{4}}-\d+"))
+    @classmethod
+    def of(cls, app: App) -> _Marks:
+        prefix = re.escape(app.rulebook.complaint_prefix)
+        # A command key as it stands in a subject, a quoted subject or a mailto link.
+        key = re.compile(rf"(?i){prefix}-\d{{4}}-\d{{4,}}\s*(/|%2F)\s*[A-Z2-7]{{16}}")
+        sample = f"{app.rulebook.complaint_prefix}-0000-0000"
+        where = re.escape(app.dossiers.relative(sample).rstrip("/"))
+        dossier = re.compile(where.replace(re.escape(sample), rf"{prefix}-\d{{4}}-\d+"))
+        commands = app.rulebook.commands
+        texts = [commands.intro, commands.outro]
+        for command in commands.commands:
+            texts.append(command.help)
+            texts.extend(line for line in command.syntax.splitlines()
+                         if "<" in line or "|" in line)
+        return cls(key, dossier, tuple(t.casefold() for t in texts
+                                       if len(t) >= _SHORTEST_HELP))
 
-
-def _help_lines(app: App) -> tuple[str, ...]:
-    commands = app.rulebook.commands
-    texts = [commands.intro, commands.outro]
-    for command in commands.commands:
-        texts.append(command.help)
-        texts.extend(line for line in command.syntax.splitlines() if "<" in line or "|" in line)
-    return tuple(t.casefold() for t in texts if len(t) >= _SHORTEST_HELP)
-
-
-def internal_mark(line: str, app: App) -> str | None:
-    """What of the bot's internal mail ``line`` carries, in French, or ``None``."""
-    folded = line.casefold()
-    if _key_pattern(app.rulebook.complaint_prefix).search(line):
-        return "une clé de commande"
-    if OWN_HEADER.casefold() in folded or _FOOTER in folded:
-        return "une marque des messages du bot"
-    if _dossier_pattern(app).search(line):
-        return "le chemin d'un dossier"
-    if _LEADERS.search(line):
-        return "le résumé d'une notification"
-    if any(text in folded for text in _help_lines(app)):
-        return "l'aide des commandes"
-    return None
+    def of_line(self, line: str) -> str | None:
+        """What of the bot's internal mail ``line`` carries, in French, or ``None``."""
+        folded = line.casefold()
+        if self.key.search(line):
+            return "une clé de commande"
+        if OWN_HEADER.casefold() in folded or _FOOTER in folded:
+            return "une marque des messages du bot"
+        if self.dossier.search(line):
+            return "le chemin d'un dossier"
+        if _LEADERS.search(line):
+            return "le résumé d'une notification"
+        if any(text in folded for text in self.help):
+            return "l'aide des commandes"
+        return None
 
 
 def quoted_lines(text: str, app: App, limit: int = 3) -> list[tuple[str, str]]:
     """The lines of ``text`` that carry an internal mark, with the mark (``limit`` at
     most)."""
+    marks = _Marks.of(app)
     found = []
     for line in text.splitlines():
-        mark = internal_mark(line, app)
+        mark = marks.of_line(line)
         if mark is not None:
             found.append((line.strip(), mark))
             if len(found) >= limit:

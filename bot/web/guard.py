@@ -169,9 +169,7 @@ class Csrf:
         nonce, _, signature = (cookie or "").partition(".")
         if len(nonce) != 32 or not nonce.isascii() or not nonce.isalnum() or not signature:
             return None
-        if not signature.isascii() or not self.tokens.verify("csrf-cookie", nonce, signature):
-            return None
-        return nonce
+        return nonce if self.tokens.verify("csrf-cookie", nonce, signature) else None
 
     def issue(self, cookie: str | None = None) -> tuple[str, str]:
         """(cookie value, form token) for a new page: the nonce of a cookie this server
