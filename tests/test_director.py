@@ -418,3 +418,22 @@ def test_guard_stops_a_reply_whose_quote_no_rule_recognises(env: BotEnv) -> None
     assert "semblent venir de la notification citée" in answer.text()
     assert len(env.smtp.handler.to(CLIENT)) == before
     assert env.complaints()[0].response_text == ""
+
+
+def test_check_proposes_the_servers_authserv_id_or_says_what_is_left_open(
+        env: BotEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    """Commands authenticated wherever the server allows it: ``check`` reads the
+    Authentication-Results of the mailbox's recent messages and proposes the id of the
+    server that adds them; where none carries one, it says in one line what is open."""
+    from bot.cli import main
+
+    env.append(samples.free_text())
+    assert main(["--config", str(env.config_path), "check"]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.split()[1] == "commands"]
+    assert "aucun des 50 derniers messages" in line and "qui connaît une clé" in line
+    env.append(samples.free_text(headers={
+        "Authentication-Results": "mx.ovh.example; dkim=pass header.d=example.org; "
+                                  "dmarc=pass header.from=example.org"}))
+    assert main(["--config", str(env.config_path), "check"]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.split()[1] == "commands"]
+    assert 'require_authentication_results = true et authserv_id = "mx.ovh.example"' in line

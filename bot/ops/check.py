@@ -134,9 +134,53 @@ def _source(config: Config) -> list[CheckResult]:
             detail = "oui" if name in capabilities else f"absent{comma} {fallback}"
             results.append(CheckResult("imap", True, f"{name} : {detail}"))
         results.extend(_folders(source))
+        results.append(_authentication(config, source))
         return results
     finally:
         source.close()
+
+
+#: How many recent messages of the watched and processed folders ``check`` looks at.
+RECENT = 50
+
+
+def _authentication(config: Config, source: ImapSource) -> CheckResult:
+    """Whether the director's commands are authenticated, and what the mailbox's recent
+    messages say the server could vouch for: its ``authserv_id``, proposed, or, where no
+    message carries ``Authentication-Results``, what that leaves open."""
+    import email.parser
+    from collections import Counter
+
+    security = config.security
+    try:
+        folders = [source.watched, source.ensure_folder(config.folders.processed)]
+        raw = source.recent_headers("Authentication-Results", folders, RECENT)
+    except ReclambotError as exc:
+        return CheckResult("commands", False, f"Authentication-Results illisibles : {exc}")
+    servers: Counter[str] = Counter()
+    for block in raw:
+        for value in email.parser.BytesHeaderParser().parsebytes(block).get_all(
+                "Authentication-Results", []):
+            server = str(value).split(";", 1)[0].strip().split(" ", 1)[0]
+            if server:
+                servers[server.lower()] += 1
+    if security.require_authentication_results:
+        seen = (f" ; vu sur {servers[security.authserv_id.lower()]} des messages récents"
+                if servers else " ; aucun message récent ne porte l'en-tête")
+        return CheckResult("commands", True, "commandes authentifiées : Authentication-Results "
+                                             f"de « {security.authserv_id} » exigé{seen}")
+    if servers:
+        server, _ = servers.most_common(1)[0]
+        return CheckResult("commands", True, (
+            f"commandes non authentifiées : les messages reçus portent l'en-tête "
+            f"Authentication-Results de « {server} » ; écrivez dans [security] "
+            f"require_authentication_results = true et authserv_id = \"{server}\" pour "
+            "n'accepter que les commandes que ce serveur authentifie"))
+    return CheckResult("commands", True, (
+        f"commandes non authentifiées : aucun des {RECENT} derniers messages ne porte "
+        "l'en-tête Authentication-Results ; une commande est reconnue à l'adresse de la "
+        "direction et à la clé de la réclamation seules, donc qui connaît une clé (elle "
+        "voyage dans chaque notification) et écrit sous cette adresse peut agir"))
 
 
 def _folders(source: ImapSource) -> Iterator[CheckResult]:
