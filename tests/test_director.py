@@ -431,6 +431,10 @@ def test_check_proposes_the_servers_authserv_id_or_says_what_is_left_open(
     assert main(["--config", str(env.config_path), "check"]) == 0
     [line] = [x for x in capsys.readouterr().out.splitlines() if x.split()[1] == "commands"]
     assert "aucun des 50 derniers messages" in line and "qui connaît une clé" in line
+    # A header that names no server (Microsoft 365's begins with its results) proposes
+    # nothing; one that does is proposed.
+    env.append(samples.free_text(headers={
+        "Authentication-Results": "spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=example.org"}))
     env.append(samples.free_text(headers={
         "Authentication-Results": "mx.ovh.example; dkim=pass header.d=example.org; "
                                   "dmarc=pass header.from=example.org"}))

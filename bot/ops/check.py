@@ -161,8 +161,10 @@ def _authentication(config: Config, source: ImapSource) -> CheckResult:
     for block in raw:
         for value in email.parser.BytesHeaderParser().parsebytes(block).get_all(
                 "Authentication-Results", []):
+            # RFC 8601: the authserv-id comes first (a version may follow it); a value
+            # that begins with a result instead ("spf=pass …") names no server.
             server = str(value).split(";", 1)[0].strip().split(" ", 1)[0]
-            if server:
+            if server and "=" not in server:
                 servers[server.lower()] += 1
     if security.require_authentication_results:
         seen = (f" ; vu sur {servers[security.authserv_id.lower()]} des messages récents"
