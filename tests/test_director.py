@@ -441,3 +441,25 @@ def test_check_proposes_the_servers_authserv_id_or_says_what_is_left_open(
     assert main(["--config", str(env.config_path), "check"]) == 0
     [line] = [x for x in capsys.readouterr().out.splitlines() if x.split()[1] == "commands"]
     assert 'require_authentication_results = true et authserv_id = "mx.ovh.example"' in line
+
+
+def test_security_a_renewed_key_leaves_the_old_one_opening_nothing(env: BotEnv) -> None:
+    """#nouvellecle: a key that leaked (a forwarded notification, a quoted reply) stops
+    working; the confirmation carries the new one, which works."""
+    notification = register(env)
+    [complaint] = env.complaints()
+    old_tag = env.app.tokens.tag(complaint.number)
+    answer = command(env, notification, "#nouvellecle\n")
+    assert answer is not None and "Commandes enregistrées" in answer.subject
+    [renewed] = env.complaints()
+    new_tag = env.app.tokens.tag(renewed.number, renewed.key_generation)
+    assert renewed.key_generation == 1 and new_tag != old_tag
+    assert new_tag in answer.subject and new_tag in answer.text()
+    before = len(alerts(env))
+    command(env, notification, "#note avec l'ancienne clé\n")  # its subject has the old tag
+    assert len(alerts(env)) == before + 1
+    assert env.query(Event, Event.kind == "note") == []
+    confirmed = command(env, answer, "#note avec la nouvelle clé\n")
+    assert confirmed is not None and "Commandes enregistrées" in confirmed.subject
+    assert [e.detail["text"] for e in env.query(Event, Event.kind == "note")] == [
+        "avec la nouvelle clé"]

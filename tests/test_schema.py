@@ -34,7 +34,8 @@ def schema_differences(engine: Engine) -> list[Any]:
 
 
 #: Columns added by later revisions (empty on the rows written before them).
-ADDED = {("inbound", "rules_passed"), ("outbox", "claimed_by"), ("outbox", "claimed_at")}
+ADDED = {("inbound", "rules_passed"), ("outbox", "claimed_by"), ("outbox", "claimed_at"),
+         ("complaints", "key_generation")}
 
 
 def table_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -193,7 +193,8 @@ def _report_refusal(session: Session, app: App, row: Outbox, error: str) -> None
         return
     reference = dossier_reference(session.connection(), row)
     complaint = session.get(Complaint, row.complaint_id) if row.complaint_id else None
-    tag = app.tokens.tag(complaint.number) if complaint else f"[{reference or 'envoi'}]"
+    tag = (app.tokens.tag(complaint.number, complaint.key_generation) if complaint
+           else f"[{reference or 'envoi'}]")
     enqueue(session, app, Email(
         EmailKind.DIRECTOR_DELIVERY_FAILURE, list(app.config.organisation.director_addresses),
         context={"row": row, "error": error, "reference_of": reference, "tag": tag,

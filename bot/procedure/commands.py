@@ -332,6 +332,19 @@ def cmd_relationship_end(ctx: Context, command: Command) -> None:
     ctx.done.append(f"Fin de la relation enregistrée au {day:%d/%m/%Y}")
 
 
+def cmd_new_key(ctx: Context, command: Command) -> None:
+    """A new command key for the complaint: the one that leaked (in a forwarded
+    notification, a quoted reply) opens nothing from now on."""
+    complaint = ctx.any_complaint(command)
+    complaint.key_generation += 1
+    ctx.touch(complaint)
+    ctx.event("key_renewed", {"generation": complaint.key_generation})
+    tag = ctx.app.tokens.tag(complaint.number, complaint.key_generation)
+    ctx.done.append(f"Nouvelle clé de {complaint.number} : répondez désormais aux messages "
+                    f"qui portent {tag} dans leur objet (celui-ci la porte) ; l'ancienne clé "
+                    "n'ouvre plus rien")
+
+
 def cmd_help(ctx: Context, command: Command) -> None:
     ctx.done.append(ctx.app.renderer.render_template("_commands.txt").strip())
 
@@ -372,6 +385,7 @@ HANDLERS: dict[str, Callable[[Context, Command], None]] = {
     "conserver": cmd_hold,
     "liberer": cmd_release,
     "finrelation": cmd_relationship_end,
+    "nouvellecle": cmd_new_key,
 }
 
 

@@ -58,7 +58,8 @@ def _event(session: Session, row: Inbound, kind: str, detail: dict[str, object] 
 
 def director_context(app: App, complaint: Complaint) -> dict[str, object]:
     """What every email to the director about a complaint needs: its command tag."""
-    return {"complaint": complaint, "tag": app.tokens.tag(complaint.number)}
+    return {"complaint": complaint, "tag": app.tokens.tag(complaint.number,
+                                                                complaint.key_generation)}
 
 
 def _directors(app: App) -> list[str]:
@@ -344,7 +345,8 @@ def handle_complaint_reply(session: Session, app: App, msg: InboundMessage, deci
         complaint.satisfaction = decision.rating
         complaint.satisfaction_at = row.processed_at
         _event(session, row, "satisfaction", {"rating": decision.rating}, complaint=complaint)
-    _forward(session, app, msg, row, decision.new_text, tag=app.tokens.tag(complaint.number),
+    tag = app.tokens.tag(complaint.number, complaint.key_generation)
+    _forward(session, app, msg, row, decision.new_text, tag=tag,
              reference=complaint.number, complaint=complaint)
 
 
@@ -392,7 +394,8 @@ def handle_command(session: Session, app: App, msg: InboundMessage, decision: De
     if complaint is not None:
         session.refresh(complaint)  # the savepoint may have rolled changes back
     context: dict[str, object] = {
-        "tag": app.tokens.tag(complaint.number) if complaint else "",
+        "tag": (app.tokens.tag(complaint.number, complaint.key_generation)
+                if complaint else ""),
         "complaint": complaint,
         "done": done,
         "error": error,
@@ -462,7 +465,8 @@ def handle_bounce(session: Session, app: App, msg: InboundMessage, decision: Dec
             EmailKind.DIRECTOR_UNREACHABLE, _directors(app),
             context={"sent": sent, "reference_of": reference,
                          "commands": complaint is not None,
-                         "tag": app.tokens.tag(complaint.number) if complaint else
+                         "tag": app.tokens.tag(complaint.number, complaint.key_generation)
+                         if complaint else
                          f"[{reference}]"},
             reference=reference or "envoi",
             auto_submitted="auto-generated"),

@@ -101,9 +101,11 @@ def remind(app: App, day: dt.date) -> JobResult:
         if soon or late or quarantined or abandoned or unfiled:
             enqueue(session, app, Email(
                 EmailKind.DIRECTOR_DIGEST, list(app.config.organisation.director_addresses),
-                context={"day": day, "soon": [(c, k, d, app.tokens.tag(c.number))
-                                                  for c, k, d in soon],
-                             "late": [(c, k, d, app.tokens.tag(c.number)) for c, k, d in late],
+                context={"day": day,
+                         "soon": [(c, k, d, app.tokens.tag(c.number, c.key_generation))
+                                  for c, k, d in soon],
+                             "late": [(c, k, d, app.tokens.tag(c.number, c.key_generation))
+                                      for c, k, d in late],
                              "quarantined": quarantined, "abandoned": len(abandoned),
                              "folder": app.config.folders.quarantine, "unfiled": unfiled},
                 reference=f"digest-{day.isoformat()}",

@@ -90,6 +90,9 @@ class Complaint(Base):
     satisfaction: Mapped[str] = mapped_column(String(32), default="")
     satisfaction_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     reopened_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: How many times the director renewed the complaint's command key (``#nouvellecle``):
+    #: a key of an earlier generation opens nothing.
+    key_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     object_category: Mapped[str] = mapped_column(String(100), default="")
     relationship_ended_on: Mapped[dt.date | None] = mapped_column(Date)
     legal_hold: Mapped[str] = mapped_column(Text, default="")

@@ -41,9 +41,11 @@ class Tokens:
         digest = hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
         return base64.b32encode(digest).decode("ascii")[:length]
 
-    def token(self, number: str) -> str:
-        """The token of complaint ``number``."""
-        return self._mac("command", number, TOKEN_LENGTH)
+    def token(self, number: str, generation: int = 0) -> str:
+        """The token of complaint ``number``, of its ``generation`` (renewed by
+        ``#nouvellecle``; the first one is the token complaints always had)."""
+        value = number if not generation else f"{number}#{generation}"
+        return self._mac("command", value, TOKEN_LENGTH)
 
     def sign(self, purpose: str, value: str) -> str:
         """A signature of ``value`` for ``purpose`` (a form link's reference, a CSRF token):
@@ -68,15 +70,16 @@ class Tokens:
         number, _, signature = token.rpartition(".")
         return number if number and self.verify("suivi", number, signature) else None
 
-    def check(self, number: str, token: str) -> bool:
-        """Whether ``token`` is the token of ``number`` (constant-time comparison)."""
+    def check(self, number: str, token: str, generation: int = 0) -> bool:
+        """Whether ``token`` is the token of ``number`` in its ``generation``
+        (constant-time comparison): a renewed complaint's earlier tokens are not."""
         if not token.isascii():
             return False
-        return hmac.compare_digest(self.token(number), token.upper())
+        return hmac.compare_digest(self.token(number, generation), token.upper())
 
-    def tag(self, number: str) -> str:
+    def tag(self, number: str, generation: int = 0) -> str:
         """The subject tag: ``[REC-2026-0001/TOKEN]``."""
-        return f"[{number}/{self.token(number)}]"
+        return f"[{number}/{self.token(number, generation)}]"
 
 
 def load_tokens(configured: Secret, factory: sessionmaker[Session]) -> Tokens:

@@ -73,7 +73,8 @@ def _tagged_complaint(msg: InboundMessage, ctx: Context) -> Complaint | None:
             return None
         number, token = found.groups()
         complaint = ctx.session.scalar(select(Complaint).where(Complaint.number == number))
-        return complaint if complaint and ctx.app.tokens.check(number, token) else None
+        return complaint if complaint and ctx.app.tokens.check(
+            number, token, complaint.key_generation) else None
 
     return ctx.once("tagged_complaint", find)
 
