@@ -569,7 +569,7 @@ def test_check_reports_one_line_per_problem(env: BotEnv, tmp_path,  # type: igno
     assert all(line.startswith("OK") for line in out)
     assert list(dict.fromkeys(names)) == [
         "config", "rules", "templates", "database", "dossiers", "oauth2", "mailbox",
-        "namespace", "imap", "folder", "sending"]
+        "namespace", "imap", "folder", "commands", "sending"]
     assert names.count("folder") == 3 and names.count("imap") == 6
     assert "non utilisé (connexion par mot de passe)" in out[5]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -152,8 +153,10 @@ def _authentication(config: Config, source: ImapSource) -> CheckResult:
     from collections import Counter
 
     security = config.security
+    folders = [source.watched]
+    with contextlib.suppress(ReclambotError):  # a folder the folder check said is broken
+        folders.append(source.ensure_folder(config.folders.processed))
     try:
-        folders = [source.watched, source.ensure_folder(config.folders.processed)]
         raw = source.recent_headers("Authentication-Results", folders, RECENT)
     except ReclambotError as exc:
         return CheckResult("commands", False, f"Authentication-Results illisibles : {exc}")
