@@ -184,3 +184,10 @@ def test_the_html_read_is_hers_alone() -> None:
     read = read_reply(parse_message(raw), RULES)
     assert "le texte cité" not in read.html and "Description" not in read.html
     assert read.text == "Version du formulaire : 2026-01"
+
+
+def test_every_style_and_script_goes_however_many_follow_each_other() -> None:
+    html = ("<html><head><title>t</title><style>p{}</style></head><body>"
+            "<style>a{}</style><style>b{}</style><script>x()</script><div>Madame,</div>"
+            "</body></html>")
+    assert html_to_text(html) == "Madame,"

@@ -88,8 +88,10 @@ def parse(html: str) -> Any:
         tree = document_fromstring(html)
     except (etree.ParserError, ValueError):
         return None
-    for element in tree.iter("style", "script", "head", "title"):
-        element.drop_tree() if element.getparent() is not None else None
+    # Listed first: dropping elements while lxml walks the tree would skip some.
+    for element in list(tree.iter("style", "script", "head", "title")):
+        if element.getparent() is not None:
+            element.drop_tree()
     return tree
 
 
