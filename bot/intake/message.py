@@ -260,18 +260,21 @@ def _body_texts(message: email.message.Message, candidates: tuple[str, ...]
     return texts, htmls
 
 
+def _is_flowed(part: email.message.Message) -> bool:
+    return str(part.get_param("format", "")).lower() == "flowed"
+
+
 def _unflowed(part: email.message.Message, text: str) -> str:
     """``text`` of a ``format=flowed`` part with its soft line breaks removed (RFC 3676):
     before anything reads it, so that no rule or person sees the client's wrapping."""
-    if str(part.get_param("format", "")).lower() != "flowed":
+    if not _is_flowed(part):
         return text
     return unflow(text, delsp=str(part.get_param("delsp", "")).lower() == "yes")
 
 
 def _flowed(message: email.message.Message) -> bool:
     """Whether a text part of ``message`` is ``format=flowed``."""
-    return any(part.get_content_type() == "text/plain"
-               and str(part.get_param("format", "")).lower() == "flowed"
+    return any(part.get_content_type() == "text/plain" and _is_flowed(part)
                for part in message.walk())
 
 
@@ -452,8 +455,6 @@ class _StdlibWalk:
         self.message = email.message_from_bytes(skeleton)
         self.defects_categories = {type(d).__name__ for part in self.message.walk()
                                    for d in part.defects}
-        self.text_plain: list[str] = []
-        self.text_html: list[str] = []
         self.attachments: list[dict[str, object]] = []
         for part in self.message.walk():
             if part.is_multipart():
