@@ -16,6 +16,8 @@ from bot.errors import ReclambotError, UsageError
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.config import ImapConfig
+    from bot.ops.check import Servers
 
 log = logging.getLogger("bot")
 
@@ -441,11 +443,32 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init_probe(imap: ImapConfig) -> Servers | None:
+    """``init``: read the new mailbox's recent Authentication-Results, with a password
+    asked once and kept nowhere (empty: skip, ``check`` proposes the same later)."""
+    import dataclasses
+    import getpass
+
+    from bot.config import Secret
+    from bot.ops.check import mailbox_authentication
+
+    password = getpass.getpass(
+        f"Mot de passe de {imap.username}, pour lire qui authentifie les messages reçus "
+        "(il n'est pas enregistré ; vide : passer) : ")
+    if not password:
+        return None
+    try:
+        return mailbox_authentication(dataclasses.replace(imap, password=Secret(password)))
+    except ReclambotError as exc:
+        print(f"  → boîte illisible ({exc}) : reclambot check le proposera")
+        return None
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from bot.config import default_config_path
     from bot.ops.init import write_config
 
-    path, provider = write_config(args.config or default_config_path(), input)
+    path, provider = write_config(args.config or default_config_path(), input, _init_probe)
     if provider.oauth2:
         print(f"{path} écrit ; connectez la boîte une fois : reclambot auth {provider.oauth2}, "
               "puis : reclambot check (docs/providers.md)")

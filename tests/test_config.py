@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.config import Secret, load_config
+from bot.config import ImapConfig, Secret, load_config
 from bot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,6 +148,7 @@ def test_init_writes_a_commented_working_config(tmp_path: Path,
         "", "ovh",
     ])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "")  # the mailbox is not read
     path = tmp_path / "config.toml"
     assert main(["--config", str(path), "init"]) == 0
     out = capsys.readouterr().out
@@ -195,6 +196,7 @@ def test_init_without_a_website_form_sets_up_the_served_one(tmp_path: Path,
         "", "ovh",
     ])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "")
     path = tmp_path / "config.toml"
     assert main(["--config", str(path), "init"]) == 0
     monkeypatch.setenv("RECLAMBOT_IMAP_PASSWORD", "x")
@@ -203,6 +205,53 @@ def test_init_without_a_website_form_sets_up_the_served_one(tmp_path: Path,
     assert config.organisation.form_url == ""
     assert config.web.public_url == "https://reclamations.formations.fr"
     assert config.form_link() == "https://reclamations.formations.fr/reclamation"
+
+
+@pytest.mark.parametrize(("seen", "answer", "required"), [
+    ({"mx.ovh.example": 3, "mx.other.example": 1}, "oui", "mx.ovh.example"),
+    ({"mx.ovh.example": 3}, "non", ""),
+    ({}, None, ""),  # no header names a server: nothing asked
+    (None, None, ""),  # the mailbox was not read
+])
+def test_init_requires_the_authentication_of_commands_by_the_mailboxs_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seen: dict[str, int] | None,
+        answer: str | None, required: str) -> None:
+    """Commands authenticated by default wherever the server allows it: ``init`` reads
+    the mailbox's recent Authentication-Results (the probe; its reading of a real
+    mailbox is tested against Dovecot in test_director) and, if she agrees, requires
+    those of the server that wrote most of them."""
+    from collections import Counter
+
+    from bot.ops.check import Servers
+    from bot.ops.init import write_config
+
+    asked: list[str] = []
+    answers = iter([
+        "Formations Exemple", "reclamations@formations.fr", "Claire Durand",
+        "direction@formations.fr", "https://formations.fr/reclamation", "", "ovh",
+        *([answer] if answer else []),
+    ])
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return next(answers)
+
+    probed: list[ImapConfig] = []
+
+    def probe(imap: ImapConfig) -> Servers | None:
+        probed.append(imap)
+        return None if seen is None else Servers(Counter(seen))
+
+    path, _ = write_config(tmp_path / "config.toml", ask, probe)
+    assert next(answers, None) is None  # every answer was asked for, no more
+    [imap] = probed
+    assert (imap.host, imap.username) == ("ssl0.ovh.net", "reclamations@formations.fr")
+    assert ("authentifiés par « mx.ovh.example »" in asked[-1]) == bool(answer)
+    monkeypatch.setenv("RECLAMBOT_IMAP_PASSWORD", "x")
+    monkeypatch.setenv("RECLAMBOT_SMTP_PASSWORD", "y")
+    security = load_config(path).security
+    assert security.require_authentication_results == bool(required)
+    assert security.authserv_id == required
 
 
 @pytest.mark.parametrize(("web", "key"), [

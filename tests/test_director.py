@@ -435,12 +435,21 @@ def test_check_proposes_the_servers_authserv_id_or_says_what_is_left_open(
     # nothing; one that does is proposed.
     env.append(samples.free_text(headers={
         "Authentication-Results": "spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=example.org"}))
+    assert main(["--config", str(env.config_path), "check"]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.split()[1] == "commands"]
+    assert "ne nomment pas le serveur" in line and "qui connaît une clé" in line
     env.append(samples.free_text(headers={
         "Authentication-Results": "mx.ovh.example; dkim=pass header.d=example.org; "
                                   "dmarc=pass header.from=example.org"}))
     assert main(["--config", str(env.config_path), "check"]) == 0
     [line] = [x for x in capsys.readouterr().out.splitlines() if x.split()[1] == "commands"]
     assert 'require_authentication_results = true et authserv_id = "mx.ovh.example"' in line
+    # What init reads, on a connection of its own, before the bot's folders exist.
+    from bot.ops.check import mailbox_authentication
+
+    assert env.app.config.imap is not None
+    servers = mailbox_authentication(env.app.config.imap)
+    assert (servers.proposed(), servers.anonymous) == ("mx.ovh.example", 1)
 
 
 def test_security_a_renewed_key_leaves_the_old_one_opening_nothing(env: BotEnv) -> None:

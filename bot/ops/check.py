@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import Config
+from bot.config import Config, FoldersConfig, ImapConfig
 from bot.core.states import EMAIL_KIND_LABELS
 from bot.errors import ReclambotError
 
@@ -145,47 +146,87 @@ def _source(config: Config) -> list[CheckResult]:
 RECENT = 50
 
 
+@dataclass(frozen=True)
+class Servers:
+    """Who wrote the ``Authentication-Results`` headers of a mailbox's recent messages."""
+
+    #: How many headers each named server (its ``authserv-id``, lower case) added.
+    named: Counter[str]
+    #: Headers naming no server (Microsoft 365 begins its own with the results).
+    anonymous: int = 0
+
+    def proposed(self) -> str | None:
+        """The id to require: the server that wrote most of the headers, if any did."""
+        return self.named.most_common(1)[0][0] if self.named else None
+
+
+def authentication_servers(source: ImapSource, folders: list[str]) -> Servers:
+    """Read the ``Authentication-Results`` of the last :data:`RECENT` messages of
+    ``folders`` and count the servers that added them (RFC 8601)."""
+    import email.parser
+
+    named: Counter[str] = Counter()
+    anonymous = 0
+    for block in source.recent_headers("Authentication-Results", folders, RECENT):
+        for value in email.parser.BytesHeaderParser().parsebytes(block).get_all(
+                "Authentication-Results", []):
+            # The authserv-id comes first (a version may follow it); a value that begins
+            # with a result instead ("spf=pass …") names no server.
+            server = str(value).split(";", 1)[0].strip().split(" ", 1)[0]
+            if server and "=" not in server:
+                named[server.lower()] += 1
+            elif server:
+                anonymous += 1
+    return Servers(named, anonymous)
+
+
 def _authentication(config: Config, source: ImapSource) -> CheckResult:
     """Whether the director's commands are authenticated, and what the mailbox's recent
     messages say the server could vouch for: its ``authserv_id``, proposed, or, where no
     message carries ``Authentication-Results``, what that leaves open."""
-    import email.parser
-    from collections import Counter
-
     security = config.security
     folders = [source.watched]
     with contextlib.suppress(ReclambotError):  # a folder the folder check said is broken
         folders.append(source.ensure_folder(config.folders.processed))
     try:
-        raw = source.recent_headers("Authentication-Results", folders, RECENT)
+        servers = authentication_servers(source, folders)
     except ReclambotError as exc:
         return CheckResult("commands", False, f"Authentication-Results illisibles : {exc}")
-    servers: Counter[str] = Counter()
-    for block in raw:
-        for value in email.parser.BytesHeaderParser().parsebytes(block).get_all(
-                "Authentication-Results", []):
-            # RFC 8601: the authserv-id comes first (a version may follow it); a value
-            # that begins with a result instead ("spf=pass …") names no server.
-            server = str(value).split(";", 1)[0].strip().split(" ", 1)[0]
-            if server and "=" not in server:
-                servers[server.lower()] += 1
     if security.require_authentication_results:
-        seen = (f" ; vu sur {servers[security.authserv_id.lower()]} des messages récents"
-                if servers else " ; aucun message récent ne porte l'en-tête")
+        seen = (f" ; vu sur {servers.named[security.authserv_id.lower()]} des messages récents"
+                if servers.named else " ; aucun message récent ne porte l'en-tête")
         return CheckResult("commands", True, "commandes authentifiées : Authentication-Results "
                                              f"de « {security.authserv_id} » exigé{seen}")
-    if servers:
-        server, _ = servers.most_common(1)[0]
+    server = servers.proposed()
+    if server:
         return CheckResult("commands", True, (
             f"commandes non authentifiées : les messages reçus portent l'en-tête "
             f"Authentication-Results de « {server} » ; écrivez dans [security] "
             f"require_authentication_results = true et authserv_id = \"{server}\" pour "
             "n'accepter que les commandes que ce serveur authentifie"))
+    open_door = ("une commande est reconnue à l'adresse de la direction et à la clé de la "
+                 "réclamation seules, donc qui connaît une clé (elle voyage dans chaque "
+                 "notification) et écrit sous cette adresse peut agir")
+    if servers.anonymous:
+        return CheckResult("commands", True, (
+            f"commandes non authentifiées : les en-têtes Authentication-Results reçus "
+            f"({servers.anonymous}) ne nomment pas le serveur qui les a écrits (Microsoft 365 "
+            f"les écrit ainsi), ils ne peuvent donc pas être exigés ; {open_door}"))
     return CheckResult("commands", True, (
         f"commandes non authentifiées : aucun des {RECENT} derniers messages ne porte "
-        "l'en-tête Authentication-Results ; une commande est reconnue à l'adresse de la "
-        "direction et à la clé de la réclamation seules, donc qui connaît une clé (elle "
-        "voyage dans chaque notification) et écrit sous cette adresse peut agir"))
+        f"l'en-tête Authentication-Results ; {open_door}"))
+
+
+def mailbox_authentication(imap: ImapConfig) -> Servers:
+    """:func:`authentication_servers` of the watched folder, on a connection of its own
+    (``reclambot init``, before any folder of the bot exists)."""
+    from bot.intake.sources.imap import ALONE, ImapSource
+
+    source = ImapSource(imap, FoldersConfig(), ALONE)
+    try:
+        return authentication_servers(source, [source.watched])
+    finally:
+        source.close()
 
 
 def _folders(source: ImapSource) -> Iterator[CheckResult]:

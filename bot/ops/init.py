@@ -6,12 +6,19 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.config import package_data_dir
+from bot.config import ImapConfig, Secret, package_data_dir
 from bot.config.providers import PROVIDERS, Provider
 from bot.errors import ConfigError
 
+if TYPE_CHECKING:
+    from bot.ops.check import Servers
+
 Ask = Callable[[str], str]
+#: Reads the recent ``Authentication-Results`` of the mailbox ``init`` has just been told
+#: about (``None``: not looked at, e.g. no password given).
+Probe = Callable[[ImapConfig], "Servers | None"]
 
 
 def _example() -> str:
@@ -28,7 +35,7 @@ def _set(text: str, section: str, key: str, value: object) -> str:
     """Replace ``key = ...`` inside ``[section]`` of the example, keeping every comment."""
     # JSON strings and arrays are valid TOML, quotes and backslashes escaped.
     rendered = (json.dumps(value, ensure_ascii=False) if isinstance(value, str | list)
-                else str(value))
+                else str(value).lower() if isinstance(value, bool) else str(value))
     header = re.search(rf"(?m)^\[{re.escape(section)}\]\s*$", text)
     if header is None:
         raise ConfigError(section, "section not found in config.example.toml")
@@ -70,8 +77,35 @@ def _question(ask: Ask, prompt: str, default: str = "", check: Callable[[str], b
         print(f"  → {hint}")
 
 
-def write_config(path: Path, ask: Ask) -> tuple[Path, Provider]:
-    """Ask the questions and write ``path`` (never over an existing file); the mail provider."""
+def _authentication(text: str, ask: Ask, servers: Servers | None) -> str:
+    """Require the authentication of commands by the server that vouches for the senders
+    of the mailbox's recent messages, if she agrees (and one does)."""
+    server = servers.proposed() if servers is not None else None
+    if server is None:
+        if servers is not None:
+            print("  → aucun message récent ne porte d'en-tête Authentication-Results nommant "
+                  "son serveur : les commandes restent reconnues à l'adresse et à la clé "
+                  "(reclambot check le redira)")
+        return text
+    answer = _question(
+        ask, f"Les messages reçus sont authentifiés par « {server} » : n'accepter que les "
+             "commandes de la direction qu'il authentifie (oui/non)", "oui",
+        check=lambda a: a.lower() in ("oui", "non", "o", "n"), hint="répondez oui ou non")
+    if answer.lower() not in ("oui", "o"):
+        return text
+    example = '# authserv_id = "mx.example.fr"'
+    if example not in text:
+        raise ConfigError("security.authserv_id", "not found in config.example.toml")
+    text = _set(text, "security", "require_authentication_results", True)
+    return text.replace(example, f"authserv_id = {json.dumps(server, ensure_ascii=False)}", 1)
+
+
+def write_config(path: Path, ask: Ask, probe: Probe | None = None) -> tuple[Path, Provider]:
+    """Ask the questions and write ``path`` (never over an existing file); the mail provider.
+
+    With ``probe`` (and a mailbox that takes a password), the mailbox's recent messages
+    are read to propose requiring the ``Authentication-Results`` of its server.
+    """
     if path.exists():
         raise ConfigError("", f"{path} existe déjà : supprimez-le ou choisissez un autre --config")
     email = lambda a: bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a))  # noqa: E731
@@ -130,5 +164,10 @@ def write_config(path: Path, ask: Ask) -> tuple[Path, Provider]:
     )
     for section, key, value in settings:
         text = _set(text, section, key, value)
+    if probe is not None and not provider.oauth2:
+        imap = ImapConfig(host=imap_host, port=provider.imap_port,
+                          security=provider.imap_security, username=bot_address,
+                          password=Secret(""))
+        text = _authentication(text, ask, probe(imap))
     path.write_text(text, encoding="utf-8")
     return path, provider
