@@ -36,6 +36,8 @@ from tests.servers import (
 
 BOT = "reclamations@example.fr"
 DIRECTOR = "direction@example.fr"
+#: A member of staff (the secretariat): her forwards start the procedure for their author.
+STAFF = "secretariat@example.fr"
 FORM_SENDER = "no-reply@example.fr"
 _users = itertools.count(1)
 
@@ -147,6 +149,7 @@ director_name = "Claire Durand"
 director_addresses = ["{DIRECTOR}"]
 form_url = "https://www.example.fr/reclamation"
 form_senders = ["{FORM_SENDER}"]
+staff_addresses = ["{STAFF}"]
 
 [bot]
 batch_size = 5

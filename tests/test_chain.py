@@ -22,7 +22,7 @@ from bot.intake.classify.robots import ROBOT_RULES
 from bot.intake.message import parse_message
 from bot.store.models import Complaint, Event, Inbound, Outbox
 from bot.testing import samples
-from tests.conftest import BOT, DIRECTOR, MemoryEnv
+from tests.conftest import BOT, DIRECTOR, STAFF, MemoryEnv
 
 CLIENT = "jeanne.martin@example.org"  # the sample form's address
 
@@ -199,12 +199,56 @@ def no_command(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
     return from_director(env)
 
 
+def staff_forward(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
+    return samples.staff_forward(), Action.FORWARD, None
+
+
+def _transmit(line: str, attachments: list[tuple[str, str, bytes]] | None = None) -> bytes:
+    return samples._message(sender=STAFF, to=BOT, subject="Courrier reçu à l'accueil",
+                            text=f"{line}\nLettre remise ce matin.\n", attachments=attachments)
+
+
+def transmitted_letter(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
+    raw = _transmit("#transmettre lea.martin@example.org 2026-12-01",
+                    [("courrier.pdf", "application/pdf", samples.pdf_bytes())])
+    return raw, Action.FORWARD, None
+
+
+def letter_refused(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
+    return _transmit("#transmettre lea.martin@example.org 2026-12-01"), Action.FORWARD_REFUSED, None
+
+
+def unreadable_original(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
+    return _transmit("#transmettre"), Action.FORWARD_REFUSED, None
+
+
+def original_not_a_person(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
+    return samples.staff_forward(original=f"Claire Durand <{DIRECTOR}>"), Action.FORWARD_REFUSED, None
+
+
+def original_from_robot(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
+    raw = samples.staff_forward(original="Mail Delivery System <mailer-daemon@example.org>")
+    return raw, Action.FORWARD_REFUSED, None
+
+
+def known_original(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
+    env.deliver(samples.staff_forward())
+    return samples.staff_forward(note="Elle a rappelé."), Action.FORWARD, None
+
+
+def forwarded_form(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
+    form = {**samples.COMPLETE_FORM, "Adresse e-mail": "lea.martin@example.org"}
+    return samples.staff_forward(body=samples.form_text(form)), Action.FORWARD, None
+
+
 CASES: dict[str, Case] = {case.__name__: case for case in (
     own_message, from_form, size_limit, quotes_own_email, bounce, delay_report, from_director,
     command_tag, invalid_token, valid_token, commands_without_token, read_only_commands,
     foreign_token, thread_found, complaint_thread, stranger_to_thread, ticket_thread,
     contact_thread, filled_form_in_reply, satisfaction_rating, subject_tag, filled_form,
-    form_fields, no_tag, no_command, authentication)}
+    form_fields, no_tag, no_command, authentication, staff_forward, transmitted_letter,
+    letter_refused, unreadable_original, original_not_a_person, original_from_robot,
+    known_original, forwarded_form)}
 
 
 @pytest.mark.parametrize("rule", sorted(CASES))

@@ -289,6 +289,12 @@ def test_every_kind_of_email_reads_well_in_a_browser(env: Any, tmp_path: Path) -
                              sender="luc@example.org"))  # director_correspondence
     env.append(samples.delivery_report(ack.data, "luc@example.org"))  # director_unreachable
     env.append(samples.free_text(sender="lea@example.org"))  # form_link
+    written = dt.datetime(2026, 9, 15, 8, 30, tzinfo=dt.UTC)
+    env.append(samples.staff_forward("Léa Martin & fils <lea.martin@example.org>",
+                                     "Le tarif <affiché> & payé diffèrent.\n",
+                                     written=written))  # forward_confirmation, form_link
+    env.append(samples.staff_forward("Mail Delivery System <mailer-daemon@example.org>",
+                                     written=written))  # forward_refused
     incomplete = dict(samples.COMPLETE_FORM, **dict(hostile, Description=""))
     env.append(samples.form_submission(dict(incomplete, **{"Adresse e-mail": "zoe@example.org"})))
     env.append(samples.form_submission(dict(incomplete, **{"Adresse e-mail": ""})))

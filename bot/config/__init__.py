@@ -72,6 +72,14 @@ class OrganisationConfig:
     contact: str = ""
     #: Her title, as the complainant's emails name it and sign with it.
     director_title: str = "directrice des formations"
+    #: Trainers, the secretariat…: whose forwards start the procedure for the person who
+    #: wrote the message they pass on (the director's addresses are staff too).
+    staff_addresses: tuple[str, ...] = ()
+
+    @property
+    def staff(self) -> frozenset[str]:
+        """Every address whose forward opens a first contact for someone else."""
+        return frozenset((*self.director_addresses, *self.staff_addresses))
 
 
 OAUTH2_PROVIDERS = ("microsoft", "google", "custom")
@@ -505,6 +513,7 @@ def parse_config(raw: dict[str, Any], path: Path, mailbox_secrets: bool = True) 
         form_senders=org.addresses("form_senders", required=False),
         contact=org.string("contact", directors[0]),
         director_title=org.string("director_title", "directrice des formations"),
+        staff_addresses=org.addresses("staff_addresses", required=False),
     )
 
     bot_section = table("bot")

@@ -91,6 +91,8 @@ class Action(StrEnum):
     CONTACT_REPLY = "contact_reply"  # answer to the form-link email
     COMPLAINT_REPLY = "complaint_reply"  # the complainant writes about a registered complaint
     NEW_CONTACT = "new_contact"  # free-text complaint: answered with the form link
+    FORWARD = "forward"  # staff pass a complaint on: its author gets the form link
+    FORWARD_REFUSED = "forward_refused"  # what staff passed on names nobody to write to
     LEAVE = "leave"  # not for the bot: left unread in the inbox for humans
     # Set by the pipeline, never by a rule:
     QUARANTINE = "quarantine"  # unparsable: kept aside with its reason
@@ -115,6 +117,8 @@ ACTION_LABELS: dict[str, str] = {
     Action.CONTACT_REPLY: "réponse au lien du formulaire",
     Action.COMPLAINT_REPLY: "message sur une réclamation",
     Action.NEW_CONTACT: "premier contact",
+    Action.FORWARD: "transmis par l'équipe",
+    Action.FORWARD_REFUSED: "transmission refusée",
     Action.LEAVE: "laissé aux personnes",
     Action.QUARANTINE: "en quarantaine",
     Action.DUPLICATE: "copie d'un message déjà traité",
@@ -136,6 +140,8 @@ class EmailKind(StrEnum):
     SATISFACTION = "satisfaction"
     TICKET_REMINDER = "ticket_reminder"
     TOO_LARGE = "too_large"
+    FORWARD_CONFIRMATION = "forward_confirmation"
+    FORWARD_REFUSED = "forward_refused"
     DIRECTOR_NEW_COMPLAINT = "director_new_complaint"
     DIRECTOR_CONFIRMATION = "director_confirmation"
     DIRECTOR_ERROR = "director_error"
@@ -160,6 +166,8 @@ EMAIL_KIND_LABELS: dict[str, str] = {
     EmailKind.SATISFACTION: "enquête de satisfaction",
     EmailKind.TICKET_REMINDER: "rappel de ticket incomplet",
     EmailKind.TOO_LARGE: "message trop volumineux",
+    EmailKind.FORWARD_CONFIRMATION: "transmission enregistrée (équipe)",
+    EmailKind.FORWARD_REFUSED: "transmission refusée (équipe)",
     EmailKind.DIRECTOR_NEW_COMPLAINT: "nouvelle réclamation (direction)",
     EmailKind.DIRECTOR_CONFIRMATION: "confirmation de commandes (direction)",
     EmailKind.DIRECTOR_ERROR: "commande refusée (direction)",

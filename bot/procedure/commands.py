@@ -370,6 +370,14 @@ def cmd_list(ctx: Context, command: Command) -> None:
     ctx.done.append("\n".join(lines))
 
 
+def cmd_transmit(ctx: Context, command: Command) -> None:
+    """Read at intake, as the first line of a new message (:mod:`bot.intake.forwarded`):
+    in a reply to a notification it would pass the complaint's thread on to nobody."""
+    raise CommandError(command, "#transmettre s'écrit en première ligne d'un nouveau message "
+                                "(un transfert, ou un courrier joint), pas en réponse à une "
+                                "notification")
+
+
 HANDLERS: dict[str, Callable[[Context, Command], None]] = {
     "manquement": cmd_failure,
     "action": cmd_action,
@@ -385,6 +393,7 @@ HANDLERS: dict[str, Callable[[Context, Command], None]] = {
     "conserver": cmd_hold,
     "liberer": cmd_release,
     "finrelation": cmd_relationship_end,
+    "transmettre": cmd_transmit,
     "nouvellecle": cmd_new_key,
 }
 

@@ -7,6 +7,7 @@ are written after commit by the pipeline, from what the database then says.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 from collections.abc import Callable
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from bot.core.clock import local
+from bot.core.clock import PARIS, local
 from bot.core.states import Action, ComplaintStatus, ContactStatus, EmailKind, TicketStatus
 from bot.intake.classify import Decision
 from bot.intake.commandline import CommandError
-from bot.outbound.compose import Email
+from bot.intake.forwarded import Letter, Original
+from bot.outbound.compose import Answered, Email
 from bot.outbound.outbox import enqueue
 from bot.procedure import commands
 from bot.rulebook.form import REPEATED, Validation, validate
@@ -131,10 +133,13 @@ def _find_contact(session: Session, values: dict[str, str], email: str, *,
 
 
 def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
-             validation: Validation, ticket: Ticket | None, signed: bool = False
+             validation: Validation, ticket: Ticket | None, signed: bool = False,
+             contact: Contact | None = None, answering: Answered | None = None
              ) -> Complaint:
     """Enter a conforming ticket in the register; acknowledge it and notify the director
-    (``signed``: its reference to a first contact came signed)."""
+    (``signed``: its reference to a first contact came signed; ``contact``: the first
+    contact it follows, when the caller knows it; ``answering``: the message the
+    acknowledgement answers, ``msg`` unless a forward carried the form)."""
     rules = app.rulebook
     values = validation.values
     assert validation.version is not None
@@ -142,13 +147,14 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
     day = local(received_at).date()
     sequence = next_in_sequence(session, f"{rules.complaint_prefix}-{day.year}")
     number = f"{rules.complaint_prefix}-{day.year}-{sequence:04d}"
-    contact = session.get(Contact, ticket.contact_id) if ticket and ticket.contact_id else None
+    if contact is None and ticket is not None and ticket.contact_id:
+        contact = session.get(Contact, ticket.contact_id)
     if contact is None:
         contact = _find_contact(session, values, values["email"], signed=signed,
                                 sender=msg.from_address)
     if contact is not None:
         initial_at = contact.received_at
-        initial_mode = f"{rules.mode_email} (réf. {contact.reference})"
+        initial_mode = f"{contact.mode or rules.mode_email} (réf. {contact.reference})"
         initial_reference = contact.reference
     else:
         initial_at = ticket.received_at if ticket else received_at
@@ -203,7 +209,7 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
         EmailKind.ACKNOWLEDGEMENT, [complaint.client_email],
         context={"complaint": complaint, "follow_up": follow_up_link(app, number)},
         reference=number,
-        answering=msg),
+        answering=answering or msg),
         complaint=complaint)
     _event(session, row, "acknowledged", {"to": "complainant"}, complaint=complaint)
     enqueue(session, app, Email(
@@ -228,7 +234,8 @@ def _problems(validation: Validation) -> list[dict[str, str]]:
 
 
 def _request_information(session: Session, app: App, msg: InboundMessage, row: Inbound,
-                         ticket: Ticket, validation: Validation) -> None:
+                         ticket: Ticket, validation: Validation,
+                         answering: Answered | None = None) -> None:
     ticket.problems = _problems(validation)
     ticket.updated_at = row.processed_at
     row.ticket = ticket
@@ -239,7 +246,7 @@ def _request_information(session: Session, app: App, msg: InboundMessage, row: I
             context={"ticket": ticket, "problems": validation.problems,
                          "version": validation.version},
             reference=ticket.reference,
-            answering=msg),
+            answering=answering or msg),
             ticket=ticket)
     else:
         # No address to ask: only a person can follow this up.
@@ -253,24 +260,29 @@ def _request_information(session: Session, app: App, msg: InboundMessage, row: I
 
 
 def _submit(session: Session, app: App, msg: InboundMessage, row: Inbound,
-            values: dict[str, str], ticket: Ticket | None, signed: bool = False) -> None:
-    """Check a submission; register it, or ask for what is missing."""
+            values: dict[str, str], ticket: Ticket | None, signed: bool = False,
+            forwarded: tuple[Contact, Original] | None = None) -> None:
+    """Check a submission; register it, or ask for what is missing (``forwarded``: the
+    form came inside a staff member's forward, from the first contact of its author)."""
     day = local(row.received_at or row.processed_at).date()
     validation = validate(values, app.rulebook, day)
+    contact, original = forwarded or (None, None)
     if validation.conforming:
-        register(session, app, msg, row, validation, ticket, signed)
+        register(session, app, msg, row, validation, ticket, signed, contact, original)
         return
     if ticket is None:
         email = validation.values.get("email", "")
         if "email" in {p.key for p in validation.problems}:
             email = ""
         if not email:
-            # The form's own field is unusable: fall back on a real person's address.
-            fallback = _reply_address(msg)
+            # The form's own field is unusable: fall back on a real person's address
+            # (a forward's author, never the staff member who passed it on).
+            fallback = original.address if original else _reply_address(msg)
             if fallback not in app.config.organisation.form_senders:
                 email = fallback
-        contact = (_find_contact(session, validation.values, email, signed=signed,
-                                 sender=msg.from_address) if email else None)
+        if contact is None and email:
+            contact = _find_contact(session, validation.values, email, signed=signed,
+                                    sender=msg.from_address)
         ticket = Ticket(
             reference=new_reference(app.rulebook.ticket_prefix),
             received_at=row.received_at or row.processed_at,
@@ -282,7 +294,7 @@ def _submit(session: Session, app: App, msg: InboundMessage, row: Inbound,
             updated_at=row.processed_at,
         )
         row.ticket = ticket
-    _request_information(session, app, msg, row, ticket, validation)
+    _request_information(session, app, msg, row, ticket, validation, original)
 
 
 # --- One handler per action ------------------------------------------------------------------
@@ -372,6 +384,122 @@ def handle_new_contact(session: Session, app: App, msg: InboundMessage, decision
         answering=msg),
         contact=contact)
     log.info("initial contact %s answered with the form link", contact.reference)
+
+
+def _transmitted_by(app: App, msg: InboundMessage, row: Inbound) -> str:
+    """«transmis par <nom> (<adresse>) le <date>»: how the register says a first contact
+    reached the complaints service through a member of staff."""
+    who = msg.from_name or msg.from_address
+    return f"transmis par {who} ({msg.from_address}) le {local(row.processed_at):%d/%m/%Y}"
+
+
+def _confirm_forward(session: Session, app: App, msg: InboundMessage, reference: str,
+                     **context: object) -> None:
+    enqueue(session, app, Email(
+        EmailKind.FORWARD_CONFIRMATION, [msg.from_address],
+        context={"staff_name": msg.from_name, **context},
+        reference=reference,
+        answering=msg))
+
+
+def handle_forward(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                   row: Inbound) -> None:
+    """A member of staff passed a complaint on: its author becomes the first contact
+    (form link to her, dated from her message) and the staff member is told; a thread
+    the bot already follows is joined instead, and nothing goes to the author."""
+    passed = decision.forwarded
+    assert passed is not None  # the forward chain decides FORWARD with it only
+    original = passed if isinstance(passed, Original) else None
+    address = passed.address
+    if decision.thread is not None:
+        _forward_to_known(session, app, msg, decision, row, original)
+        return
+    if original is not None:
+        received_at, name = original.date, original.name
+        message_id, subject = original.message_id, original.subject
+        mode = f"{app.rulebook.mode_email}, {_transmitted_by(app, msg, row)}"
+        how = original.how
+    else:
+        assert isinstance(passed, Letter)
+        noon = dt.datetime.combine(passed.day, dt.time(12), tzinfo=PARIS)
+        received_at, name, message_id, subject = (
+            noon.astimezone(dt.UTC).replace(tzinfo=None), "", "", msg.subject)
+        mode = f"{passed.mode}, {_transmitted_by(app, msg, row)}"
+        how = passed.mode
+    contact = Contact(
+        reference=new_reference(app.rulebook.contact_prefix),
+        received_at=received_at,
+        sender_email=address,
+        sender_name=name,
+        subject=subject,
+        message_id=message_id,
+        status=ContactStatus.OPEN,
+        mode=mode[:200],
+    )
+    row.contact = contact
+    _event(session, row, "initial_contact", {"reference": contact.reference,
+                                              "forwarded_by": msg.from_address}, contact=contact)
+    if original is not None and decision.fields:
+        # The author had filled in the form already: her submission, from her contact.
+        session.flush()  # rare: the ticket of an incomplete form needs the contact's id
+        _submit(session, app, msg, row, decision.fields, None, forwarded=(contact, original))
+        sent = "form"
+    else:
+        day = local(contact.received_at).date()
+        queued = enqueue(session, app, Email(
+            EmailKind.FORM_LINK, [contact.sender_email],
+            context={"contact": contact, "form_link": _form_link(app, contact.reference),
+                     "form": app.rulebook.current_form(day),
+                     "forwarded_by": msg.from_name or "", "letter": original is None},
+            reference=contact.reference,
+            answering=original),
+            contact=contact)
+        sent = "link" if queued else "limited"
+    _confirm_forward(session, app, msg, contact.reference, contact=contact,
+                     sent=sent, how=how, known=None)
+    log.info("first contact %s passed on by staff", contact.reference)
+
+
+def _forward_to_known(session: Session, app: App, msg: InboundMessage, decision: Decision,
+                      row: Inbound, original: Original | None) -> None:
+    """The forward joins the thread the bot follows: kept in its dossier, shown to the
+    director as correspondence; its author is not written to again."""
+    assert decision.thread is not None
+    thread = decision.thread
+    complaint = session.get(Complaint, thread.id) if thread.kind == "complaint" else None
+    contact = session.get(Contact, thread.id) if thread.kind == "contact" else None
+    if complaint is not None:
+        row.complaint_id = complaint.id
+        tag = app.tokens.tag(complaint.number, complaint.key_generation)
+    else:
+        row.contact_id = thread.id
+        tag = f"[{thread.reference}]"
+    text = original.text if original is not None else decision.new_text
+    _event(session, row, "correspondence", {"from": "staff", "by": msg.from_address},
+           complaint=complaint, contact=contact)
+    enqueue(session, app, Email(
+        EmailKind.DIRECTOR_CORRESPONDENCE, _directors(app),
+        context={"reference_kind": "complaint" if complaint else "contact", "tag": tag,
+                 "sender": f"{thread.correspondent} (transmis par {msg.from_address})",
+                 "subject": original.subject if original else msg.subject, "text": text},
+        reference=thread.reference,
+        auto_submitted="auto-generated"),
+        complaint=complaint, contact=contact)
+    _confirm_forward(session, app, msg, thread.reference, contact=None,
+                     sent="known", how=original.how if original else "courrier",
+                     known=thread)
+
+
+def handle_forward_refused(session: Session, app: App, msg: InboundMessage,
+                           decision: Decision, row: Inbound) -> None:
+    """What staff passed on names nobody the bot may write to: only she is told why."""
+    enqueue(session, app, Email(
+        EmailKind.FORWARD_REFUSED, [msg.from_address],
+        context={"staff_name": msg.from_name, "subject": msg.subject,
+                 "reason": decision.matches[0].reason},
+        reference="transmission",
+        answering=msg))
+    log.info("forward refused (%s)", decision.matches[0].rule)
 
 
 def handle_command(session: Session, app: App, msg: InboundMessage, decision: Decision,
@@ -516,6 +644,8 @@ ROUTES: dict[Action, Route] = {
     Action.CONTACT_REPLY: Route(handle_contact_reply, "processed"),
     Action.COMPLAINT_REPLY: Route(handle_complaint_reply, "processed"),
     Action.NEW_CONTACT: Route(handle_new_contact, "processed"),
+    Action.FORWARD: Route(handle_forward, "processed"),
+    Action.FORWARD_REFUSED: Route(handle_forward_refused, "processed"),
 }
 
 

@@ -149,6 +149,10 @@ class CommandHelp:
     name: str = ""
     aliases: tuple[str, ...] = ()
     read_only: bool = False
+    #: Read at intake as the first line of a staff member's new message (a forward, or a
+    #: letter she passes on), never applied to a complaint: no reply to a notification
+    #: carries it, so it opens no reply (no prefills).
+    forward: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:  # the command word of its syntax, without its "#"
@@ -173,6 +177,12 @@ class CommandsHelp:
     def read_only(self) -> frozenset[str]:
         """The commands that read the register without changing it: no token needed."""
         return frozenset(c.name for c in self.commands if c.read_only)
+
+    @cached_property
+    def forward(self) -> frozenset[str]:
+        """The words of the command that makes a staff member's message a forward."""
+        return frozenset(word for word, name in self.words.items()
+                         if any(c.forward and c.name == name for c in self.commands))
 
 
 @dataclass(frozen=True)
@@ -438,7 +448,11 @@ def _read_commands(path: Path, known: dict[str, CommandHelp]) -> CommandsHelp:
     tables = _tables(data, "commands", path, ("syntax", "help", "prefills"))
     for (where, (syntax, text, prefills)), raw in zip(tables, data["commands"], strict=False):
         syntax, text = str(syntax), str(text)
-        if not syntax.startswith("#") or not isinstance(prefills, list) or not prefills:
+        forward = raw.get("forward", False)
+        if not isinstance(forward, bool):
+            raise RulesError(f"{where}: forward must be true or false")
+        if not syntax.startswith("#") or not isinstance(prefills, list) or (
+                not prefills and not forward):
             raise RulesError(f"{where}: syntax must start with # and prefills be a list")
         name = str(raw.get("name") or syntax.split()[0].lstrip("#"))
         default = known.get(name)
@@ -449,7 +463,7 @@ def _read_commands(path: Path, known: dict[str, CommandHelp]) -> CommandsHelp:
         if not isinstance(read_only, bool):
             raise RulesError(f"{where}: read_only must be true or false")
         commands.append(CommandHelp(syntax, text, tuple(str(p) for p in prefills), name,
-                                    tuple(aliases), read_only))
+                                    tuple(aliases), read_only, forward))
     return CommandsHelp(_get(data, "intro", path, str), _get(data, "outro", path, str),
                         tuple(commands))
 

@@ -175,7 +175,8 @@ class Validation:
         return not self.problems
 
 
-def _valid_email(value: str) -> str | None:
+def valid_email(value: str) -> str | None:
+    """``value`` normalised (NFC, IDNA, lower case) if it is an email address, else None."""
     from email_validator import EmailNotValidError, validate_email
 
     try:
@@ -187,7 +188,7 @@ def _valid_email(value: str) -> str | None:
 def _normalise(f: FormField, value: str) -> tuple[str, str | None]:
     """The value as stored, and a problem message if it is not acceptable."""
     if f.type == "email":
-        email = _valid_email(value)
+        email = valid_email(value)
         return (email, None) if email else (value, f"l'adresse « {value} » n'est pas valide")
     if f.type == "choice":
         folded = fold(value)

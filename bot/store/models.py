@@ -148,6 +148,9 @@ class Contact(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str] = mapped_column(String(998), default="")
     status: Mapped[str] = mapped_column(String(16), default="open")
+    #: How it reached the organisation when not written to the mailbox: «Courriel,
+    #: transmis par … le …», «courrier, transmis par …» ("": the mailbox's own mode).
+    mode: Mapped[str] = mapped_column(String(200), default="", server_default="")
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
     # To link a complaint not written yet (see Inbound.complaint).
     complaint: Mapped[Complaint | None] = relationship(lazy="raise")

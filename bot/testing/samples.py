@@ -202,3 +202,52 @@ Content-Type: text/rfc822-headers
 --{boundary}--
 """
     return text.replace("\n", "\r\n").encode("utf-8")
+
+
+#: The original of :func:`staff_forward`: a trainee's complaint written to the
+#: secretariat, not to the complaints mailbox.
+TRAINEE = "Léa Martin <lea.martin@example.org>"
+TRAINEE_COMPLAINT = ("Bonjour,\nLa session du 2 décembre a été annulée sans que personne ne "
+                     "me prévienne : j'ai fait le déplacement pour rien.\nLéa Martin\n")
+
+
+def staff_forward(
+    original: str = TRAINEE,
+    body: str = TRAINEE_COMPLAINT,
+    *,
+    sender: str = "Sophie Accueil <secretariat@example.fr>",
+    subject: str = "TR: RÉCLAMATION session annulée",
+    note: str = "Pour traitement, merci.",
+    attached: bool = False,
+    written: dt.datetime = dt.datetime(2026, 12, 3, 9, 12, tzinfo=dt.UTC),
+    attachments: list[tuple[str, str, bytes]] | None = None,
+) -> bytes:
+    """A member of staff forwards a complaint she received: inline as Outlook writes it
+    in French («De : … Envoyé : … À : … Objet :»), or ``attached`` as message/rfc822."""
+    staff_address = email.utils.parseaddr(sender)[1]
+    if attached:
+        enclosed = email.message_from_bytes(_message(
+            sender=original, to=staff_address, subject="Session annulée", text=body,
+            date=written), policy=email.policy.SMTP)
+        msg = EmailMessage(policy=email.policy.SMTP)
+        msg["From"] = sender
+        msg["To"] = "reclamations@example.fr"
+        msg["Subject"] = subject
+        msg["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
+        msg["Message-ID"] = f"<{uuid.uuid4().hex}@example.fr>"
+        msg.set_content(f"{note}\n")
+        msg.add_attachment(enclosed)
+        for filename, content_type, data in attachments or []:
+            maintype, subtype = content_type.split("/", 1)
+            msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+        return msg.as_bytes()
+    paris = written.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    days = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+    months = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+              "septembre", "octobre", "novembre", "décembre")
+    sent = (f"{days[paris.weekday()]} {paris.day} {months[paris.month - 1]} {paris.year} "
+            f"{paris:%H:%M}")
+    text = (f"{note}\n\n________________________________\nDe : {original}\nEnvoyé : {sent}\n"
+            f"À : {sender}\nObjet : Session annulée\n\n{body}")
+    return _message(sender=sender, to="reclamations@example.fr", subject=subject, text=text,
+                    attachments=attachments)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from bot.core.states import Action
-from bot.core.text import fold
 from bot.intake.classify.chain import (
     Chain,
     Context,
@@ -36,6 +35,17 @@ from bot.intake.classify.director import (
     invalid_token,
     read_only_commands,
     valid_token,
+)
+from bot.intake.classify.forwards import (
+    forwarded_form,
+    known_original,
+    letter_refused,
+    original_from_robot,
+    original_not_a_person,
+    staff_forward,
+    subject_tag,
+    transmitted_letter,
+    unreadable_original,
 )
 from bot.intake.classify.robots import (
     ROBOT_RULES,
@@ -83,15 +93,6 @@ def form_fields(msg: InboundMessage, ctx: Context) -> str | None:
     filled = len([value for value in ctx.fields.values() if value])
     version = ctx.fields.get("form_version") or "absente"
     return f"{filled} champ(s) du formulaire lu(s), version {version}"
-
-
-def subject_tag(msg: InboundMessage, ctx: Context) -> str | None:
-    # A word that begins with the tag: "RÉCLAMATION:", "Réclamations", "RECLAMATION-2".
-    words = f" {fold(msg.subject)}"
-    for tag in ctx.app.rulebook.subject_tags:
-        if f" {tag}" in words:
-            return f"l'objet porte l'étiquette {tag.upper()}"
-    return None
 
 
 def filled_form(msg: InboundMessage, ctx: Context) -> str | None:
@@ -153,6 +154,7 @@ def build_chains(rulebook: Rulebook) -> dict[str, Chain]:
         ), otherwise=Action.SUBMISSION),
         Chain("people", (
             Link(size_limit, Action.TOO_LARGE),
+            Link(staff_forward, Goto("forward")),
             Link(from_director, Goto("director")),
             Link(foreign_token, Action.ALERT),
             Link(thread_found, Goto("thread")),
@@ -167,6 +169,21 @@ def build_chains(rulebook: Rulebook) -> dict[str, Chain]:
             Link(authentication, Action.ALERT),
             Link(valid_token, Action.COMMAND),
         ), otherwise=Action.ALERT),
+        # What staff pass on: refused with the reason unless it names a person the bot
+        # may write to; a thread the bot already follows is joined, never opened twice.
+        Chain("forward", (
+            Link(authentication, Action.ALERT),
+            Link(transmitted_letter, Goto("letter")),
+            Link(unreadable_original, Action.FORWARD_REFUSED),
+            Link(original_not_a_person, Action.FORWARD_REFUSED),
+            Link(original_from_robot, Action.FORWARD_REFUSED),
+            Link(known_original, Action.FORWARD),
+            Link(forwarded_form, Action.FORWARD),
+        ), otherwise=Action.FORWARD),
+        Chain("letter", (
+            Link(letter_refused, Action.FORWARD_REFUSED),
+            Link(known_original, Action.FORWARD),
+        ), otherwise=Action.FORWARD),
         Chain("read-only command", (
             Link(authentication, Action.ALERT),
         ), otherwise=Action.COMMAND),

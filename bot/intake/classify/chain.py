@@ -24,6 +24,7 @@ from bot.intake.replies import Reading, read_reply
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.intake.forwarded import Letter, Original
     from bot.intake.message import InboundMessage
 
 T = TypeVar("T")
@@ -73,6 +74,8 @@ class Context:
     new_text: str = ""
     #: What the reader of replies took out of it, recorded with the rules that matched.
     read: list[Match] = field(default_factory=list)
+    #: What a member of staff passed on: the message she forwards, or a letter.
+    forwarded: Original | Letter | None = None
     _memo: dict[str, Any] = field(default_factory=dict)
 
     def once(self, key: str, work: Callable[[], T]) -> T:
@@ -166,6 +169,8 @@ class Decision:
     new_text: str = ""
     #: The form's reference to a first contact came signed (the served form's link).
     signed_reference: bool = False
+    #: What a member of staff passed on (:mod:`bot.intake.forwarded`).
+    forwarded: Original | Letter | None = None
 
 
 def run(chains: dict[str, Chain], start: str, msg: InboundMessage, ctx: Context) -> Decision:
@@ -200,5 +205,6 @@ def run(chains: dict[str, Chain], start: str, msg: InboundMessage, ctx: Context)
         return Decision(action, (*matched, *ctx.read), tuple(passed), thread=ctx.thread,
                         fields=ctx.fields, bounced=ctx.bounced, commands=ctx.commands,
                         command_error=ctx.command_error, rating=ctx.rating,
-                        new_text=ctx.new_text, signed_reference=ctx.signed_reference)
+                        new_text=ctx.new_text, signed_reference=ctx.signed_reference,
+                        forwarded=ctx.forwarded)
     raise AssertionError(f"the chains loop from {start!r}")  # a table written wrong

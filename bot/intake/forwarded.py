@@ -1,0 +1,252 @@
+"""Read what a member of staff passes on: the message she forwards, or a letter.
+
+A complaint often reaches a trainer or the secretariat first. Forwarded to the complaints
+mailbox, the message it carries is what counts (its author, its date, its text), and
+the clients carry it in two ways:
+
+- **attached**: an enclosed ``message/rfc822`` part ("forward as attachment", Outlook's
+  forward of an item, a ``.eml`` file), parsed here like any message;
+- **inline**: the original under a header block the client writes in the language of
+  its user (Gmail «---------- Forwarded message ---------» / «Message transféré», Outlook
+  «De : … Envoyé : … À : … Objet :», Apple Mail «Début du message réexpédié :»,
+  Thunderbird «-------- Message transféré --------», Roundcube, Zimbra «Mail
+  transféré»). quotequail finds the block and the original's text (the same library the
+  reader of replies uses); the date the block writes in words («jeu. 3 déc. 2026 à
+  10:12», «jeudi 3 décembre 2026 10:12») is read by dateparser, in French or English.
+
+``#transmettre <adresse> [AAAA-MM-JJ] [mode]`` as the first line of her message records
+another written channel instead: a letter or a note left at reception, scanned and
+attached (:class:`Letter`).
+
+Nothing here decides: the rules of :mod:`bot.intake.classify.forwards` do, from what
+these functions read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import re
+from dataclasses import dataclass, field
+
+from bot.core.clock import PARIS
+from bot.core.text import fold, visible
+from bot.intake.htmltext import html_to_text
+from bot.intake.message import InboundMessage, parse_message
+from bot.rulebook.form import valid_email
+
+#: Why nothing could be read: what the refusal to the staff member names.
+NO_ORIGINAL = ("aucun message transféré n'a pu être lu : ni message joint (fichier .eml), "
+               "ni transfert dans le texte (« De : … Envoyé : … » ou « Message transféré »)")
+NO_AUTHOR = ("le message transféré ne dit pas qui l'a écrit : sa ligne « De : » ne porte pas "
+             "d'adresse e-mail")
+NO_DATE = ("le message transféré n'a pas de date lisible (ligne « Date : » ou « Envoyé : » "
+           "avec le jour, le mois et l'année)")
+UNREADABLE_ATTACHED = "le message joint est illisible"
+
+_ADDRESS = re.compile(r"[^\s<>\[\]()\"':;,]+@[^\s<>\[\]()\"':;,]+\.[^\s<>\[\]()\"':;,]+")
+_YEAR = re.compile(r"\b(19|20)\d\d\b")
+# A date line of a forward's header block, in the clients' languages («Envoyé le :» is
+# Outlook for Mac's; «Sent:» Outlook's in English).
+_DATE_LINE = re.compile(
+    r"(?im)^[\s>*]*(?:date|envoy[ée](?:\s+le)?|sent|gesendet|enviado|inviato)\s*:\s*\**\s*(.+?)"
+    r"\s*$")
+
+
+@dataclass(frozen=True)
+class Original:
+    """The message a member of staff passed on, as her forward carries it."""
+
+    address: str
+    name: str
+    #: When its author wrote it (naive UTC): the date of the initial complaint.
+    date: dt.datetime
+    message_id: str
+    subject: str
+    text: str
+    #: «message joint» or «transfert dans le texte».
+    how: str
+    #: The original as the rules read a message: parsed when attached, else made of
+    #: what the forward shows of it (its author, subject and text; no header of its own).
+    message: InboundMessage = field(repr=False)
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """Its own threading headers: an answer to it joins the author's thread."""
+        return self.message.references
+
+
+@dataclass(frozen=True)
+class Letter:
+    """``#transmettre <adresse> [AAAA-MM-JJ] [mode]``: a written complaint that came by
+    another channel (a letter, a note left at reception), its scan attached."""
+
+    address: str
+    day: dt.date
+    mode: str
+
+
+def _words(line: str) -> list[str]:
+    return line.split()
+
+
+def transmit_command(text: str, words: frozenset[str]) -> str | None:
+    """The first line of ``text`` if it is ``#transmettre…`` (any of ``words``, folded)."""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        first = line.strip().split(maxsplit=1)[0]
+        if first.startswith("#") and fold(first[1:]).replace(" ", "") in words:
+            return line.strip()
+        return None
+    return None
+
+
+def _day(value: str) -> dt.date | None:
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y"):
+        try:
+            return dt.datetime.strptime(value, pattern).date()
+        except ValueError:
+            continue
+    return None
+
+
+def read_letter(line: str, today: dt.date, default_mode: str) -> Letter | str | None:
+    """The letter ``#transmettre <adresse> [date] [mode]`` records; ``None`` for a bare
+    ``#transmettre`` (a forward); else why the line cannot be read, in French."""
+    arguments = _words(line)[1:]
+    if not arguments:
+        return None
+    address = valid_email(arguments[0])
+    if address is None:
+        return (f"« {visible(arguments[0])[:80]} » n'est pas une adresse e-mail : écrivez "
+                "#transmettre suivi de l'adresse de la personne qui a écrit")
+    rest = arguments[1:]
+    day = today
+    if rest and re.fullmatch(r"[\d./-]+", rest[0]):
+        parsed = _day(rest[0])
+        if parsed is None:
+            return f"« {rest[0]} » n'est pas une date (AAAA-MM-JJ, par exemple {today})"
+        if parsed > today:
+            return f"le {parsed:%d/%m/%Y} est dans l'avenir : la date est celle du courrier"
+        day, rest = parsed, rest[1:]
+    mode = visible(" ".join(rest)).strip() or default_mode
+    return Letter(address, day, mode[:80])
+
+
+def _parsed_date(value: str) -> dt.datetime | None:
+    """A date as a forward's header block writes it, in words or in figures (naive UTC);
+    ``None`` unless it says its year (dateparser would make «hier» of a day)."""
+    value = visible(value).strip()
+    if not _YEAR.search(value):
+        return None
+    try:
+        moment: dt.datetime | None = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        moment = None  # not RFC 5322's: the client wrote it in words
+    if moment is None:
+        import dateparser  # only for the forwards that write their dates in words
+
+        moment = dateparser.parse(value, languages=["fr", "en", "de", "es", "it"], settings={
+            "DATE_ORDER": "DMY", "TIMEZONE": str(PARIS), "RETURN_AS_TIMEZONE_AWARE": True,
+            "PREFER_DATES_FROM": "past"})
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=PARIS)
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _author(value: str) -> tuple[str, str]:
+    """The address and name of a «De :» value: «Name <a@b>», «Name [mailto:a@b]», «a@b»."""
+    value = visible(value).replace("mailto:", " ")
+    name, address = email.utils.parseaddr(value)
+    checked = valid_email(address) if address else None
+    if checked is None:
+        found = _ADDRESS.search(value)
+        checked = valid_email(found.group(0).strip(".")) if found else None
+        name = value[:found.start()] if found else value
+    name = name.strip().strip("\"'<[( ").strip()
+    return checked or "", name if "@" not in name else ""
+
+
+def _attached(msg: InboundMessage, candidates: tuple[str, ...]) -> Original | str | None:
+    for part in msg.attachments:
+        if part.content_type != "message/rfc822" and not part.filename.lower().endswith(".eml"):
+            continue
+        try:
+            enclosed = parse_message(part.data, candidates)
+        except Exception:  # whatever the parser raises (it is a stranger's MIME), unreadable
+            return UNREADABLE_ATTACHED
+        address = valid_email(enclosed.reply_to or enclosed.from_address or "") or ""
+        if not address:
+            return NO_AUTHOR
+        if enclosed.date is None:
+            return NO_DATE
+        return Original(address, enclosed.from_name, enclosed.date, enclosed.message_id,
+                        enclosed.subject, enclosed.text, "message joint", enclosed)
+    return None
+
+
+def _date_near(text: str, anchor: str) -> str:
+    """The date line of the header block around ``anchor`` (the «De :» value)."""
+    at = text.find(anchor) if anchor else -1
+    if at < 0:
+        return ""
+    window = text[max(0, at - 600):at + 600]
+    found = _DATE_LINE.search(window)
+    return found.group(1) if found else ""
+
+
+def _body_after(text: str, anchor: str) -> str:
+    """The original's text: what follows the first blank line after the header block's
+    «De :» value. quotequail's own cut takes «Label : value» lines at the top of the
+    body for more of the block, and a filled-in form is nothing but such lines."""
+    at = text.find(anchor) if anchor else -1
+    if at < 0:
+        return ""
+    blank = re.compile(r"\n[ \t\u00a0]*\n").search(text, at)
+    return text[blank.end():] if blank else ""
+
+
+def _inline(msg: InboundMessage) -> Original | str | None:
+    import quotequail
+
+    texts = [msg.text] if msg.text and not msg.text_from_html else []
+    if msg.html:
+        texts.append(html_to_text(msg.html))
+    problem: str | None = None
+    for text in (t.replace("\r\n", "\n") for t in texts):
+        unwrapped = quotequail.unwrap(text)
+        if not unwrapped or unwrapped.get("type") != "forward":
+            continue
+        address, name = _author(str(unwrapped.get("from", "")))
+        if not address:
+            problem = NO_AUTHOR
+            continue
+        written = str(unwrapped.get("date") or "") or _date_near(text, str(unwrapped["from"]))
+        date = _parsed_date(written)
+        if date is None:
+            problem = NO_DATE
+            continue
+        body = _body_after(text, str(unwrapped["from"])) or str(unwrapped.get("text") or "")
+        body = body.strip()
+        subject = visible(str(unwrapped.get("subject") or "")).strip()
+        message = InboundMessage(
+            raw=b"", content_hash="", message_id="", subject=subject, from_address=address,
+            from_name=name, reply_to="", date=date, in_reply_to=(), references=(), headers={},
+            content_type="text/plain", text=body, html="")
+        return Original(address, name, date, "", subject, body, "transfert dans le texte",
+                        message)
+    return problem
+
+
+def read_original(msg: InboundMessage, candidates: tuple[str, ...]) -> Original | str:
+    """The message ``msg`` forwards (attached first: it is whole), or what is missing."""
+    attached = _attached(msg, candidates)
+    if isinstance(attached, Original):
+        return attached
+    inline = _inline(msg)
+    if isinstance(inline, Original):
+        return inline
+    return attached or inline or NO_ORIGINAL
