@@ -1,0 +1,223 @@
+"""A complaint that reached a trainer or the secretariat first, forwarded to the complaints
+mailbox: the procedure starts for the person who wrote it.
+
+Through the real Dovecot and test SMTP servers: the form link goes to the enclosed
+author, dated from her message, the register's mode says who passed it on, the staff
+member is told, the dossier holds the original. The clients' own layouts are in
+``tests/data/forwards`` (read in-process by ``test_each_clients_forward_is_read``, and
+through the mailbox by ``test_forwards_of_every_client_reach_their_author``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.intake.forwarded import NO_AUTHOR, Original, read_original
+from bot.intake.message import parse_message
+from bot.store.models import Contact, Event
+from bot.testing import samples
+from tests.conftest import BOT, DIRECTOR, STAFF, BotEnv
+
+LEA = "lea.martin@example.org"
+WRITTEN = dt.datetime(2026, 12, 3, 9, 12, tzinfo=dt.UTC)  # 10:12 in Paris
+FIXTURES = Path(__file__).parent / "data" / "forwards"
+
+
+def _index() -> list[dict[str, Any]]:
+    path = FIXTURES / "index.toml"
+    if not path.exists():
+        return []
+    return list(tomllib.loads(path.read_text(encoding="utf-8"))["forward"])
+
+
+def only_to(env: BotEnv, *addresses: str) -> dict[str, list[Any]]:
+    """What the test SMTP server received, by recipient; asserting nobody else got any."""
+    got: dict[str, list[Any]] = {}
+    for captured in env.smtp.handler.received:
+        for recipient in captured.recipients:
+            got.setdefault(recipient, []).append(captured)
+    assert set(got) <= set(addresses), sorted(got)
+    return got
+
+
+def test_a_forward_from_staff_starts_the_procedure_for_its_author(env: BotEnv) -> None:
+    """The trainee hears from the complaints service; the trainer is not the complainant."""
+    env.append(samples.staff_forward(written=WRITTEN))
+    env.run()
+    [contact] = env.contacts()
+    assert (contact.sender_email, contact.sender_name) == (LEA, "Léa Martin")
+    assert contact.received_at == WRITTEN.replace(tzinfo=None)  # her message's date
+    assert contact.mode.startswith(f"Courriel, transmis par Sophie Accueil ({STAFF}) le ")
+    got = only_to(env, LEA, STAFF)
+    [link] = got[LEA]
+    assert "transmis au service réclamations" in link.text()
+    assert "adressé à Sophie Accueil" in link.text() and "jeudi 3 décembre 2026" in link.text()
+    assert f"ref={contact.reference}" in link.text()
+    [confirmation] = got[STAFF]
+    assert contact.reference in confirmation.subject
+    assert "jeudi 3 décembre 2026" in confirmation.text() and LEA in confirmation.text()
+    names = env.app.dossiers.names(contact.reference)
+    assert any(n.startswith("messages/") for n in names)  # the forward, the original inside
+    # She fills in the form: the register says when and how it started.
+    env.append(samples.form_submission({**samples.COMPLETE_FORM, "Adresse e-mail": LEA,
+                                        "Référence": contact.reference}))
+    env.run()
+    [complaint] = env.complaints()
+    assert complaint.initial_contact_at == WRITTEN.replace(tzinfo=None)
+    assert complaint.initial_mode == f"{contact.mode} (réf. {contact.reference})"
+
+
+def test_an_attached_forward_threads_the_form_link_on_her_message(env: BotEnv) -> None:
+    raw = samples.staff_forward(attached=True, written=WRITTEN, attachments=[
+        ("convocation.pdf", "application/pdf", samples.pdf_bytes())])
+    env.append(raw)
+    env.run()
+    [contact] = env.contacts()
+    assert contact.sender_email == LEA and contact.message_id
+    [link] = only_to(env, LEA, STAFF)[LEA]
+    assert link.message["In-Reply-To"] == contact.message_id  # threaded on her message
+    names = env.app.dossiers.names(contact.reference)
+    assert any(n.endswith("convocation.pdf") for n in names)
+
+
+def test_transmettre_with_a_scanned_letter(env: BotEnv) -> None:
+    raw = samples._message(
+        sender=f"Sophie Accueil <{STAFF}>", to=BOT, subject="Courrier de M. Dupont",
+        text="#transmettre j.dupont@example.net 2026-12-01 lettre recommandée\n"
+             "Reçue ce matin à l'accueil.\n",
+        attachments=[("scan.pdf", "application/pdf", samples.pdf_bytes())])
+    env.append(raw)
+    env.run()
+    [contact] = env.contacts()
+    assert contact.sender_email == "j.dupont@example.net"
+    assert contact.received_at.date() == dt.date(2026, 12, 1)
+    assert contact.mode.startswith("lettre recommandée, transmis par Sophie Accueil")
+    got = only_to(env, "j.dupont@example.net", STAFF)
+    assert "Votre courrier du mardi 1 décembre 2026" in got["j.dupont@example.net"][0].text()
+    assert any(n.endswith("scan.pdf") for n in env.app.dossiers.names(contact.reference))
+
+
+def test_a_forwarded_complete_form_is_registered_under_its_author(env: BotEnv) -> None:
+    form = {**samples.COMPLETE_FORM, "Nom et prénom": "Léa Martin", "Adresse e-mail": LEA}
+    env.append(samples.staff_forward(body=samples.form_text(form), written=WRITTEN))
+    env.run()
+    [complaint] = env.complaints()
+    assert complaint.client_email == LEA and complaint.client_name == "Léa Martin"
+    assert complaint.initial_contact_at == WRITTEN.replace(tzinfo=None)
+    assert "transmis par Sophie Accueil" in complaint.initial_mode
+    got = only_to(env, LEA, STAFF, DIRECTOR)
+    assert [c.subject for c in got[LEA] if "Accusé" in c.subject]  # acknowledged, to her
+    assert "pris en compte" in got[STAFF][0].text()
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (samples.staff_forward("Mail Delivery System <mailer-daemon@example.org>"), "robot"),
+    (samples.staff_forward(f"Claire Durand <{DIRECTOR}>"), "est de l'équipe"),
+    (samples.staff_forward("Léa Martin"), "ne porte pas d'adresse"),
+    (samples._message(sender=STAFF, to=BOT, subject="Divers", text="#transmettre\nVoir.\n"),
+     "aucun message transféré"),
+    (samples._message(sender=STAFF, to=BOT, subject="Lettre",
+                      text="#transmettre lea.martin@example.org\n"), "aucune pièce jointe"),
+], ids=["robot inside", "staff inside", "no address", "nothing forwarded", "letter unscanned"])
+def test_security_a_forward_naming_nobody_to_write_to_is_refused_to_its_sender_only(
+        env: BotEnv, raw: bytes, reason: str) -> None:
+    """Nobody else can make the bot write to a third party: what staff pass on must name
+    a person; else only the staff member hears, with the reason."""
+    env.append(raw)
+    env.run()
+    assert env.contacts() == []
+    [refusal] = only_to(env, STAFF)[STAFF]
+    assert "Transmission refusée" in refusal.subject and reason in refusal.text()
+
+
+def test_security_a_strangers_forward_makes_her_the_contact(env: BotEnv) -> None:
+    """A forward from an address that is not staff is handled as before: its sender is
+    the contact, and the enclosed author is never written to."""
+    env.append(samples.staff_forward(sender="Mallory <mallory@example.com>"))
+    env.run()
+    [contact] = env.contacts()
+    assert contact.sender_email == "mallory@example.com" and contact.mode == ""
+    only_to(env, "mallory@example.com")
+
+
+def test_security_a_forged_staff_forward_is_refused_where_authentication_is_required(
+        env: BotEnv) -> None:
+    with env.config_path.open("a") as out:
+        out.write('\n[security]\nrequire_authentication_results = true\n'
+                  'authserv_id = "mx.example.fr"\n')
+    env.restart()
+    env.append(samples.staff_forward())
+    env.run()
+    assert env.contacts() == []
+    got = only_to(env, DIRECTOR)  # an alert: neither the author nor the "staff" sender
+    assert "pas d'en-tête Authentication-Results" in got[DIRECTOR][0].text()
+
+
+def test_a_forward_of_a_thread_already_known_joins_it(env: BotEnv) -> None:
+    env.append(samples.staff_forward(attached=True))
+    env.run()
+    [contact] = env.contacts()
+    env.append(samples.staff_forward(note="Elle a rappelé, même sujet."))
+    env.run()
+    assert [c.reference for c in env.contacts()] == [contact.reference]  # no second one
+    got = only_to(env, LEA, STAFF, DIRECTOR)
+    assert len(got[LEA]) == 1  # one form link only
+    assert "déjà suivi" in got[STAFF][-1].subject
+    assert "transmis par" in got[DIRECTOR][-1].text()
+    kinds = [e.kind for e in env.query(Event, Event.contact_id == contact.id)]
+    assert kinds == ["initial_contact", "correspondence"]
+
+
+def test_the_daily_limit_of_automatic_answers_applies_to_the_enclosed_author(
+        env: BotEnv) -> None:
+    limit = env.app.rulebook.auto_replies_per_address_per_day
+    for index in range(limit + 1):
+        # Each one a new complaint, closed between (no open contact to join).
+        env.append(samples.staff_forward(body=f"Réclamation n° {index}.\n"))
+        env.run()
+        with env.app.transaction() as session:
+            for contact in session.query(Contact):
+                contact.status = "abandoned"
+    got = only_to(env, LEA, STAFF)
+    assert len(got[LEA]) == limit
+    assert "n'a pas été envoyé" in got[STAFF][-1].text()
+
+
+@pytest.mark.parametrize("case", _index(), ids=lambda case: case["file"])
+def test_each_clients_forward_is_read(case: dict[str, Any]) -> None:
+    """The clients' layouts, as they write them: the author, the date, the text."""
+    msg = parse_message((FIXTURES / case["file"]).read_bytes())
+    original = read_original(msg, ("utf_8", "cp1252"))
+    if not case["author"]:
+        assert original == NO_AUTHOR
+        return
+    assert isinstance(original, Original), original
+    assert (original.address, original.name) == (case["author"], case["name"])
+    written = dt.datetime.fromisoformat(case["date"]).astimezone(dt.UTC).replace(tzinfo=None)
+    assert abs(original.date - written) < dt.timedelta(minutes=1), (original.date, written)
+    assert original.how == {"inline": "transfert dans le texte",
+                            "attached": "message joint"}[case["how"]]
+    assert len(original.text.strip()) > 20  # her words, not the header block
+
+
+@pytest.mark.parametrize("case", [c for c in _index() if c["author"]],
+                         ids=lambda case: case["file"])
+def test_forwards_of_every_client_reach_their_author(env: BotEnv, case: dict[str, Any]
+                                                    ) -> None:
+    env.append((FIXTURES / case["file"]).read_bytes())
+    env.run()
+    got = only_to(env, case["author"], STAFF, DIRECTOR)
+    [contact] = env.contacts()
+    assert contact.sender_email == case["author"]
+    if case.get("form"):
+        [complaint] = env.complaints()
+        assert complaint.client_email == case["author"]
+        assert "transmis par" in complaint.initial_mode
+    else:
+        assert "transmis au service réclamations" in got[case["author"]][0].text()
+    assert contact.reference in got[STAFF][0].subject
