@@ -223,7 +223,8 @@ def unreadable_original(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
 
 
 def original_not_a_person(env: MemoryEnv) -> tuple[bytes, Action, str | None]:
-    return samples.staff_forward(original=f"Claire Durand <{DIRECTOR}>"), Action.FORWARD_REFUSED, None
+    raw = samples.staff_forward(original=f"Claire Durand <{DIRECTOR}>")
+    return raw, Action.FORWARD_REFUSED, None
 
 
 def original_from_robot(env: MemoryEnv) -> tuple[bytes, Action, str | None]:

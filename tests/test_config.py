@@ -144,8 +144,8 @@ def test_init_writes_a_commented_working_config(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     answers = iter([
         "Formations Exemple", "pas-une-adresse", "reclamations@formations.fr",
-        "Claire Durand", "direction@formations.fr", "https://formations.fr/reclamation",
-        "", "ovh",
+        "Claire Durand", "direction@formations.fr", "accueil@formations.fr, paul@formations.fr",
+        "https://formations.fr/reclamation", "", "ovh",
     ])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
     monkeypatch.setattr("getpass.getpass", lambda prompt: "")  # the mailbox is not read
@@ -160,6 +160,7 @@ def test_init_writes_a_commented_working_config(tmp_path: Path,
     assert config.organisation.name == "Formations Exemple"
     assert config.organisation.bot_address == "reclamations@formations.fr"  # asked again
     assert config.organisation.form_senders == ()
+    assert config.organisation.staff_addresses == ("accueil@formations.fr", "paul@formations.fr")
     assert config.imap is not None and (config.imap.host, config.imap.port) == ("ssl0.ovh.net", 993)
     assert config.smtp is not None and config.smtp.security == "ssl"
     assert "# The director of training" in path.read_text()  # the comments stay
@@ -171,7 +172,7 @@ def test_init_for_microsoft_365_sets_up_oauth2(tmp_path: Path, monkeypatch: pyte
                                                capsys: pytest.CaptureFixture[str]) -> None:
     answers = iter([
         "Formations Exemple", "reclamations@formations.fr", "Claire Durand",
-        "direction@formations.fr", "https://formations.fr/reclamation", "", "microsoft365",
+        "direction@formations.fr", "", "https://formations.fr/reclamation", "", "microsoft365",
         "11111111-2222-3333-4444-555555555555", "",
     ])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
@@ -192,7 +193,7 @@ def test_init_without_a_website_form_sets_up_the_served_one(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iter([
         "Formations Exemple", "reclamations@formations.fr", "Claire Durand",
-        "direction@formations.fr", "", "formations.fr", "https://reclamations.formations.fr/",
+        "direction@formations.fr", "", "", "formations.fr", "https://reclamations.formations.fr/",
         "", "ovh",
     ])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
@@ -228,7 +229,7 @@ def test_init_requires_the_authentication_of_commands_by_the_mailboxs_server(
     asked: list[str] = []
     answers = iter([
         "Formations Exemple", "reclamations@formations.fr", "Claire Durand",
-        "direction@formations.fr", "https://formations.fr/reclamation", "", "ovh",
+        "direction@formations.fr", "", "https://formations.fr/reclamation", "", "ovh",
         *([answer] if answer else []),
     ])
 

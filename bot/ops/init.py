@@ -67,6 +67,10 @@ def _comment(text: str, section: str, key: str) -> str:
     return text.replace(f'{key} = "{marker}"', f"# {key} = (not used with auth = \"oauth2\")")
 
 
+def _addresses(answer: str) -> list[str]:
+    return [part.strip() for part in re.split(r"[,;\s]+", answer) if part.strip()]
+
+
 def _question(ask: Ask, prompt: str, default: str = "", check: Callable[[str], bool] = bool,
               hint: str = "une réponse est nécessaire") -> str:
     """Ask until ``check`` accepts the answer, saying what is expected after a wrong one."""
@@ -115,6 +119,12 @@ def write_config(path: Path, ask: Ask, probe: Probe | None = None) -> tuple[Path
                             hint=expected)
     director = _question(ask, "Nom de la directrice ou du directeur des formations")
     director_address = _question(ask, "Son adresse e-mail", check=email, hint=expected)
+    several = lambda a: all(email(x) for x in _addresses(a))  # noqa: E731
+    staff = _addresses(_question(
+        ask, "Adresses de l'équipe qui vous transmettent des réclamations reçues "
+             "(formateurs, secrétariat ; séparées par des virgules, vide si aucune)",
+        check=lambda a: not a or several(a),
+        hint="des adresses e-mail séparées par des virgules sont attendues, ou rien"))
     link = lambda a: a.startswith(("http://", "https://"))  # noqa: E731
     form_url = _question(ask, "Lien du formulaire « Réclamation » de votre site (vide : "
                               "reclambot le sert lui-même)", check=lambda a: not a or link(a),
@@ -149,6 +159,7 @@ def write_config(path: Path, ask: Ask, probe: Probe | None = None) -> tuple[Path
         ("organisation", "bot_address", bot_address),
         ("organisation", "director_name", director),
         ("organisation", "director_addresses", [director_address]),
+        ("organisation", "staff_addresses", staff),
         ("organisation", "form_url", form_url),
         ("web", "public_url", public_url.rstrip("/")),
         ("organisation", "form_senders", [form_sender] if form_sender else []),
