@@ -221,3 +221,20 @@ def test_forwards_of_every_client_reach_their_author(env: BotEnv, case: dict[str
     else:
         assert "transmis au service réclamations" in got[case["author"]][0].text()
     assert contact.reference in got[STAFF][0].subject
+
+
+def test_a_forward_of_a_message_weeks_old_is_not_abandoned_at_once(env: BotEnv) -> None:
+    """The initial date is the author's; the time she has to fill in the form runs from
+    the day the bot wrote to her (a first contact is abandoned after 30 days)."""
+    from bot.procedure import jobs
+    from tests.test_time import at, run_job
+
+    env.now = at(dt.date(2026, 12, 7))
+    env.append(samples.staff_forward(written=dt.datetime(2026, 10, 1, 8, tzinfo=dt.UTC)))
+    env.run()
+    run_job(env, jobs.followup, dt.date(2026, 12, 8))
+    [contact] = env.contacts()
+    assert (contact.status, contact.received_at.date()) == ("open", dt.date(2026, 10, 1))
+    run_job(env, jobs.followup, dt.date(2027, 1, 7))
+    [contact] = env.contacts()
+    assert contact.status == "abandoned"

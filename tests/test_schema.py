@@ -35,7 +35,7 @@ def schema_differences(engine: Engine) -> list[Any]:
 
 #: Columns added by later revisions (empty on the rows written before them).
 ADDED = {("inbound", "rules_passed"), ("outbox", "claimed_by"), ("outbox", "claimed_at"),
-         ("complaints", "key_generation"), ("contacts", "mode")}
+         ("complaints", "key_generation"), ("contacts", "mode"), ("contacts", "opened_at")}
 
 
 def table_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -415,7 +415,7 @@ def handle_forward(session: Session, app: App, msg: InboundMessage, decision: De
         _forward_to_known(session, app, msg, decision, row, original)
         return
     if original is not None:
-        received_at, name = original.date, original.name
+        received_at, name = original.date, original.name[:300]
         message_id, subject = original.message_id, original.subject
         mode = f"{app.rulebook.mode_email}, {_transmitted_by(app, msg, row)}"
         how = original.how
@@ -435,6 +435,7 @@ def handle_forward(session: Session, app: App, msg: InboundMessage, decision: De
         message_id=message_id,
         status=ContactStatus.OPEN,
         mode=mode[:200],
+        opened_at=row.processed_at,
     )
     row.contact = contact
     _event(session, row, "initial_contact", {"reference": contact.reference,

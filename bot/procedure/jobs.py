@@ -147,7 +147,8 @@ def followup(app: App, day: dt.date) -> JobResult:
                 _event(session, now, "abandoned", {"what": "ticket"}, ticket=ticket)
                 counts["abandoned_tickets"] += 1
         for contact in session.scalars(select(Contact).where(Contact.status == ContactStatus.OPEN)):
-            if contact.received_at + dt.timedelta(days=t.contact_abandon_after_days) <= moment:
+            opened = contact.opened_at or contact.received_at
+            if opened + dt.timedelta(days=t.contact_abandon_after_days) <= moment:
                 contact.status = ContactStatus.ABANDONED
                 _event(session, now, "abandoned", {"what": "contact"}, contact=contact)
                 counts["abandoned_contacts"] += 1

@@ -151,6 +151,9 @@ class Contact(Base):
     #: How it reached the organisation when not written to the mailbox: «Courriel,
     #: transmis par … le …», «courrier, transmis par …» ("": the mailbox's own mode).
     mode: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    #: When the bot opened it (``received_at`` is the author's date, weeks earlier for a
+    #: forward); ``None`` on rows from before 0006, opened when received.
+    opened_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
     # To link a complaint not written yet (see Inbound.complaint).
     complaint: Mapped[Complaint | None] = relationship(lazy="raise")
