@@ -238,3 +238,17 @@ def test_a_forward_of_a_message_weeks_old_is_not_abandoned_at_once(env: BotEnv) 
     run_job(env, jobs.followup, dt.date(2027, 1, 7))
     [contact] = env.contacts()
     assert contact.status == "abandoned"
+
+
+def test_security_a_forwarded_form_naming_another_address_writes_only_to_its_author(
+        env: BotEnv) -> None:
+    """A form pasted in a complainant's email with someone else's address is not her
+    submission: the form link goes to its author; the other address receives nothing."""
+    form = {**samples.COMPLETE_FORM, "Adresse e-mail": "victime@example.com"}
+    env.append(samples.staff_forward(body=samples.form_text(form)))
+    env.run()
+    assert env.complaints() == []
+    [contact] = env.contacts()
+    assert contact.sender_email == LEA
+    got = only_to(env, LEA, STAFF)
+    assert "transmis au service réclamations" in got[LEA][0].text()

@@ -45,6 +45,7 @@ NO_DATE = ("le message transféré n'a pas de date lisible (ligne « Date : » o
 UNREADABLE_ATTACHED = "le message joint est illisible"
 
 _ADDRESS = re.compile(r"[^\s<>\[\]()\"':;,]+@[^\s<>\[\]()\"':;,]+\.[^\s<>\[\]()\"':;,]+")
+_NBSP_COLON = re.compile(r"[\u00a0\u202f]+:")
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
 # A date line of a forward's header block, in the clients' languages («Envoyé le :» is
 # Outlook for Mac's; «Sent:» Outlook's in English).
@@ -216,7 +217,9 @@ def _inline(msg: InboundMessage) -> Original | str | None:
     if msg.html:
         texts.append(html_to_text(msg.html))
     problem: str | None = None
-    for text in (t.replace("\r\n", "\n") for t in texts):
+    # French typography puts a non-breaking space before the colon («De\u00a0:»): Word,
+    # Outlook and Apple write it so, and quotequail knows only the plain space.
+    for text in (_NBSP_COLON.sub(" :", t.replace("\r\n", "\n")) for t in texts):
         unwrapped = quotequail.unwrap(text)
         if not unwrapped or unwrapped.get("type") != "forward":
             continue

@@ -20,7 +20,7 @@ from bot.intake.classify.director import _token
 from bot.intake.classify.robots import ROBOT_RULES, forwarded, rule_subject
 from bot.intake.classify.threads import _final
 from bot.intake.forwarded import Letter, Original, read_letter, read_original, transmit_command
-from bot.rulebook.form import extract_fields
+from bot.rulebook.form import extract_fields, valid_email
 from bot.store.models import Contact, Inbound
 
 if TYPE_CHECKING:
@@ -185,6 +185,11 @@ def forwarded_form(msg: InboundMessage, ctx: Context) -> str | None:
     assert isinstance(original, Original)
     fields = extract_fields(original.message.text, original.message.html, ctx.app.rulebook)
     if not fields.get("form_version"):
+        return None
+    given = fields.get("email", "")
+    if given and (valid_email(given) or given) != original.address:
+        # A form naming someone else's address is not its author's submission: she gets
+        # the form link instead, and nobody else is written to on its strength.
         return None
     ctx.fields = fields
     return f"le message transféré est le formulaire rempli (version {fields['form_version']})"
