@@ -83,6 +83,7 @@ def test_an_attached_forward_threads_the_form_link_on_her_message(env: BotEnv) -
     assert link.message["In-Reply-To"] == contact.message_id  # threaded on her message
     names = env.app.dossiers.names(contact.reference)
     assert any(n.endswith("convocation.pdf") for n in names)
+    assert any(n.endswith("-message-joint.eml") for n in names)  # her message, whole
 
 
 def test_transmettre_with_a_scanned_letter(env: BotEnv) -> None:

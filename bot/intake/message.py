@@ -364,6 +364,14 @@ def _walker() -> Any:
     return MimeWalk
 
 
+def _attachment_name(filename: str, content_type: str) -> str:
+    """An enclosed message keeps its own name only if it says it is one: mail-parser
+    names an unnamed part at random («zudvsjpxjs.txt»), which told an auditor nothing."""
+    if content_type == "message/rfc822" and not filename.lower().endswith(".eml"):
+        return "message-joint.eml"
+    return filename
+
+
 def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
                   known_hash: str | None = None) -> InboundMessage:
     """Parse ``raw`` once into an :class:`InboundMessage`; :class:`MessageError` if impossible.
@@ -418,7 +426,8 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
         text = _html_to_text(html)
     attachments = tuple(
         Attachment(
-            filename=visible(decode_header_value(item.get("filename") or "")),
+            filename=_attachment_name(visible(decode_header_value(item.get("filename") or "")),
+                                      str(item.get("mail_content_type") or "")),
             content_type=str(item.get("mail_content_type") or "application/octet-stream"),
             data=restore(_attachment_bytes(item), raw, lifted),
         )
