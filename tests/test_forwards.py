@@ -253,3 +253,17 @@ def test_security_a_forwarded_form_naming_another_address_writes_only_to_its_aut
     assert contact.sender_email == LEA
     got = only_to(env, LEA, STAFF)
     assert "transmis au service réclamations" in got[LEA][0].text()
+
+
+def test_a_forwarded_incomplete_form_asks_its_author_for_what_is_missing(env: BotEnv) -> None:
+    form = {**samples.COMPLETE_FORM, "Adresse e-mail": LEA, "Description": ""}
+    env.append(samples.staff_forward(body=samples.form_text(form), attached=True))
+    env.run()
+    assert env.complaints() == []
+    [contact] = env.contacts()
+    [ticket] = env.tickets()
+    assert (ticket.complainant_email, ticket.contact_id) == (LEA, contact.id)
+    got = only_to(env, LEA, STAFF)
+    [request] = got[LEA]
+    assert "Description" in request.text()
+    assert request.message["In-Reply-To"] == contact.message_id  # on her own message
