@@ -118,7 +118,7 @@ def read_letter(line: str, today: dt.date, default_mode: str) -> Letter | str | 
     arguments = _words(line)[1:]
     if not arguments:
         return None
-    address = valid_email(arguments[0])
+    address = valid_email(arguments[0].strip("<>").removeprefix("mailto:"))
     if address is None:
         return (f"« {visible(arguments[0])[:80]} » n'est pas une adresse e-mail : écrivez "
                 "#transmettre suivi de l'adresse de la personne qui a écrit")
