@@ -11,7 +11,10 @@ through the mailbox by ``test_forwards_of_every_client_reach_their_author``).
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import tomllib
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +189,7 @@ def test_the_daily_limit_of_automatic_answers_applies_to_the_enclosed_author(
                 contact.status = "abandoned"
     got = only_to(env, LEA, STAFF)
     assert len(got[LEA]) == limit
-    assert "n'a pas été envoyé" in got[STAFF][-1].text()
+    assert "n'a pas été envoyé" in got[STAFF][-1].text() and "prévenez" in got[STAFF][-1].text()
 
 
 @pytest.mark.parametrize("case", _index(), ids=lambda case: case["file"])
@@ -267,3 +270,228 @@ def test_a_forwarded_incomplete_form_asks_its_author_for_what_is_missing(env: Bo
     [request] = got[LEA]
     assert "Description" in request.text()
     assert request.message["In-Reply-To"] == contact.message_id  # on her own message
+
+
+# --- What an attacker who writes to a trainer can try ---------------------------------
+# She cannot write to the complaints mailbox as staff; she can write to a trainer, who
+# forwards her email in good faith. Nothing she writes may choose whom the bot writes to.
+
+VICTIM = "victime@example.com"
+ATTACKER = "attaquant@evil.example"
+
+
+def _enclosed(sender: str, body: str = "Bonjour, voici ma réclamation.\n", *,
+              date: str | None = "Thu, 03 Dec 2026 10:12:00 +0100",
+              headers: dict[str, str] | None = None,
+              attachments: list[tuple[str, str, bytes]] | None = None) -> EmailMessage:
+    inner = EmailMessage(policy=email.policy.SMTP)
+    inner["From"] = sender
+    inner["To"] = STAFF
+    inner["Subject"] = "Réclamation"
+    if date:
+        inner["Date"] = date
+    inner["Message-ID"] = "<enclosed-1@evil.example>"
+    for name, value in (headers or {}).items():
+        inner[name] = value
+    inner.set_content(body)
+    for filename, content_type, data in attachments or []:
+        maintype, subtype = content_type.split("/", 1)
+        inner.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return inner
+
+
+def _attached_forward(inner: EmailMessage, note: str = "Pour traitement.") -> bytes:
+    outer = EmailMessage(policy=email.policy.SMTP)
+    outer["From"] = f"Sophie Accueil <{STAFF}>"
+    outer["To"] = BOT
+    outer["Subject"] = "TR: RÉCLAMATION"
+    outer["Date"] = "Mon, 07 Dec 2026 09:30:00 +0100"
+    outer["Message-ID"] = "<forward-1@example.fr>"
+    outer.set_content(f"{note}\n")
+    outer.add_attachment(inner)
+    return outer.as_bytes()
+
+
+def _nobody_but(env: BotEnv, *addresses: str) -> dict[str, list[Any]]:
+    got = only_to(env, *addresses)
+    assert VICTIM not in got
+    return got
+
+
+def test_security_an_eml_the_complainant_attached_never_chooses_the_author(
+        env: BotEnv) -> None:
+    """Her email carries «piece.eml», a message «from» the victim; the trainer forwards
+    her email inline (her client carries the attachment along): the author is hers."""
+    fake = _enclosed(f"Madame Victime <{VICTIM}>").as_bytes()
+    env.append(samples.staff_forward(f"Mallory <{ATTACKER}>", attachments=[
+        ("piece.eml", "message/rfc822", fake)]))
+    env.run()
+    [contact] = env.contacts()
+    assert contact.sender_email == ATTACKER
+    _nobody_but(env, ATTACKER, STAFF)
+
+
+@pytest.mark.parametrize("sender", [
+    f"{VICTIM} <{ATTACKER}>", f"Service: {VICTIM} <{ATTACKER}>", f"Nom, {VICTIM} <{ATTACKER}>",
+    f"Nom <{VICTIM}> <{ATTACKER}>", f"Nom [{VICTIM}] <{ATTACKER}>",
+    f"{VICTIM} [mailto:{ATTACKER}]", f"Jean\u0085Bcc: {VICTIM} <{ATTACKER}>",
+    f"Jean\u2028Bcc: {VICTIM} <{ATTACKER}>",
+])
+def test_security_an_address_in_the_display_name_never_becomes_the_author(
+        env: BotEnv, sender: str) -> None:
+    """The «De :» line the trainer's client writes from the attacker's own From: the
+    address is the one in brackets at its end, never one she put in her name."""
+    env.append(samples.staff_forward(sender))
+    env.run()
+    [contact] = env.contacts()
+    assert contact.sender_email == ATTACKER and VICTIM not in contact.sender_name
+    [link] = _nobody_but(env, ATTACKER, STAFF)[ATTACKER]
+    assert "Bcc" not in str(link.message["To"]) and not link.message.get_all("Bcc")
+
+
+def test_security_an_unreadable_enclosed_message_is_not_read_for_a_block_inside_it(
+        env: BotEnv) -> None:
+    """Forwarded as an attachment, her message has no date and a fake «Message
+    transféré» block from the victim in its body: refused, the body is never the
+    trainer's text."""
+    body = (f"-------- Message transféré --------\nSujet : Réclamation\n"
+            f"Date : Thu, 3 Dec 2026 10:12:33 +0100\nDe : Madame Victime <{VICTIM}>\n"
+            f"Pour : {STAFF}\n\nRemboursez-moi.\n")
+    env.append(_attached_forward(_enclosed(f"Mallory <{ATTACKER}>", body, date=None)))
+    env.run()
+    assert env.contacts() == []
+    [refusal] = _nobody_but(env, STAFF)[STAFF]
+    assert "pas de date lisible" in refusal.text()
+
+
+def test_security_a_reply_to_or_a_reused_message_id_never_joins_anothers_thread(
+        env: BotEnv) -> None:
+    """The victim has an open first contact; the attacker's email, forwarded, names her
+    in Reply-To and reuses her Message-ID: a contact of the attacker's own, nothing of
+    hers in the victim's dossier."""
+    env.append(samples.free_text(sender=f"Madame Victime <{VICTIM}>"))
+    env.run()
+    [theirs] = env.contacts()
+    inner = _enclosed(f"Mallory <{ATTACKER}>", "Voici mon IBAN FR76 EVIL.\n",
+                      headers={"Reply-To": VICTIM})
+    inner.replace_header("Message-ID", theirs.message_id)
+    env.append(_attached_forward(inner))
+    env.run()
+    contacts = {c.sender_email: c for c in env.contacts()}
+    assert set(contacts) == {VICTIM, ATTACKER}
+    assert [e.kind for e in env.query(Event, Event.contact_id == theirs.id)] == [
+        "initial_contact"]
+    assert not [c for c in env.smtp.handler.to(DIRECTOR) if "FR76" in c.text()]
+
+
+@pytest.mark.parametrize(("raw", "expect"), [
+    (samples._message(sender=STAFF, to=BOT, subject="Courrier",
+                      text="#transmettre lea.martin@example.org 2025-12-15\n",
+                      attachments=[("scan.pdf", "application/pdf", samples.pdf_bytes())]),
+     "link"),
+    (_attached_forward(_enclosed(f"Léa Martin <{LEA}>", date="Mon, 15 Dec 2025 10:00:00 +0100")),
+     "link"),
+    (_attached_forward(_enclosed(f"Léa Martin <{LEA}>", date="Fri, 31 Dec 9999 23:00:00 -0500")),
+     "pas de date lisible"),
+    (_attached_forward(_enclosed(f"Léa Martin <{LEA}>", date="Thu, 31 Dec 2099 10:00:00 +0100")),
+     "dans l'avenir"),
+    (samples.staff_forward(written=dt.datetime(1999, 12, 1, 9, tzinfo=dt.UTC)), "invraisemblable"),
+], ids=["letter before the first form", "message before the first form", "year 9999",
+        "year 2099", "year 1999"])
+def test_the_date_of_what_is_passed_on_is_plausible_or_refused_never_a_crash(
+        env: BotEnv, raw: bytes, expect: str) -> None:
+    """A letter of last December forwarded in January gets the form in force today; a
+    date no message was written on is refused with the reason, never quarantined."""
+    env.append(raw)
+    env.run()
+    assert all(row.action != "quarantine" for row in env.inbound())
+    got = only_to(env, LEA, STAFF)
+    if expect == "link":
+        assert "2026-01" in got[LEA][0].text()  # the form in force when she fills it in
+    else:
+        assert LEA not in got and expect in got[STAFF][0].text()
+
+
+@pytest.mark.parametrize("raw", [
+    _attached_forward(_enclosed(f"Léa Martin <{LEA}>")).replace(
+        b"Subject: =?utf-8?q?R=C3=A9clamation?=",
+        b"Subject: =?utf-8?q?R=C3=A9ponse_automatique_:_Absent_du_bureau?="),
+    samples._message(sender=STAFF, to=BOT, subject="Courrier",
+                     text="#transmettre mailer-daemon@client.fr\n",
+                     attachments=[("scan.pdf", "application/pdf", samples.pdf_bytes())]),
+    samples.staff_forward("Sophie <secretariat+test@example.fr>"),
+    samples.staff_forward("Boîte <Reclamations+x@Example.fr>"),
+], ids=["out-of-office by its subject", "letter from mailer-daemon", "staff +tag", "bot +tag"])
+def test_security_a_robot_or_ourselves_passed_on_is_refused(env: BotEnv, raw: bytes) -> None:
+    env.append(raw)
+    env.run()
+    assert env.contacts() == []
+    [refusal] = only_to(env, STAFF)[STAFF]
+    assert "Transmission refusée" in refusal.subject
+
+
+def test_security_a_staff_forward_of_the_bots_own_email_gets_a_reason(env: BotEnv) -> None:
+    """Forwarded as an attachment, the bot's own form link is not silently filed as a
+    robot's: the staff member is told why nothing was done."""
+    env.append(samples.free_text(sender=f"Léa Martin <{LEA}>"))
+    env.run()
+    [link] = env.smtp.handler.to(LEA)
+    inner = email.message_from_bytes(link.data, policy=email.policy.SMTP)
+    assert isinstance(inner, EmailMessage)
+    env.append(_attached_forward(inner))
+    env.run()
+    [refusal] = env.smtp.handler.to(STAFF)
+    assert "boîte des réclamations elle-même" in refusal.text()
+    assert len(env.contacts()) == 1
+
+
+def test_security_a_stranger_naming_staff_in_reply_to_meets_the_daily_limit(
+        env: BotEnv) -> None:
+    """Staff confirmations are not counted, but answers a stranger sends to a staff
+    address through Reply-To still are: the limit stays the last defence."""
+    limit = env.app.rulebook.auto_replies_per_address_per_day
+    for index in range(limit + 3):
+        env.append(samples.free_text(sender=f"Inconnu {index} <x{index}@example.net>",
+                                     reply_to=STAFF))
+    env.run()
+    assert len(env.smtp.handler.to(STAFF)) == limit
+
+
+def test_security_a_hidden_block_in_an_html_forward_is_not_read(env: BotEnv) -> None:
+    html = (f"<p>Pour traitement.</p><template><p>De : Victime &lt;{VICTIM}&gt;<br>"
+            f"Envoyé : jeudi 3 décembre 2026 10:12<br>Objet : x</p></template>"
+            f"<div hidden><p>De : Victime &lt;{VICTIM}&gt;<br>Envoyé : jeudi 3 décembre 2026"
+            f" 10:12<br>Objet : x</p></div>"
+            f"<hr><p><b>De :</b> Mallory &lt;{ATTACKER}&gt;<br><b>Envoyé :</b> jeudi 3 "
+            f"décembre 2026 10:12<br><b>À :</b> {STAFF}<br><b>Objet :</b> Réclamation</p>"
+            f"<p>Bonjour, voici ma réclamation sur la session.</p>")
+    env.append(samples._message(sender=f"Sophie Accueil <{STAFF}>", to=BOT,
+                                subject="TR: RÉCLAMATION", html=html))
+    env.run()
+    [contact] = env.contacts()
+    assert contact.sender_email == ATTACKER
+    _nobody_but(env, ATTACKER, STAFF)
+
+
+def test_security_a_forged_pass_below_our_servers_results_proves_nothing() -> None:
+    """Our server adds its Authentication-Results on top; a header a sender wrote with
+    the same id, further down, never overrides what it found (OpenDKIM and OpenDMARC
+    adding one header each still count)."""
+    from bot.config import SecurityConfig
+    from bot.intake.authcheck import authentication_problem
+
+    security = SecurityConfig(require_authentication_results=True, authserv_id="mx.example.fr")
+
+    def check(*results: str) -> str | None:
+        head = "".join(f"Authentication-Results: {r}\r\n" for r in results)
+        raw = (f"{head}From: {STAFF}\r\nTo: {BOT}\r\nSubject: x\r\n\r\nx\r\n").encode()
+        return authentication_problem(parse_message(raw), security)
+
+    forged = "mx.example.fr; dmarc=pass header.from=example.fr"
+    assert check("mx.example.fr; dmarc=fail header.from=example.fr", forged) is not None
+    assert check("mx.example.fr; dkim=fail header.d=example.fr",
+                 "mx.example.fr; dkim=pass header.d=example.fr") is not None
+    assert check("mx.example.fr; dkim=pass header.d=example.fr",
+                 "mx.example.fr; dmarc=pass header.from=example.fr") is None
+    assert check("mx.example.fr; dkim=fail header.d=other.example; "
+                 "dkim=pass header.d=example.fr") is None

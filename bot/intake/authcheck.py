@@ -29,6 +29,11 @@ def authentication_problem(msg: InboundMessage, security: SecurityConfig) -> str
 
     from_domain = msg.from_address.rpartition("@")[2]
     seen_ours = False
+    # Headers are listed top to bottom, and our server adds its own on top. Each method
+    # is judged by its topmost result from our server: a header further down with the
+    # same id (a sender wrote it, and the server did not strip it) never overrides it.
+    # Several headers of ours are usual (OpenDKIM and OpenDMARC each add one).
+    decided: set[tuple[str, str]] = set()  # (method, signing domain) judged higher up
     for value in msg.headers.get("authentication-results", ()):
         try:
             header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
@@ -37,16 +42,19 @@ def authentication_problem(msg: InboundMessage, security: SecurityConfig) -> str
         if (header.authserv_id or "").lower() != security.authserv_id.lower():
             continue
         seen_ours = True
+        here: set[tuple[str, str]] = set()
         for result in header.results:
-            if result.result != "pass":
+            signing = [p.value.lower() for p in result.properties
+                       if p.type == "header" and p.name == "d"]
+            key = (result.method, ",".join(signing) if result.method == "dkim" else "")
+            here.add(key)
+            if key in decided or result.result != "pass":
                 continue
             if result.method == "dmarc":
                 return None
-            if result.method == "dkim":
-                signing = [p.value for p in result.properties
-                           if p.type == "header" and p.name == "d"]
-                if any(_aligned(d, from_domain) for d in signing):
-                    return None
+            if result.method == "dkim" and any(_aligned(d, from_domain) for d in signing):
+                return None
+        decided |= here
     if not seen_ours:
         return f"pas d'en-tête Authentication-Results de {security.authserv_id}"
     return (f"{security.authserv_id} n'indique ni dmarc=pass ni un dkim=pass aligné")

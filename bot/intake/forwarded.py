@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from bot.core.clock import PARIS
 from bot.core.text import fold, visible
 from bot.intake.htmltext import html_to_text
-from bot.intake.message import InboundMessage, parse_message
+from bot.intake.message import InboundMessage, decode_bytes, parse_message
 from bot.rulebook.form import valid_email
 
 #: Why nothing could be read: what the refusal to the staff member names.
@@ -87,6 +87,16 @@ class Letter:
     mode: str
 
 
+def bare_message(address: str, name: str, subject: str, text: str,
+                 date: dt.datetime | None) -> InboundMessage:
+    """What was passed on as the rules read a message, made of what is known of it (no
+    header of its own): for the robot rules, run on it alone."""
+    return InboundMessage(
+        raw=b"", content_hash="", message_id="", subject=subject, from_address=address,
+        from_name=name, reply_to="", date=date, in_reply_to=(), references=(), headers={},
+        content_type="text/plain", text=text, html="")
+
+
 def _words(line: str) -> list[str]:
     return line.split()
 
@@ -130,62 +140,136 @@ def read_letter(line: str, today: dt.date, default_mode: str) -> Letter | str | 
             return f"« {rest[0]} » n'est pas une date (AAAA-MM-JJ, par exemple {today})"
         if parsed > today:
             return f"le {parsed:%d/%m/%Y} est dans l'avenir : la date est celle du courrier"
+        if parsed < EARLIEST.date():
+            return f"le {parsed:%d/%m/%Y} est une date invraisemblable pour ce courrier"
         day, rest = parsed, rest[1:]
+    if any("@" in word for word in rest):
+        return "une seule adresse par #transmettre : un courrier a un auteur"
     mode = visible(" ".join(rest)).strip() or default_mode
     return Letter(address, day, mode[:80])
 
 
 def _parsed_date(value: str) -> dt.datetime | None:
     """A date as a forward's header block writes it, in words or in figures (naive UTC);
-    ``None`` unless it says its year (dateparser would make «hier» of a day)."""
+    ``None`` unless it says its day and its year (dateparser would make «hier» of a day,
+    and «2026» of today)."""
     value = visible(value).strip()
-    if not _YEAR.search(value):
+    if not _YEAR.search(value) or len(re.findall(r"\d+", value)) < 2:
         return None
     try:
         moment: dt.datetime | None = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         moment = None  # not RFC 5322's: the client wrote it in words
     if moment is None:
         import dateparser  # only for the forwards that write their dates in words
 
-        moment = dateparser.parse(value, languages=["fr", "en", "de", "es", "it"], settings={
-            "DATE_ORDER": "DMY", "TIMEZONE": str(PARIS), "RETURN_AS_TIMEZONE_AWARE": True,
-            "PREFER_DATES_FROM": "past"})
+        try:
+            moment = dateparser.parse(value, languages=["fr", "en", "de", "es", "it"], settings={
+                "DATE_ORDER": "DMY", "TIMEZONE": str(PARIS), "RETURN_AS_TIMEZONE_AWARE": True,
+                "PREFER_DATES_FROM": "past"})
+        except (ValueError, OverflowError):
+            moment = None
     if moment is None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=PARIS)
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+    try:
+        return moment.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # year 1 or 9999 once moved to UTC
+        return None
+
+
+#: Before this, a date read from a forward is a client's error, not a complaint's day.
+EARLIEST = dt.datetime(2000, 1, 1)
+
+
+def implausible(moment: dt.datetime, now: dt.datetime | None) -> str | None:
+    """Why the date of what was passed on cannot be the day it was written, if it cannot."""
+    if moment < EARLIEST:
+        return f"la date du message transféré ({moment:%d/%m/%Y}) est invraisemblable"
+    if now is not None and moment > now + dt.timedelta(days=1):
+        return f"la date du message transféré ({moment:%d/%m/%Y}) est dans l'avenir"
+    return None
+
+
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+# The address of a «De :» value is the last one in angle brackets (or Outlook's
+# «[mailto:…]»), at its end: never one written in the name, which its sender chose
+# («"victime@example.com" <attaquant@…>» is the attacker's).
+_BRACKETED = re.compile(r"(?:<\s*(?:mailto:)?([^<>\s]+)\s*>|\[\s*mailto:([^\[\]\s]+)\s*\])\s*$")
 
 
 def _author(value: str) -> tuple[str, str]:
     """The address and name of a «De :» value: «Name <a@b>», «Name [mailto:a@b]», «a@b»."""
-    value = visible(value).replace("mailto:", " ")
-    name, address = email.utils.parseaddr(value)
-    checked = valid_email(address) if address else None
-    if checked is None:
-        found = _ADDRESS.search(value)
-        checked = valid_email(found.group(0).strip(".")) if found else None
-        name = value[:found.start()] if found else value
-    name = name.strip().strip("\"'<[( ").strip()
-    return checked or "", name if "@" not in name else ""
+    value = _LINE_BREAKS.sub(" ", visible(value)).strip()
+    found = _BRACKETED.search(value)
+    if found:
+        address, name = (found.group(1) or found.group(2)), value[:found.start()]
+    elif _ADDRESS.fullmatch(value.removeprefix("mailto:")):
+        address, name = value.removeprefix("mailto:"), ""
+    else:
+        return "", ""
+    name = " ".join(name.split()).strip("\"' ").strip()
+    return valid_email(address.strip(".")) or "", "" if "@" in name else name[:300]
 
 
-def _attached(msg: InboundMessage, candidates: tuple[str, ...]) -> Original | str | None:
-    for part in msg.attachments:
-        if part.content_type != "message/rfc822" and not part.filename.lower().endswith(".eml"):
-            continue
+def _own_parts(msg: InboundMessage) -> tuple[list[str], list[bytes]]:
+    """The staff member's own texts (text parts first, then HTML laid out as text) and the
+    messages enclosed at the top of her forward: nothing from inside an enclosed message
+    (mail-parser's lists mix them in), where its author could have written a fake block
+    or carried a message of her own choosing."""
+    import email.message
+    import email.policy
+
+    if not msg.raw:
+        return [], []
+    plain: list[str] = []
+    html: list[str] = []
+    enclosed: list[bytes] = []
+
+    def walk(part: email.message.Message) -> None:
+        kind = part.get_content_type()
+        name = (part.get_filename() or "").lower()
+        if kind == "message/rfc822" or (name.endswith(".eml") and not part.is_multipart()):
+            payload = (part.get_payload() if kind == "message/rfc822"
+                       else part.get_payload(decode=True))
+            if isinstance(payload, list) and payload and isinstance(
+                    payload[0], email.message.Message):
+                enclosed.append(payload[0].as_bytes())
+            elif isinstance(payload, bytes):
+                enclosed.append(payload)
+            return
+        if part.is_multipart():
+            for sub in part.get_payload():
+                if isinstance(sub, email.message.Message):
+                    walk(sub)
+            return
+        if kind in ("text/plain", "text/html") and part.get_content_disposition() != "attachment":
+            data = part.get_payload(decode=True)
+            text = decode_bytes(data if isinstance(data, bytes) else b"",
+                                part.get_content_charset())
+            (plain if kind == "text/plain" else html).append(text)
+
+    walk(email.message_from_bytes(msg.raw, policy=email.policy.compat32))
+    return plain + [html_to_text(h) for h in html], enclosed
+
+
+def _attached(enclosed: list[bytes], candidates: tuple[str, ...], now: dt.datetime | None
+              ) -> Original | str | None:
+    for data in enclosed[:1]:  # the message she forwarded: the first one enclosed
         try:
-            enclosed = parse_message(part.data, candidates)
+            inner = parse_message(data, candidates)
         except Exception:  # whatever the parser raises (it is a stranger's MIME), unreadable
             return UNREADABLE_ATTACHED
-        address = valid_email(enclosed.reply_to or enclosed.from_address or "") or ""
+        # Its author is its From: a Reply-To says where answers go, not who wrote it.
+        address = valid_email(inner.from_address or "") or ""
         if not address:
             return NO_AUTHOR
-        if enclosed.date is None:
+        if inner.date is None:
             return NO_DATE
-        return Original(address, enclosed.from_name, enclosed.date, enclosed.message_id,
-                        enclosed.subject, enclosed.text, "message joint", enclosed)
+        return implausible(inner.date, now) or Original(
+            address, inner.from_name[:300], inner.date, inner.message_id[:998],
+            inner.subject, inner.text, "message joint", inner)
     return None
 
 
@@ -210,12 +294,9 @@ def _body_after(text: str, anchor: str) -> str:
     return text[blank.end():] if blank else ""
 
 
-def _inline(msg: InboundMessage) -> Original | str | None:
+def _inline(texts: list[str], now: dt.datetime | None) -> Original | str | None:
     import quotequail
 
-    texts = [msg.text] if msg.text and not msg.text_from_html else []
-    if msg.html:
-        texts.append(html_to_text(msg.html))
     problem: str | None = None
     # French typography puts a non-breaking space before the colon («De\u00a0:»): Word,
     # Outlook and Apple write it so, and quotequail knows only the plain space.
@@ -232,24 +313,28 @@ def _inline(msg: InboundMessage) -> Original | str | None:
         if date is None:
             problem = NO_DATE
             continue
+        if (wrong := implausible(date, now)) is not None:
+            problem = wrong
+            continue
         body = _body_after(text, str(unwrapped["from"])) or str(unwrapped.get("text") or "")
         body = body.strip()
         subject = visible(str(unwrapped.get("subject") or "")).strip()
-        message = InboundMessage(
-            raw=b"", content_hash="", message_id="", subject=subject, from_address=address,
-            from_name=name, reply_to="", date=date, in_reply_to=(), references=(), headers={},
-            content_type="text/plain", text=body, html="")
+        message = bare_message(address, name, subject, body, date)
         return Original(address, name, date, "", subject, body, "transfert dans le texte",
                         message)
     return problem
 
 
-def read_original(msg: InboundMessage, candidates: tuple[str, ...]) -> Original | str:
-    """The message ``msg`` forwards (attached first: it is whole), or what is missing."""
-    attached = _attached(msg, candidates)
-    if isinstance(attached, Original):
-        return attached
-    inline = _inline(msg)
+def read_original(msg: InboundMessage, candidates: tuple[str, ...],
+                  now: dt.datetime | None = None) -> Original | str:
+    """The message ``msg`` forwards, or what is missing: an inline forward in her own text
+    first (the attachments then are the original's, carried along by her client), else
+    the message she enclosed; ``now`` bounds its date."""
+    texts, enclosed = _own_parts(msg)
+    inline = _inline(texts, now)
     if isinstance(inline, Original):
         return inline
+    attached = _attached(enclosed, candidates, now)
+    if isinstance(attached, Original):
+        return attached
     return attached or inline or NO_ORIGINAL

@@ -88,8 +88,12 @@ def parse(html: str) -> Any:
         tree = document_fromstring(html)
     except (etree.ParserError, ValueError):
         return None
-    # Listed first: dropping elements while lxml walks the tree would skip some.
-    for element in list(tree.iter("style", "script", "head", "title")):
+    # Listed first: dropping elements while lxml walks the tree would skip some. What a
+    # client never shows (a template, noscript, the hidden attribute) is nobody's text:
+    # a block hidden there must not be read as the one she sees.
+    hidden = [e for e in tree.iter() if isinstance(e.tag, str) and e.get("hidden") is not None]
+    for element in [*tree.iter("style", "script", "head", "title", "template", "noscript"),
+                    *hidden]:
         if element.getparent() is not None:
             element.drop_tree()
     return tree

@@ -297,10 +297,10 @@ def _date(value: str) -> dt.datetime | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None  # «31 Dec 9999 23:00 -0500» overflows once moved to UTC
     return parsed
 
 
@@ -437,7 +437,8 @@ def parse_message(raw: bytes, candidates: tuple[str, ...] = DEFAULT_CHARSETS,
     return InboundMessage(
         raw=raw,
         content_hash=known_hash or content_hash(raw),
-        message_id=(_MSGID.findall(first("message-id")) or [first("message-id")])[0],
+        # The register keeps 998 characters, a header line's limit (RFC 5322, 2.1.1).
+        message_id=(_MSGID.findall(first("message-id")) or [first("message-id")])[0][:998],
         subject=visible(first("subject")),
         from_address=from_address,
         from_name=visible(from_name),

@@ -65,7 +65,7 @@ def over_daily_limit(session: Session, app: App, email: Email, to_address: str,
                      now: dt.datetime) -> int | None:
     """The daily limit, if ``email`` (an automatic answer) would go over it; else
     ``None``, and the email counts towards the limit (its caller queues it)."""
-    if not email.automatic or to_address in app.config.organisation.staff:
+    if not email.automatic or to_address in app.config.organisation.director_addresses:
         return None
     limit = app.rulebook.auto_replies_per_address_per_day
     since = now - dt.timedelta(days=1)

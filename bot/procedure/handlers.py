@@ -399,7 +399,10 @@ def _confirm_forward(session: Session, app: App, msg: InboundMessage, reference:
         EmailKind.FORWARD_CONFIRMATION, [msg.from_address],
         context={"staff_name": msg.from_name, **context},
         reference=reference,
-        answering=msg))
+        answering=msg,
+        # Not counted against her daily limit (she may pass on many), which stays the
+        # last defence for any address a stranger names in Reply-To, hers included.
+        auto_submitted="auto-generated"))
 
 
 def handle_forward(session: Session, app: App, msg: InboundMessage, decision: Decision,
@@ -446,7 +449,9 @@ def handle_forward(session: Session, app: App, msg: InboundMessage, decision: De
         _submit(session, app, msg, row, decision.fields, None, forwarded=(contact, original))
         sent = "form"
     else:
-        day = local(contact.received_at).date()
+        # The form in force today, when she fills it in: her message may be older than
+        # the first version (a letter of December passed on in January).
+        day = local(row.processed_at).date()
         queued = enqueue(session, app, Email(
             EmailKind.FORM_LINK, [contact.sender_email],
             context={"contact": contact, "form_link": _form_link(app, contact.reference),
@@ -499,7 +504,8 @@ def handle_forward_refused(session: Session, app: App, msg: InboundMessage,
         context={"staff_name": msg.from_name, "subject": msg.subject,
                  "reason": decision.matches[0].reason},
         reference="transmission",
-        answering=msg))
+        answering=msg,
+        auto_submitted="auto-generated"))
     log.info("forward refused (%s)", decision.matches[0].rule)
 
 

@@ -140,9 +140,15 @@ def build_chains(rulebook: Rulebook) -> dict[str, Chain]:
         ), otherwise=Goto("robots")),
         Chain("robots", robots + subject_links(rulebook, Goto("report")),
               otherwise=Goto("quoting"), every=True),
+        # A staff member's forward of the bot's own email, or of a complainant's reply
+        # quoting it, is hers to pass on: the forward chain says what it may become.
         Chain("quoting", (
+            Link(staff_forward, Goto("staff")),
             Link(quotes_own_email, Goto("report")),
         ), otherwise=Goto("people")),
+        Chain("staff", (
+            Link(size_limit, Action.TOO_LARGE),
+        ), otherwise=Goto("forward")),
         # Only a robot's message is read as a delivery report.
         Chain("report", (
             Link(bounce, Action.BOUNCE),
@@ -154,7 +160,6 @@ def build_chains(rulebook: Rulebook) -> dict[str, Chain]:
         ), otherwise=Action.SUBMISSION),
         Chain("people", (
             Link(size_limit, Action.TOO_LARGE),
-            Link(staff_forward, Goto("forward")),
             Link(from_director, Goto("director")),
             Link(foreign_token, Action.ALERT),
             Link(thread_found, Goto("thread")),
@@ -182,6 +187,7 @@ def build_chains(rulebook: Rulebook) -> dict[str, Chain]:
         ), otherwise=Action.FORWARD),
         Chain("letter", (
             Link(letter_refused, Action.FORWARD_REFUSED),
+            Link(original_from_robot, Action.FORWARD_REFUSED),
             Link(known_original, Action.FORWARD),
         ), otherwise=Action.FORWARD),
         Chain("read-only command", (

@@ -15,11 +15,19 @@ from sqlalchemy import select
 
 from bot.core.clock import local
 from bot.core.text import fold
-from bot.intake.classify.chain import Context, Thread
+from bot.intake.classify.chain import Context, Goto, Thread
 from bot.intake.classify.director import _token
-from bot.intake.classify.robots import ROBOT_RULES, forwarded, rule_subject
+from bot.intake.classify.robots import ROBOT_RULES, forwarded, subject_links
 from bot.intake.classify.threads import _final
-from bot.intake.forwarded import Letter, Original, read_letter, read_original, transmit_command
+from bot.intake.forwarded import (
+    NO_ORIGINAL,
+    Letter,
+    Original,
+    bare_message,
+    read_letter,
+    read_original,
+    transmit_command,
+)
 from bot.rulebook.form import extract_fields, valid_email
 from bot.store.models import Contact, Inbound
 
@@ -43,7 +51,8 @@ def _line(msg: InboundMessage, ctx: Context) -> str | None:
 
 
 def _original(msg: InboundMessage, ctx: Context) -> Original | str:
-    return ctx.once("original", lambda: read_original(msg, ctx.app.rulebook.undeclared_charsets))
+    return ctx.once("original", lambda: read_original(
+        msg, ctx.app.rulebook.undeclared_charsets, ctx.app.clock()))
 
 
 def _letter(msg: InboundMessage, ctx: Context) -> Letter | str | None:
@@ -70,9 +79,10 @@ def staff_forward(msg: InboundMessage, ctx: Context) -> str | None:
         return f"#transmettre en première ligne, de {who} (équipe)"
     if subject_tag(msg, ctx) is None:
         return None
-    rules = ctx.app.rulebook
-    if (forwarded(rule_subject(msg.subject, rules.subject_tags), rules.robots.forward_prefixes)
-            or isinstance(_original(msg, ctx), Original)):
+    # A forward by its subject («TR:», «Fwd:»), or by what it carries (a message enclosed
+    # or inline, readable or not: an unreadable one gets her a refusal naming why).
+    if (forwarded(msg.subject.strip().casefold(), ctx.app.rulebook.robots.forward_prefixes)
+            or _original(msg, ctx) != NO_ORIGINAL):
         return f"transfert étiqueté RÉCLAMATION, de {who} (équipe)"
     return None
 
@@ -99,14 +109,21 @@ def letter_refused(msg: InboundMessage, ctx: Context) -> str | None:
     return _not_a_person(letter.address if letter else "", ctx)
 
 
+def _base(address: str) -> str:
+    """The mailbox an address reaches: without its ``+tag`` (sub-address), lower case."""
+    local, _, domain = address.lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
 def _not_a_person(address: str, ctx: Context) -> str | None:
     org = ctx.app.config.organisation
-    if address == org.bot_address:
+    base = _base(address)
+    if base == _base(org.bot_address):
         return "l'auteur est la boîte des réclamations elle-même"
-    if address in _staff(ctx):
+    if base in {_base(a) for a in _staff(ctx)}:
         return (f"l'auteur, {address}, est de l'équipe : une réclamation de l'équipe s'écrit "
                 "directement à la boîte des réclamations")
-    if address in org.form_senders:
+    if base in {_base(a) for a in org.form_senders}:
         return f"l'auteur, {address}, est l'adresse d'envoi du formulaire du site"
     return None
 
@@ -128,18 +145,42 @@ def original_not_a_person(msg: InboundMessage, ctx: Context) -> str | None:
 
 
 def original_from_robot(msg: InboundMessage, ctx: Context) -> str | None:
-    """The forwarded message is a machine's: the robot rules, run on it alone."""
-    original = _original(msg, ctx)
-    assert isinstance(original, Original)
+    """What was passed on is a machine's: the robot rules, its subject's too, run on it
+    alone (a letter's address is read as a sender's)."""
+    passed = ctx.forwarded
+    if isinstance(passed, Original):
+        inner_msg = passed.message
+    elif isinstance(passed, Letter):
+        inner_msg = bare_message(passed.address, "", "", "", None)
+    else:
+        return None
     inner = Context(ctx.session, ctx.app)  # its own memo: nothing of the forward's
-    for rule in ROBOT_RULES:
-        reason = rule(original.message, inner)
+    rules = [*ROBOT_RULES, *(link.rule for link in subject_links(ctx.app.rulebook, Goto("")))]
+    for rule in rules:
+        reason = rule(inner_msg, inner)
         if reason is not None:
-            return f"le message transféré est celui d'un robot : {reason}"
+            return f"ce qui est transmis vient d'un robot : {reason}"
     return None
 
 
 def _known(ctx: Context, address: str, message_id: str) -> tuple[Thread, str] | None:
+    """The thread the bot follows for this message (its Message-ID) or this author (an
+    open first contact): only ever one whose correspondent is that author, so that a
+    reused Message-ID never files someone's words in another person's dossier."""
+    found = _known_by_id(ctx, message_id) if message_id else None
+    if found is not None and _base(found[0].correspondent) == _base(address):
+        return found
+    session = ctx.session
+    contact = session.scalar(select(Contact).where(Contact.sender_email == address,
+                                                   Contact.status == "open")
+                             .order_by(Contact.id.desc()))
+    if contact is not None:
+        return (Thread("contact", contact.id, contact.reference, contact.sender_email),
+                "un premier contact ouvert de la même adresse")
+    return None
+
+
+def _known_by_id(ctx: Context, message_id: str) -> tuple[Thread, str] | None:
     session = ctx.session
     if message_id:
         contact = session.scalar(select(Contact).where(Contact.message_id == message_id))
@@ -153,12 +194,6 @@ def _known(ctx: Context, address: str, message_id: str) -> tuple[Thread, str] | 
             if contact is not None:
                 return _final(session, Thread("contact", contact.id, contact.reference,
                                               contact.sender_email)), "son Message-ID"
-    contact = session.scalar(select(Contact).where(Contact.sender_email == address,
-                                                   Contact.status == "open")
-                             .order_by(Contact.id.desc()))
-    if contact is not None:
-        return (Thread("contact", contact.id, contact.reference, contact.sender_email),
-                "un premier contact ouvert de la même adresse")
     return None
 
 
