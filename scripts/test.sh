@@ -15,7 +15,9 @@ SUDO=""
 CYRUS_ROOT="${RECLAMBOT_TEST_CYRUS:-/opt/reclambot-test/cyrus-imapd}"
 COURIER_ROOT="${RECLAMBOT_TEST_COURIER:-/opt/reclambot-test/courier-imap}"
 missing=()
-command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
+# Each package is looked for by a file of its own, not by one command of its family:
+# Dovecot's core without its IMAP server is not enough.
+{ command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/imap ]; } || missing+=(dovecot-imapd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 # Postfix first: cyrus-common needs an MTA, and would otherwise bring Exim.
@@ -33,8 +35,17 @@ unpack=()
 if [ ${#missing[@]} -gt 0 ] || [ ${#unpack[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
 fi
+# Only ever adds: no recommended extras (cyrus-common recommends cyrus-imapd, which
+# would replace an installed dovecot-imapd), and apt stops rather than remove anything
+# the machine runs.
 if [ ${#missing[@]} -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      --no-remove "${missing[@]}" >/dev/null; then
+    echo "scripts/test.sh: apt-get cannot add ${missing[*]} without removing installed" \
+         "packages; nothing was changed. Install them yourself, or run the tests on" \
+         "another machine." >&2
+    exit 2
+  fi
 fi
 for item in "${unpack[@]}"; do
   package="${item%%:*}"
