@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import logging
 import os
 import sys
@@ -346,13 +347,12 @@ def cmd_dossier(args: argparse.Namespace) -> int:
                   "dossier (par exemple REC-2026-0001)", file=sys.stderr)
             return 2
         except OSError as exc:
-            print(f"reclambot : erreur : {args.directory} : {exc.strerror or exc}",
-                  file=sys.stderr)
+            print(f"reclambot : erreur : {system_error(exc)}", file=sys.stderr)
             return 2
     if not written:
         print(f"reclambot : erreur : aucun dossier {reference} dans ce registre",
               file=sys.stderr)
-        return 1
+        return 2
     print(f"{len(written)} fichier(s) du dossier {reference} écrit(s) dans "
           f"{args.directory / reference}")
     return 0
@@ -540,10 +540,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import build_app
     from bot.config import load_config
     from bot.outbound.sinks import make_sink
-    from bot.web.server import serve
+    from bot.web.server import check_listen, serve
 
     # The web process never holds the mailbox password: it reads no mail.
     config = load_config(args.config, mailbox_secrets=False)
+    check_listen(config.web.host, config.web.port)
     app = build_app(config)
     try:
         web = config.web
@@ -621,6 +622,54 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader stopped reading (``| head``): nothing is wrong, nothing more to say.
+        # Python would complain again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except EOFError:
+        print("reclambot : erreur : fin de la saisie (Ctrl-D ou réponses épuisées) : rien "
+              "n'a été écrit", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"reclambot : erreur : {system_error(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            print(f"reclambot : erreur : {database_error(exc)}", file=sys.stderr)
+            return 2
+        raise
+
+
+#: What the system's errors mean, in French (the rest keep the system's words).
+_ERRNO_FR = {
+    errno.ENOENT: "introuvable", errno.EACCES: "accès refusé", errno.EPERM: "accès refusé",
+    errno.ENOSPC: "le disque est plein", errno.EROFS: "en lecture seule",
+    errno.EADDRINUSE: "adresse déjà utilisée par un autre programme",
+    errno.ENOTDIR: "n'est pas un dossier", errno.EISDIR: "est un dossier",
+    errno.ECONNREFUSED: "connexion refusée",
+}
+
+
+def system_error(exc: OSError) -> str:
+    """One French line for an error of the system: what, where, and the fix's hint."""
+    what = _ERRNO_FR.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    where = exc.filename if exc.filename is not None else ""
+    hint = " : libérez de la place puis relancez" if exc.errno == errno.ENOSPC else ""
+    return f"{where} : {what}{hint}" if where else f"{what}{hint}"
+
+
+def database_error(exc: Exception) -> str:
+    """One French line for the register's database refusing to work."""
+    text = str(getattr(exc, "orig", exc))
+    if "disk is full" in text or "No space left" in text:
+        return ("le disque du registre est plein : rien n'a été perdu (le lot en cours sera "
+                "repris), libérez de la place puis relancez")
+    if "unable to open" in text or "readonly" in text:
+        return f"le registre ne peut pas être écrit ({text}) : vérifiez [database] url"
+    return f"la base de données du registre a refusé : {text}"
 
 
 if __name__ == "__main__":

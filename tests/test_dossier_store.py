@@ -123,7 +123,7 @@ def test_dossier_export_refuses_what_is_no_dossier(pair: tuple[MemoryEnv, Memory
     assert main(["--config", config, "dossier", "export", "../../etc", str(tmp_path)]) == 2
     assert "n'est pas une référence de dossier" in capsys.readouterr().err
     assert main(["--config", config, "dossier", "export", "REC-2026-0999",
-                 str(tmp_path / "out")]) == 1
+                 str(tmp_path / "out")]) == 2
     assert "aucun dossier REC-2026-0999" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

@@ -8,6 +8,7 @@ after the response, by the same outbox the bot's run uses.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -345,6 +346,23 @@ def make_web_app(app: App, sink: Callable[[], Sink] | None = None,
 
         wrapped = ProxyHeadersMiddleware(wrapped, trusted_hosts=list(web.trusted_proxies))
     return Failsafe(wrapped, failed)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse, in one French line naming the key, an address another program holds (or
+    this one may not take), before saying the form is served there."""
+    from bot.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        reason = ("est déjà utilisé par un autre programme" if exc.errno == errno.EADDRINUSE
+                  else f"ne peut pas être ouvert ({exc.strerror or exc})")
+        raise ConfigError("web.listen", f"{host}:{port} {reason} : choisissez un autre "
+                                        "port (ou arrêtez l'autre programme)") from None
 
 
 def serve(app: App, sink: Callable[[], Sink] | None = None) -> None:
