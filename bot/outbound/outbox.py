@@ -67,6 +67,8 @@ def enqueue(session: Session, app: App, email: Email, *, complaint: Complaint | 
                    detail={"kind": email.kind, "limit": limit},
                    complaint_id=complaint, contact_id=contact, ticket_id=ticket)
         return None
+    if email.answering is None and to_address:
+        email = _threaded(session, email, to_address, complaint, ticket, contact)
     rendered = app.renderer.render(email.kind, reference=email.reference, **email.context)
     org = app.config.organisation
     message_id = new_message_id(org.bot_address.rpartition("@")[2])
@@ -91,6 +93,34 @@ def enqueue(session: Session, app: App, email: Email, *, complaint: Complaint | 
         ticket_id=ticket,
     )
     return message_id
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    """An email of ours this one follows in its reader's conversation."""
+
+    message_id: str
+    references: tuple[str, ...] = ()
+
+
+_LAST_TO = (select(Outbox.message_id).where(Outbox.to_address == bindparam("address"))
+            .order_by(Outbox.id.desc()).limit(1))
+
+
+def _threaded(session: Session, email: Email, to_address: str, complaint: Complaint | None,
+              ticket: Ticket | None, contact: Contact | None) -> Email:
+    """An email about a register entry that answers no message (a response, a reminder,
+    the mediation information) follows the last one we sent its reader about it: her
+    mail client shows one conversation, not one per email."""
+    for column, row in ((Outbox.complaint_id, complaint), (Outbox.ticket_id, ticket),
+                        (Outbox.contact_id, contact)):
+        if row is None or row.id is None:
+            continue
+        earlier = session.connection().execute(
+            _LAST_TO.where(column == row.id), {"address": to_address}).scalar()
+        if earlier:
+            return replace(email, answering=_Earlier(earlier))
+    return email
 
 
 _TICKET_LINKS = select(Ticket.id, Ticket.reference, Ticket.complaint_id).where(
