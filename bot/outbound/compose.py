@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import email.utils
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,11 +44,36 @@ class Email:
     #: RFC 3834: ``auto-replied`` answers a message; ``auto-generated`` informs the director.
     auto_submitted: str = "auto-replied"
     attachments: Sequence[tuple[str, str, bytes]] = ()
+    #: The subject of the person's own email this one answers: kept in front of ours
+    #: («Re: <hers> – <ours>»), so that her client (Gmail threads by subject too) shows
+    #: one conversation. Empty when a form plugin or the web page wrote the message.
+    her_subject: str = ""
 
     @property
     def automatic(self) -> bool:
         """An answer to someone's message: counted against the daily limit per address."""
         return self.auto_submitted == "auto-replied"
+
+
+#: Her part of a reply's subject at most: ours, with its reference, must stay readable.
+HER_SUBJECT = 80
+_RE = re.compile(r"^\s*((re|aw|sv|tr|fwd?|rv)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+
+
+# What in her subject could pass for a reference of the register («[Réf. CT-…]», a
+# command tag): never carried into ours, where replies look for the reference.
+_REFERENCE_LIKE = re.compile(r"\[[^\]]*\]|\b[A-Z]{2,4}-[A-Z0-9][A-Z0-9/-]{3,}")
+
+
+def reply_subject(hers: str, ours: str) -> str:
+    """«Re: <her subject> – <ours>», hers without its own reply prefixes nor anything
+    that looks like a reference, shortened."""
+    hers = " ".join(_REFERENCE_LIKE.sub(" ", _RE.sub("", hers)).split()).strip(" -–:")
+    if not hers:
+        return ours
+    if len(hers) > HER_SUBJECT:
+        hers = hers[:HER_SUBJECT - 1].rstrip() + "…"
+    return f"Re: {hers} – {ours}"
 
 
 # An encoded word carries at most this many bytes of text, so that it stays within a

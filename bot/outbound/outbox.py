@@ -23,7 +23,7 @@ from bot.core.states import EmailKind, OutboxStatus
 from bot.errors import DeliveryRefused, StoreError, TransientError
 from bot.outbound.addresses import deliverable
 from bot.outbound.autoreply import over_daily_limit
-from bot.outbound.compose import Email, compose
+from bot.outbound.compose import Email, compose, reply_subject
 from bot.store.db import append_row
 from bot.store.dossier import DossierWrites
 from bot.store.models import Complaint, Contact, Event, Outbox, Ticket
@@ -70,6 +70,8 @@ def enqueue(session: Session, app: App, email: Email, *, complaint: Complaint | 
     if email.answering is None and to_address:
         email = _threaded(session, email, to_address, complaint, ticket, contact)
     rendered = app.renderer.render(email.kind, reference=email.reference, **email.context)
+    if email.her_subject:
+        rendered = replace(rendered, subject=reply_subject(email.her_subject, rendered.subject))
     org = app.config.organisation
     message_id = new_message_id(org.bot_address.rpartition("@")[2])
     raw = compose(email, rendered, sender=(org.name, org.bot_address), message_id=message_id,

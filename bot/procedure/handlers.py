@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import PARIS, local
 from bot.core.states import Action, ComplaintStatus, ContactStatus, EmailKind, TicketStatus
-from bot.intake.classify import Decision
+from bot.intake.classify import WEB_FORM_HEADER, Decision
 from bot.intake.commandline import CommandError
 from bot.intake.forwarded import Letter, Original
 from bot.outbound.compose import Answered, Email
@@ -66,6 +66,15 @@ def director_context(app: App, complaint: Complaint) -> dict[str, object]:
 
 def _directors(app: App) -> list[str]:
     return list(app.config.organisation.director_addresses)
+
+
+def _her_subject(app: App, msg: InboundMessage) -> str:
+    """The subject of the email a person wrote, that our answer keeps in front of its
+    own; none for what a form plugin or the web page wrote."""
+    if msg.from_address in app.config.organisation.form_senders or msg.has_header(
+            WEB_FORM_HEADER):
+        return ""
+    return msg.subject
 
 
 def _reply_address(msg: InboundMessage) -> str:
@@ -209,7 +218,8 @@ def register(session: Session, app: App, msg: InboundMessage, row: Inbound,
         EmailKind.ACKNOWLEDGEMENT, [complaint.client_email],
         context={"complaint": complaint, "follow_up": follow_up_link(app, number)},
         reference=number,
-        answering=answering or msg),
+        answering=answering or msg,
+        her_subject=getattr(answering, "subject", "") if answering else _her_subject(app, msg)),
         complaint=complaint)
     _event(session, row, "acknowledged", {"to": "complainant"}, complaint=complaint)
     enqueue(session, app, Email(
@@ -246,7 +256,9 @@ def _request_information(session: Session, app: App, msg: InboundMessage, row: I
             context={"ticket": ticket, "problems": validation.problems,
                          "version": validation.version},
             reference=ticket.reference,
-            answering=answering or msg),
+            answering=answering or msg,
+            her_subject=(getattr(answering, "subject", "") if answering
+                         else _her_subject(app, msg))),
             ticket=ticket)
     else:
         # No address to ask: only a person can follow this up.
@@ -381,7 +393,8 @@ def handle_new_contact(session: Session, app: App, msg: InboundMessage, decision
         context={"contact": contact, "form_link": _form_link(app, contact.reference),
                      "form": app.rulebook.current_form(day)},
         reference=contact.reference,
-        answering=msg),
+        answering=msg,
+        her_subject=_her_subject(app, msg)),
         contact=contact)
     log.info("initial contact %s answered with the form link", contact.reference)
 
@@ -458,7 +471,8 @@ def handle_forward(session: Session, app: App, msg: InboundMessage, decision: De
                      "form": app.rulebook.current_form(day),
                      "forwarded_by": msg.from_name or "", "letter": original is None},
             reference=contact.reference,
-            answering=original),
+            answering=original,
+            her_subject=original.subject if original else ""),
             contact=contact)
         sent = "link" if queued else "limited"
     _confirm_forward(session, app, msg, contact.reference, contact=contact,
@@ -617,7 +631,8 @@ def handle_too_large(session: Session, app: App, msg: InboundMessage, decision: 
             EmailKind.TOO_LARGE, [address],
             context={"subject": msg.subject, "limits": app.config.limits},
             reference="taille",
-            answering=msg))
+            answering=msg,
+            her_subject=_her_subject(app, msg)))
 
 
 def handle_nothing(session: Session, app: App, msg: InboundMessage, decision: Decision,
