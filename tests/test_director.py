@@ -256,7 +256,14 @@ def test_help_and_list_without_token(env: BotEnv) -> None:
     answers = env.smtp.handler.to(DIRECTOR)[-2:]
     [complaint] = env.complaints()
     assert f"- {complaint.number} (0 j) Jeanne Martin" in answers[0].text()
+    assert "jours depuis la réception" in answers[0].text()  # what «j» counts
     assert "#reponse positive|negative|partielle" in answers[1].text()
+    # Nothing was done: the answers do not say «Commandes enregistrées».
+    assert [a.subject for a in answers] == ["Réponse à votre demande"] * 2
+    html = answers[1].message.get_body(("html",)).get_content()
+    assert "mailto:" in html and "<table" in html  # the help is the commands' table
+    listed = answers[0].message.get_body(("html",)).get_content()
+    assert f"<li style=\"overflow-wrap: anywhere;\">{complaint.number}" in listed
 
 
 # --- Nobody but the director -----------------------------------------------------------------

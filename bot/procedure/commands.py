@@ -357,7 +357,8 @@ def cmd_list(ctx: Context, command: Command) -> None:
     if not complaints:
         ctx.done.append("Aucune réclamation ouverte.")
         return
-    lines = [f"{len(complaints)} réclamation(s) ouverte(s) :"]
+    lines = [f"{len(complaints)} réclamation(s) ouverte(s) (entre parenthèses : jours "
+             "depuis la réception) :"]
     for c in complaints:
         age = (ctx.today - local(c.received_at).date()).days
         deadline = next_deadline(c, ctx.app.rulebook)

@@ -552,6 +552,9 @@ def handle_command(session: Session, app: App, msg: InboundMessage, decision: De
         # The commands one tap away, unless #aide already put the help in the answer.
         "commands": complaint is not None and not any(
             line.startswith(app.rulebook.commands.intro) for line in done),
+        # Only #aide, #liste: nothing was done, the answer says so from its subject.
+        "read_only": error is None and bool(decision.commands) and all(
+            c.name in app.rulebook.commands.read_only for c in decision.commands),
     }
     if error is None and complaint is not None and msg.attachments:
         _event(session, row, "documents", {"count": len(msg.attachments)}, complaint=complaint)
