@@ -272,7 +272,8 @@ def test_every_kind_of_email_reads_well_in_a_browser(env: Any, tmp_path: Path) -
     env.restart()
     env.now = at(dt.date(2026, 9, 16))
     hostile = {"Nom et prénom": HOSTILE_NAME, "Objet de la réclamation": HOSTILE_OBJECT,
-               "Description": "Le tarif était < 100 € & > 50 €, on m'a dit <rien>."}
+               "Description": "Le tarif était < 100 € & > 50 €, on m'a dit <rien>. Voir "
+                              "https://www.example.fr/doc?id=" + "0123456789" * 15 + "."}
     first = register(env, **hostile)  # acknowledgement, director_new_complaint
     command(env, first, "#reponse positive\nVotre attestation <oubliée> & relance est "
                         "partie.\n")  # response, director_confirmation
