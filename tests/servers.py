@@ -548,8 +548,10 @@ class Captured:
         return str(self.message["Subject"])
 
     def text(self) -> str:
-        body = self.message.get_body(("plain",))
-        return body.get_content() if body is not None else ""
+        """The plain text as a reader's client shows it: a flowed part joined again."""
+        from bot.testing.memory import plain_text
+
+        return plain_text(self.message)
 
     def html(self) -> str:
         body = self.message.get_body(("html",))

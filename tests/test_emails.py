@@ -93,9 +93,10 @@ def sent(demo: Path) -> list[tuple[str, Any]]:
 
 
 def _parts(message: Any) -> tuple[str, str]:
-    text = message.get_body(("plain",))
+    from bot.testing.memory import plain_text
+
     html = message.get_body(("html",))
-    return (text.get_content() if text else "", html.get_content() if html else "")
+    return (plain_text(message), html.get_content() if html else "")
 
 
 def test_every_kind_the_demo_sends_is_looked_at(sent: list[tuple[str, Any]]) -> None:
@@ -318,3 +319,16 @@ def test_every_kind_of_email_reads_well_in_a_browser(env: Any, tmp_path: Path) -
     assert set(EMAIL_KINDS) - {kind for kind, _ in messages} == set()
     assert look_at(messages, tmp_path / "screens") == []
 
+
+
+def test_plain_text_is_wrapped_and_flowed_with_its_signature_separator(
+        sent: list[tuple[str, Any]]) -> None:
+    """RFC 3676: lines of 72 columns (and the soft break's space) in any client, joined
+    again to fit a phone by those that read format=flowed; «-- » before the footer."""
+    for kind, message in sent:
+        part = message.get_body(("plain",))
+        assert part.get_param("format") == "flowed" and part.get_param("delsp") == "no", kind
+        raw = part.get_content()
+        lines = raw.split("\n")
+        assert all(len(line) <= 78 or " " not in line.strip() for line in lines), kind
+        assert "-- " in lines, kind

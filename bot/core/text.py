@@ -78,6 +78,37 @@ def unflow(text: str, delsp: bool = False) -> str:
 _LIST_ITEM = re.compile(r"^\s*([-*•–—·▪◦o]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s)")
 
 
+#: Where the bot's own plain text is wrapped (RFC 3676 advises 72, never more than 78).
+FLOWED_WIDTH = 72
+
+
+def flow(text: str, width: int = FLOWED_WIDTH) -> str:
+    """The bot's plain text written as ``format=flowed`` (RFC 3676, DelSp=No): each line
+    longer than ``width`` is cut at spaces into lines ending in a space (soft breaks,
+    which a reader's client joins again to fit its screen); every other line ends
+    without one (hard breaks). Lines that begin with a space, ``>`` or ``From `` are
+    space-stuffed; the signature separator ``-- `` stays as it is. A word longer than
+    the width is left whole."""
+    out: list[str] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line == "-- ":
+            out.append(line)
+            continue
+        line = line.rstrip(" ")
+        pieces: list[str] = []
+        while len(line) > width:
+            cut = line.rfind(" ", 1, width + 1)
+            if cut <= 0:
+                cut = line.find(" ", width)
+                if cut < 0:
+                    break
+            pieces.append(line[:cut + 1])  # the space stays: the break is soft
+            line = line[cut + 1:]
+        pieces.append(line)
+        out += [f" {p}" if p.startswith((" ", ">", "From ")) else p for p in pieces]
+    return "\n".join(out)
+
+
 def reflow(text: str) -> str:
     """The sender's paragraphs, without the line breaks her client added.
 

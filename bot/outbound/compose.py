@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.core.protocol import OWN_HEADER
+from bot.core.text import flow
 from bot.outbound.render import Rendered
 
 MAX_REFERENCES = 20
@@ -151,7 +152,10 @@ def compose(email_: Email, rendered: Rendered, *, sender: tuple[str, str], messa
     alternative = uuid.uuid4().hex
     body = b"".join([
         f"--{alternative}\r\n".encode(),
-        _part('text/plain; charset="utf-8"', rendered.text.encode("utf-8")),
+        # Wrapped at 72 as format=flowed: short lines in any client, joined again to fit
+        # a phone's screen by those that read the format (RFC 3676).
+        _part('text/plain; charset="utf-8"; format=flowed; delsp=no',
+              flow(rendered.text).encode("utf-8")),
         f"--{alternative}\r\n".encode(),
         _part('text/html; charset="utf-8"', rendered.html.encode("utf-8")),
         f"--{alternative}--\r\n".encode(),

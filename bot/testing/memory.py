@@ -106,6 +106,20 @@ class MemorySource:
         """Nothing to release."""
 
 
+def plain_text(message: EmailMessage) -> str:
+    """A message's plain text as a reader's client shows it: decoded, a flowed part
+    (RFC 3676) joined again."""
+    from bot.core.text import unflow
+
+    body = message.get_body(("plain",))
+    if body is None:
+        return ""
+    text = str(body.get_content())
+    if str(body.get_param("format", "")).lower() == "flowed":
+        text = unflow(text, delsp=str(body.get_param("delsp", "")).lower() == "yes")
+    return text
+
+
 @dataclass
 class Sent:
     """One email the sink accepted."""
@@ -122,9 +136,8 @@ class Sent:
 
     @property
     def text(self) -> str:
-        """The plain-text part, decoded."""
-        body = self.message.get_body(("plain",))
-        return str(body.get_content()) if body is not None else ""
+        """The plain-text part as a reader's client shows it (:func:`plain_text`)."""
+        return plain_text(self.message)
 
     @property
     def html(self) -> str:
