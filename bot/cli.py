@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bot.app import App
     from bot.config import ImapConfig
     from bot.ops.check import Servers
+    from bot.ops.runner import RunSummary
 
 log = logging.getLogger("bot")
 
@@ -284,7 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if getattr(args, "organisations", None) is not None and args.organisation is None:
         if args.once:
-            raise UsageError("run --once : avec --organisations, indiquez --organisation")
+            return _run_once_all(args)
         from bot.ops.fleet import Coordinator, Fleet
 
         coordinator = Coordinator(args.coordinator) if args.coordinator else None
@@ -297,17 +298,57 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     with _app(args) as app:
         if args.once:
-            summary = run_once(app)
-            actions = ", ".join(f"{k}: {v}" for k, v in sorted(summary.actions.items()))
-            print(f"{summary.fetched} message(s) traité(s)"
-                  f"{' (' + actions + ')' if actions else ''} ; {summary.sent.sent} envoyé(s), "
-                  f"{summary.sent.deferred} différé(s), {summary.sent.refused} refusé(s)")
-            if summary.unfiled:
-                print(f"{summary.unfiled} message(s) traité(s) mais non classé(s) : leur dossier "
-                      "est en échec (voir reclambot status) ; la prochaine relève les classe")
+            print("\n".join(_summary_lines(run_once(app))))
         else:
             run_forever(app)
     return 0
+
+
+def _summary_lines(summary: RunSummary) -> list[str]:
+    """What one pass did, in French: how many messages became what, what was sent."""
+    from bot.core.states import ACTION_LABELS
+
+    actions = ", ".join(f"{ACTION_LABELS.get(k, k)} : {v}"
+                        for k, v in sorted(summary.actions.items()))
+    lines = [f"{summary.fetched} message(s) traité(s)"
+             f"{' (' + actions + ')' if actions else ''} ; {summary.sent.sent} envoyé(s), "
+             f"{summary.sent.deferred} différé(s), {summary.sent.refused} refusé(s)"]
+    if summary.unfiled:
+        lines.append(f"{summary.unfiled} message(s) traité(s) mais non classé(s) : leur "
+                     "dossier est en échec (voir reclambot status) ; la prochaine relève les "
+                     "classe")
+    return lines
+
+
+def _run_once_all(args: argparse.Namespace) -> int:
+    """``run --once --organisations DIR``: one pass for every organisation, one after the
+    other (a cron job a minute for the whole fleet); one that fails says why, and the
+    others run all the same."""
+    from bot.app import build_app
+    from bot.ops.fleet import member_config, organisation_paths
+    from bot.ops.runner import run_once
+
+    paths = organisation_paths(args.organisations)
+    failed = 0
+    for slug, path in paths.items():
+        print(f"== {slug} ==")
+        try:
+            app = build_app(member_config(path))
+        except ReclambotError as exc:
+            print(f"  erreur : {exc}")
+            failed += 1
+            continue
+        try:
+            print("\n".join(f"  {line}" for line in _summary_lines(run_once(app))))
+        except Exception as exc:  # one organisation's failure never stops the others
+            log.error("%s: pass failed: %s", slug, exc, exc_info=not isinstance(
+                exc, ReclambotError))
+            print(f"  erreur : {exc}")
+            failed += 1
+        finally:
+            app.close()
+    print(f"{len(paths)} organisme(s), {failed} en erreur")
+    return 1 if failed else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

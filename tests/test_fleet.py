@@ -413,3 +413,24 @@ def test_long_lived_objects_are_frozen_and_a_stopped_organisations_cycles_collec
     finally:
         gc.unfreeze()
         fleet.shared.close()
+
+
+def test_run_once_handles_every_organisation_once(organisations: Organisations,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``run --once --organisations DIR`` (a cron job for the whole fleet): one pass of
+    each; one that cannot start says why, and the others run all the same."""
+    from bot.cli import main
+
+    orgs = organisations
+    for slug in ("alpha", "beta"):
+        orgs.add(slug)
+    broken = orgs.add("gamma")
+    broken.write_text(broken.read_text() + "\n[inconnue]\nx = 1\n")
+    orgs.deliver("alpha", form("client0@alpha.example.net"))
+    orgs.deliver("beta", form("client1@beta.example.net"))
+    assert main(["run", "--once", "--organisations", str(orgs.root)]) == 1
+    out = capsys.readouterr().out
+    assert "== alpha ==" in out and "== beta ==" in out and "inconnue" in out
+    assert "3 organisme(s), 1 en erreur" in out
+    assert len(orgs.rows("alpha", Complaint)) == len(orgs.rows("beta", Complaint)) == 1
+    assert len(orgs.sent_from("alpha")) == len(orgs.sent_from("beta")) == 2
