@@ -71,7 +71,7 @@ def test_quarantine_retry_on_a_maildir(tmp_path: Path, capsys: pytest.CaptureFix
         fields, attachments=[("facture.pdf", "application/pdf", samples.pdf_bytes(8000))])
     (directory / "maildir" / "inbox" / "new" / "big.eml").write_bytes(big)
     assert main(["--config", str(config), "run", "--once"]) == 0
-    assert "too_large: 1" in capsys.readouterr().out
+    assert "trop volumineux : 1" in capsys.readouterr().out
 
     assert main(["--config", str(config), "quarantine", "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
