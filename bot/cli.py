@@ -156,8 +156,9 @@ def _day(value: str) -> dt.date:
 
 
 @contextmanager
-def _app(args: argparse.Namespace) -> Iterator[App]:
-    """The application for one command, closed when the command is done."""
+def _app(args: argparse.Namespace, mailbox_secrets: bool = True) -> Iterator[App]:
+    """The application for one command, closed when the command is done (without
+    ``mailbox_secrets`` for a command that reads the register only)."""
     from bot.app import build_app
     from bot.config import load_config
 
@@ -168,7 +169,7 @@ def _app(args: argparse.Namespace) -> Iterator[App]:
 
         moment = job_moment(day)
         clock = lambda: moment  # noqa: E731 - the whole command runs "on that day"
-    config = load_config(args.config)
+    config = load_config(args.config, mailbox_secrets)
     if not args.verbose and args.command != "demo":
         from bot.core.logs import configure
 
@@ -527,7 +528,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     if getattr(args, "organisations", None) is not None and args.organisation is None:
         return _status_of_all(args)
-    with _app(args) as app:
+    with _app(args, mailbox_secrets=False) as app:  # it reads the register, not the mail
         print("\n".join(status_lines(app)))
     return 0
 

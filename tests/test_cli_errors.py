@@ -81,3 +81,12 @@ def test_export_into_a_pipe_closed_early(config: Path) -> None:
         errors = process.stderr.read()
         process.wait(timeout=120)
     assert "Traceback" not in errors and "BrokenPipe" not in errors
+
+
+def test_status_reads_the_register_without_the_mailbox_password(config: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RECLAMBOT_TEST_IMAP_PASSWORD"}
+    result = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "status"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert "RECLAMBOT_TEST_IMAP_PASSWORD" not in result.stderr

@@ -121,6 +121,28 @@ def test_missing_file_and_bad_toml(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "n'est pas un TOML valide" in capsys.readouterr().err
 
 
+def test_a_newcomers_config_mistakes_are_named_in_french(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing file points to init; a TOML error is French with its line; a misspelt
+    key is named with the one it is close to, missing or unknown."""
+    assert main(["--config", str(tmp_path / "none.toml"), "status"]) == 2
+    assert "reclambot init" in capsys.readouterr().err
+    broken = write(tmp_path, MINIMAL.replace('name = "', 'name = "x\n', 1).replace(
+        '"x\nSophroAttitude"', '"x\nSophroAttitude'))
+    assert main(["--config", str(broken), "status"]) == 2
+    err = capsys.readouterr().err
+    assert "il manque le guillemet fermant" in err and "(ligne " in err
+    assert "Illegal" not in err and "at line" not in err
+    typo = write(tmp_path, MINIMAL.replace("bot_address", "bot_adress"))
+    with pytest.raises(ConfigError, match="« bot_adress » est-il une faute de frappe "
+                                         "pour bot_address"):
+        load_config(typo)
+    unknown = write(tmp_path, MINIMAL.replace("[organisation]\n",
+                                              '[organisation]\nform_sendrs = []\n'))
+    with pytest.raises(ConfigError, match="clé inconnue : vouliez-vous écrire form_senders"):
+        load_config(unknown)
+
+
 def test_secret_never_prints() -> None:
     secret = Secret("hunter2")
     assert "hunter2" not in repr(secret) and "hunter2" not in str(secret)

@@ -298,9 +298,17 @@ class _Section:
         self.used.add(key)
         if key not in self.data:
             if required:
-                raise ConfigError(self.key(key), "manquant (obligatoire)")
+                raise ConfigError(self.key(key), f"manquant (obligatoire){self._typo_of(key)}")
             return None
         return self.data[key]
+
+    def _typo_of(self, key: str) -> str:
+        """«; « bot_adress » est-il bot_address ?» when a key written is close to it."""
+        import difflib
+
+        near = difflib.get_close_matches(key, [k for k in self.data if k not in self.used],
+                                         n=1, cutoff=0.75)
+        return f" ; « {near[0]} » est-il une faute de frappe pour {key} ?" if near else ""
 
     def string(self, key: str, default: str | None = None) -> str:
         value = self._get(key, default is None)
@@ -406,9 +414,13 @@ class _Section:
 
     def finish(self) -> None:
         """Reject keys nobody read: a typo must not be silently ignored."""
+        import difflib
+
         unknown = sorted(set(self.data) - self.used)
         if unknown:
-            raise ConfigError(self.key(unknown[0]), "clé inconnue (voir config.example.toml)")
+            near = difflib.get_close_matches(unknown[0], sorted(self.used), n=1, cutoff=0.75)
+            hint = f" : vouliez-vous écrire {near[0]} ?" if near else " (voir config.example.toml)"
+            raise ConfigError(self.key(unknown[0]), f"clé inconnue{hint}")
 
 
 def _table(raw: dict[str, Any], name: str, base: Path, required: bool) -> _Section | None:
@@ -703,6 +715,36 @@ def _web(section: _Section | None) -> WebConfig:
     )
 
 
+#: tomllib's messages, in French (the position, «(at line 7, column 27)», is kept).
+_TOML_ERRORS = (
+    ("Illegal character '\\n'", "fin de ligne au milieu d'un texte (il manque le guillemet "
+                                 "fermant ?)"),
+    ("Illegal character", "caractère interdit"),
+    ("Invalid value", "valeur invalide (un texte s'écrit entre guillemets)"),
+    ("Invalid statement", "ligne illisible (attendu : clé = valeur, ou [section])"),
+    ("Expected '=' after a key in a key/value pair", "« = » attendu après la clé"),
+    ("Cannot declare", "déclarée deux fois :"),
+    ("Cannot overwrite a value", "clé écrite deux fois"),
+    ("Unclosed array", "liste non fermée (il manque « ] »)"),
+    ("Unterminated string", "texte non fermé (il manque un guillemet)"),
+    ("Expected newline or end of document after a statement",
+     "fin de ligne attendue après la valeur"),
+)
+
+
+def _toml_error(exc: tomllib.TOMLDecodeError) -> str:
+    text = str(exc)
+    where = re.search(r"\(at line (\d+), column (\d+)\)", text)
+    place = f" (ligne {where.group(1)}, colonne {where.group(2)})" if where else ""
+    if where:
+        text = text[:where.start()].strip()
+    for english, french in _TOML_ERRORS:
+        if text.startswith(english):
+            rest = text[len(english):].strip()
+            return f"{french}{' ' + rest if rest and french.endswith(':') else ''}{place}"
+    return f"{text}{place}"
+
+
 def load_config(path: Path | None = None, mailbox_secrets: bool = True) -> Config:
     """Read and check the configuration file at ``path`` (default: :func:`default_config_path`);
     without ``mailbox_secrets``, the mailbox password is not read (``reclambot serve``)."""
@@ -711,12 +753,13 @@ def load_config(path: Path | None = None, mailbox_secrets: bool = True) -> Confi
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            "", f"fichier {path} introuvable (utilisez --config ou $RECLAMBOT_CONFIG)"
+            "", f"fichier {path} introuvable : créez-le avec « reclambot init », ou indiquez "
+                "le vôtre par --config ou $RECLAMBOT_CONFIG"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("", f"impossible de lire {path} : {exc}") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{path} n'est pas un TOML valide : {exc}") from None
+        raise ConfigError("", f"{path} n'est pas un TOML valide : {_toml_error(exc)}") from None
     return parse_config(raw, path, mailbox_secrets)
