@@ -167,7 +167,8 @@ def test_init_writes_a_commented_working_config(tmp_path: Path,
     answers = iter([
         "Formations Exemple", "pas-une-adresse", "reclamations@formations.fr",
         "Claire Durand", "direction@formations.fr", "accueil@formations.fr, paul@formations.fr",
-        "https://formations.fr/reclamation", "", "ovh",
+        "https://formations.fr/reclamation", "", "01 23 45 67 89", "non", "Médiateur Exemple",
+        "https://mediateur.example.fr", "", "1 rue de la Paix, 75002 Paris", "ovh",
     ])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
     monkeypatch.setattr("getpass.getpass", lambda prompt: "")  # the mailbox is not read
@@ -183,6 +184,9 @@ def test_init_writes_a_commented_working_config(tmp_path: Path,
     assert config.organisation.bot_address == "reclamations@formations.fr"  # asked again
     assert config.organisation.form_senders == ()
     assert config.organisation.staff_addresses == ("accueil@formations.fr", "paul@formations.fr")
+    assert config.organisation.contact == "direction@formations.fr ou 01 23 45 67 89"
+    assert (config.mediation.name, config.mediation.form_url) == (
+        "Médiateur Exemple", "https://mediateur.example.fr")
     assert config.imap is not None and (config.imap.host, config.imap.port) == ("ssl0.ovh.net", 993)
     assert config.smtp is not None and config.smtp.security == "ssl"
     assert "# The director of training" in path.read_text()  # the comments stay
@@ -194,7 +198,8 @@ def test_init_for_microsoft_365_sets_up_oauth2(tmp_path: Path, monkeypatch: pyte
                                                capsys: pytest.CaptureFixture[str]) -> None:
     answers = iter([
         "Formations Exemple", "reclamations@formations.fr", "Claire Durand",
-        "direction@formations.fr", "", "https://formations.fr/reclamation", "", "microsoft365",
+        "direction@formations.fr", "", "https://formations.fr/reclamation", "", "", "",
+        "microsoft365",
         "11111111-2222-3333-4444-555555555555", "",
     ])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
@@ -216,7 +221,7 @@ def test_init_without_a_website_form_sets_up_the_served_one(tmp_path: Path,
     answers = iter([
         "Formations Exemple", "reclamations@formations.fr", "Claire Durand",
         "direction@formations.fr", "", "", "formations.fr", "https://reclamations.formations.fr/",
-        "", "ovh",
+        "", "", "ovh",
     ])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
     monkeypatch.setattr("getpass.getpass", lambda prompt: "")
@@ -251,7 +256,7 @@ def test_init_requires_the_authentication_of_commands_by_the_mailboxs_server(
     asked: list[str] = []
     answers = iter([
         "Formations Exemple", "reclamations@formations.fr", "Claire Durand",
-        "direction@formations.fr", "", "https://formations.fr/reclamation", "", "ovh",
+        "direction@formations.fr", "", "https://formations.fr/reclamation", "", "", "", "ovh",
         *([answer] if answer else []),
     ])
 

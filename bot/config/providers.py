@@ -38,5 +38,6 @@ PROVIDERS: dict[str, Provider] = {
     "gandi": Provider("Gandi", "mail.gandi.net", 993, "ssl", "mail.gandi.net", 465, "ssl"),
     "infomaniak": Provider("Infomaniak", "mail.infomaniak.com", 993, "ssl",
                            "mail.infomaniak.com", 465, "ssl"),
-    "other": Provider("Serveur propre (Dovecot, Postfix…)", "", 993, "ssl", "", 587, "starttls"),
+    # «other» is still understood (init's answer before 2026-12).
+    "autre": Provider("Serveur propre (Dovecot, Postfix…)", "", 993, "ssl", "", 587, "starttls"),
 }

@@ -132,13 +132,31 @@ def write_config(path: Path, ask: Ask, probe: Probe | None = None) -> tuple[Path
     public_url = "" if form_url else _question(
         ask, "Adresse publique du formulaire servi par reclambot (https://…)", check=link,
         hint="une adresse commençant par https:// est attendue (docs/web.md)")
-    form_sender = _question(ask, "Adresse d'envoi du formulaire du site (vide si aucune)",
-                            check=lambda a: not a or email(a), hint=expected)
+    # Only a website's form plugin sends from an address of its own.
+    form_sender = "" if not form_url else _question(
+        ask, "Adresse d'envoi du formulaire du site (vide si aucune)",
+        check=lambda a: not a or email(a), hint=expected)
+    phone = _question(ask, "Téléphone où joindre une personne, imprimé sous chaque courriel "
+                           "(vide si aucun)", check=lambda a: True)
+    mediator = _question(
+        ask, "Votre médiateur de la consommation (nommé aux consommateurs après un refus) "
+             "est-il AME CONSO ? (oui/non)", "oui",
+        check=lambda a: a.lower() in ("oui", "non", "o", "n"), hint="répondez oui ou non")
+    mediation: tuple[tuple[str, str], ...] = ()
+    if mediator.lower() in ("non", "n"):
+        mediator_name = _question(ask, "Nom du médiateur")
+        mediator_site = _question(ask, "Son site (https://…)", check=link,
+                                  hint="un lien commençant par https:// est attendu")
+        mediator_form = _question(ask, "Le lien de son formulaire de saisine", mediator_site,
+                                  check=link, hint="un lien commençant par https:// est attendu")
+        mediator_address = _question(ask, "Son adresse postale")
+        mediation = (("name", mediator_name), ("website", mediator_site),
+                     ("form_url", mediator_form), ("address", mediator_address))
     choices = ", ".join(PROVIDERS)
-    provider_key = _question(ask, f"Messagerie ({choices})", "other",
-                             check=lambda a: a in PROVIDERS,
+    provider_key = _question(ask, f"Messagerie ({choices})", "autre",
+                             check=lambda a: a.lower() in PROVIDERS or a.lower() == "other",
                              hint=f"répondez par l'un de : {choices}")
-    provider = PROVIDERS[provider_key]
+    provider = PROVIDERS["autre" if provider_key.lower() == "other" else provider_key.lower()]
     imap_host = provider.imap_host or _question(ask, "Serveur IMAP")
     smtp_host = provider.smtp_host or _question(ask, "Serveur SMTP")
 
@@ -163,7 +181,9 @@ def write_config(path: Path, ask: Ask, probe: Probe | None = None) -> tuple[Path
         ("organisation", "form_url", form_url),
         ("web", "public_url", public_url.rstrip("/")),
         ("organisation", "form_senders", [form_sender] if form_sender else []),
-        ("organisation", "contact", director_address),
+        ("organisation", "contact", f"{director_address} ou {phone}" if phone
+         else director_address),
+        *(("mediation", key, value) for key, value in mediation),
         ("imap", "host", imap_host),
         ("imap", "port", provider.imap_port),
         ("imap", "security", provider.imap_security),
