@@ -119,3 +119,23 @@ def test_a_60_kib_description_and_a_long_name_export_to_pdf(memory: MemoryEnv) -
     last = description.rsplit("\n", 1)[-1].split(" ", 1)[0]
     positions = [words.find(f"{i} Le formateur a modifié") for i in range(int(last) + 1)]
     assert -1 not in positions and positions == sorted(positions)
+
+
+def test_the_workbook_s_dates_and_figures_are_typed_cells(memory: MemoryEnv) -> None:
+    """Excel sorts, filters and sums them: dates are date cells, counts and rates
+    numbers; a person's text stays text (a facts date she typed included)."""
+    from openpyxl import load_workbook
+
+    complaint = registered(memory)
+    with memory.app.sessions() as session:
+        data = register_workbook(session, memory.app)
+    workbook = load_workbook(io.BytesIO(data))
+    register = workbook["Registre"]
+    header = [c.value for c in register[1]]
+    row = {name: c for name, c in zip(header, register[2], strict=True)}
+    received = row["Date de réception du ticket"]
+    assert isinstance(received.value, dt.datetime) and received.number_format.startswith("DD/MM")
+    assert isinstance(row["Échéance de réponse"].value, dt.datetime | dt.date)
+    assert row["Date des faits"].value == complaint.facts_date  # her words, as text
+    figures = {r[1].value: r[2].value for r in workbook["Indicateurs"].iter_rows(min_row=2)}
+    assert figures["Réclamations reçues"] == 1 and isinstance(figures["du"], dt.datetime)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from bot.core.clock import local
 from bot.core.states import IN_PROGRESS, ComplaintStatus
 from bot.core.text import number_fr
-from bot.reporting.export import REGISTER_COLUMNS, cell, column_value
+from bot.reporting.export import REGISTER_COLUMNS, column_value
 from bot.reporting.inert import csv_row, strings_as_strings
 from bot.store.deadlines import received_day
 from bot.store.models import Complaint, Ticket
@@ -46,14 +46,19 @@ class Report:
     html: str = ""
 
     def rows(self) -> list[tuple[str, str, str]]:
-        """(section, indicator, value) rows, as in the CSV and the workbook."""
-        rows = [("Période", "du", self.start.isoformat()),
-                ("Période", "au (exclu)", self.end.isoformat())]
-        rows += [("Indicateurs", FIGURE_LABELS.get(key, key), _fmt(value))
+        """(section, indicator, value) rows, as in the CSV."""
+        return [(section, name, _fmt(value)) for section, name, value in self.typed_rows()]
+
+    def typed_rows(self) -> list[tuple[str, str, Any]]:
+        """(section, indicator, value) rows with their values as numbers and dates, for
+        a workbook whose cells a spreadsheet sorts and sums."""
+        rows: list[tuple[str, str, Any]] = [("Période", "du", self.start),
+                                            ("Période", "au (exclu)", self.end)]
+        rows += [("Indicateurs", FIGURE_LABELS.get(key, key), value)
                  for key, value in self.figures.items()]
         for name, counts in self.breakdowns.items():
-            rows += [(name, key, str(value)) for key, value in counts.items()]
-        rows += [("Objets récurrents sur 12 mois", key, str(n)) for key, n in self.recurring]
+            rows += [(name, key, value) for key, value in counts.items()]
+        rows += [("Objets récurrents sur 12 mois", key, n) for key, n in self.recurring]
         return rows
 
 
@@ -100,7 +105,21 @@ def cover_figures(session: Session, rules: Rulebook, start: dt.date,
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
+    if isinstance(value, dt.date):
+        return value.isoformat()
     return "" if value is None else str(value)
+
+
+def typed(value: Any) -> Any:
+    """A register value as a workbook cell holds it: Paris time for datetimes (a date
+    cell, not text), numbers as numbers, oui/non for booleans, text otherwise."""
+    if isinstance(value, dt.datetime):
+        return local(value).replace(tzinfo=None)
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, (dt.date, int, float)) or value is None:
+        return value
+    return str(value)
 
 
 def _percentile(values: list[int], q: float) -> float | None:
@@ -276,11 +295,11 @@ def register_workbook(session: Session, app: App, report: Report | None = None) 
     header_font = Font(bold=True, color="FFFFFF")
     header_fill = PatternFill("solid", fgColor="3B6EA5")
 
-    def sheet(title: str, header: list[str], rows: list[list[str]], widths: list[int]) -> None:
+    def sheet(title: str, header: list[str], rows: list[list[Any]], widths: list[int]) -> None:
         ws = workbook.create_sheet(title)
         ws.append(header)
         for row in rows:
-            ws.append(row)
+            ws.append([typed(value) for value in row])
         for index, width in enumerate(widths, start=1):
             ws.column_dimensions[get_column_letter(index)].width = width
         for c in ws[1]:
@@ -290,6 +309,12 @@ def register_workbook(session: Session, app: App, report: Report | None = None) 
             strings_as_strings(row_cells)
             for c in row_cells:
                 c.alignment = Alignment(wrap_text=True, vertical="top")
+                if isinstance(c.value, dt.datetime):
+                    c.number_format = "DD/MM/YYYY HH:MM"
+                elif isinstance(c.value, dt.date):
+                    c.number_format = "DD/MM/YYYY"
+                elif isinstance(c.value, float):
+                    c.number_format = "0.0"
         ws.freeze_panes = "B2"
         ws.auto_filter.ref = ws.dimensions
 
@@ -299,11 +324,11 @@ def register_workbook(session: Session, app: App, report: Report | None = None) 
                                  .order_by(Complaint.year, Complaint.sequence)).all()
     rules = app.rulebook
     sheet("Registre", [label for label, _ in REGISTER_COLUMNS],
-          [[cell(column_value(c, column, rules)) for _, column in REGISTER_COLUMNS]
+          [[column_value(c, column, rules) for _, column in REGISTER_COLUMNS]
            for c in complaints],
           [16] + [24] * (len(REGISTER_COLUMNS) - 1))
     sheet("Actions", ["Numéro", "Date", "Action", "Manquements identifiés"],
-          [[c.number, a.day.isoformat(), a.text, "\n".join(f.text for f in c.failures)]
+          [[c.number, a.day, a.text, "\n".join(f.text for f in c.failures)]
            for c in complaints for a in c.actions],
           [16, 12, 60, 50])
     if report is None:
@@ -311,7 +336,7 @@ def register_workbook(session: Session, app: App, report: Report | None = None) 
         report = compute(session, app.rulebook.calendar, today.replace(month=1, day=1),
                          today + dt.timedelta(days=1))
     sheet("Indicateurs", ["Rubrique", "Indicateur", "Valeur"],
-          [list(r) for r in report.rows()], [28, 44, 14])
+          [list(r) for r in report.typed_rows()], [28, 44, 14])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
