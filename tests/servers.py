@@ -554,8 +554,9 @@ class Captured:
         return plain_text(self.message)
 
     def html(self) -> str:
+        """The HTML part, non-breaking spaces as spaces (the typography has its test)."""
         body = self.message.get_body(("html",))
-        return body.get_content() if body is not None else ""
+        return body.get_content().replace("\u00a0", " ") if body is not None else ""
 
 
 @dataclass

@@ -152,7 +152,7 @@ def _problems(browser: Any, messages: list[tuple[str, Any]], screens: Path) -> l
         if width > PHONE:
             problems.append(f"{name}: {width} px wide at {PHONE} px")
         page.screenshot(path=str(screens / f"{name}-{PHONE}.png"), full_page=True)
-        visible = page.evaluate("document.body.innerText")
+        visible = page.evaluate("document.body.innerText").replace("\u00a0", " ")
         problems += [f"{name}: {value!r} is in the text version, not on screen"
                      for value in HOSTILE_VALUES if value in text and value not in visible]
         if page.evaluate("document.querySelectorAll('script').length"):
@@ -332,3 +332,27 @@ def test_plain_text_is_wrapped_and_flowed_with_its_signature_separator(
         lines = raw.split("\n")
         assert all(len(line) <= 78 or " " not in line.strip() for line in lines), kind
         assert "-- " in lines, kind
+
+
+def test_french_typography_keeps_marks_with_their_words(sent: list[tuple[str, Any]]) -> None:
+    """A non-breaking space before «: ; ! ? »» and after «««, inside phone numbers and
+    before units, in every email's text and HTML as written: no line of a phone begins
+    with «: son objet…»; the tags and links of the HTML are left alone."""
+    import datetime as dt
+    import re
+
+    from bot.core.clock import date_fr
+    from bot.core.text import typographie, typographie_html
+
+    breakable = re.compile(r"[^\s] [:;!?»]|« ")
+    for kind, message in sent:
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert not breakable.search(text), (kind, breakable.search(text))
+        body = re.sub(r"<[^>]*>", "", html)
+        assert not breakable.search(body), (kind, breakable.search(body))
+    assert typographie("Tél. 01 23 45 67 89 ; 100,0 % à 10 h 15") == (
+        "Tél. 01\u00a023\u00a045\u00a067\u00a089\u00a0; 100,0\u00a0% à 10\u00a0h\u00a015")
+    assert typographie_html('<a href="mailto:x?subject=Re : y">Objet : z</a>') == (
+        '<a href="mailto:x?subject=Re : y">Objet\u00a0: z</a>')
+    assert date_fr(dt.date(2026, 12, 1)) == "mardi 1er décembre 2026"

@@ -102,7 +102,7 @@ def test_transmettre_with_a_scanned_letter(env: BotEnv) -> None:
     assert contact.received_at.date() == dt.date(2026, 12, 1)
     assert contact.mode.startswith("lettre recommandée, transmis par Sophie Accueil")
     got = only_to(env, "j.dupont@example.net", STAFF)
-    assert "Votre courrier du mardi 1 décembre 2026" in got["j.dupont@example.net"][0].text()
+    assert "Votre courrier du mardi 1er décembre 2026" in got["j.dupont@example.net"][0].text()
     assert any(n.endswith("scan.pdf") for n in env.app.dossiers.names(contact.reference))
 
 

@@ -30,7 +30,8 @@ def date_fr(value: dt.date | dt.datetime | None) -> str:
         return ""
     if isinstance(value, dt.datetime):
         value = local(value).date()
-    return f"{_DAYS[value.weekday()]} {value.day} {_MONTHS[value.month - 1]} {value.year}"
+    day = "1er" if value.day == 1 else str(value.day)  # «1er décembre», as French writes it
+    return f"{_DAYS[value.weekday()]} {day} {_MONTHS[value.month - 1]} {value.year}"
 
 
 def datetime_fr(value: dt.datetime | None) -> str:

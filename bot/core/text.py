@@ -3,9 +3,11 @@ as French writes them."""
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import unicodedata
+from collections.abc import Callable
 
 _NON_WORD = re.compile(r"[^0-9a-z@.+-]+")
 
@@ -76,6 +78,56 @@ def unflow(text: str, delsp: bool = False) -> str:
 
 
 _LIST_ITEM = re.compile(r"^\s*([-*•–—·▪◦o]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s)")
+
+
+NBSP = "\u00a0"
+# French typography (Imprimerie nationale): a non-breaking space before the colon, the
+# semicolon, the marks of exclamation and question and the closing guillemet, after the
+# opening one; inside a phone number, between a number and its unit; none of them ever
+# begins a line.
+_BEFORE_MARK = re.compile(r"(?<=[^\s\u00a0]) +(?=[:;!?»](?:[\s\u00a0<]|$|[.,)]))")
+_AFTER_GUILLEMET = re.compile(r"(?<=«) +")
+_PHONE = re.compile(r"\b0[1-9](?: \d\d){4}\b")
+_UNIT = re.compile(r"(?<=\d) (?=(?:%|€|h\b|j\b|Mo\b|ko\b|jours?\b|heures?\b))")
+
+
+def _typeset(text: str, keep: Callable[[int], bool] = lambda _: False) -> str:
+    # Every space becomes a non-breaking one, one for one: lengths, and so the positions
+    # ``keep`` is asked about, never change.
+    def space(match: re.Match[str]) -> str:
+        return match.group(0) if keep(match.start()) else match.group(0).replace(" ", NBSP)
+
+    text = _BEFORE_MARK.sub(space, text)
+    text = _AFTER_GUILLEMET.sub(space, text)
+    text = _PHONE.sub(space, text)
+    return _HOUR_MINUTES.sub(space, _UNIT.sub(space, text))
+
+
+def typographie(text: str) -> str:
+    """``text`` with the non-breaking spaces French typography puts where a line must not
+    break («Objet\u00a0: …», «\u00a0»…», «01\u00a023\u00a045\u00a067\u00a089», «10\u00a0%»)."""
+    return _typeset(text)
+
+
+_HOUR_MINUTES = re.compile(r"(?<=\d\u00a0h) (?=\d\d\b)")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def typographie_html(html: str) -> str:
+    """:func:`typographie` on the text of an HTML document, never inside its tags (the
+    text on either side of a tag is read as one: «<b>Objet</b> : …»)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for tag in _TAG.finditer(html):
+        starts.append(tag.start())
+        ends.append(tag.end())
+
+    def in_tag(position: int) -> bool:
+        index = bisect.bisect_right(starts, position) - 1
+        return index >= 0 and position < ends[index]
+
+    # Substitutions keep lengths (a space for a space), so positions stay those of html.
+    return _typeset(html, in_tag)
 
 
 #: Where the bot's own plain text is wrapped (RFC 3676 advises 72, never more than 78).

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.core.clock import date_fr, datetime_fr, local, utcnow
 from bot.core.states import ComplaintStatus, state_label
-from bot.core.text import number_fr
+from bot.core.text import number_fr, typographie, typographie_html
 from bot.errors import TemplateError
 
 
@@ -100,7 +100,10 @@ class Renderer:
                 # The bodies may quote their subject (the commands' mailto: links).
                 context = {**context, "email_subject": " ".join(parts[0].split())}
         subject = " ".join(parts[0].split())  # one line: no header injection through a value
-        return Rendered(subject=subject, text=parts[1].strip() + "\n", html=parts[2])
+        # French typography on what is read, never on the subject (a header, quoted and
+        # searched for by people and clients alike).
+        return Rendered(subject=subject, text=typographie(parts[1].strip()) + "\n",
+                        html=typographie_html(parts[2]))
 
     def kinds(self) -> list[str]:
         """Every email kind that has its three templates."""

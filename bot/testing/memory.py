@@ -108,8 +108,8 @@ class MemorySource:
 
 def plain_text(message: EmailMessage) -> str:
     """A message's plain text as a reader's client shows it: decoded, a flowed part
-    (RFC 3676) joined again."""
-    from bot.core.text import unflow
+    (RFC 3676) joined again, non-breaking spaces as spaces."""
+    from bot.core.text import NBSP, unflow
 
     body = message.get_body(("plain",))
     if body is None:
@@ -117,7 +117,9 @@ def plain_text(message: EmailMessage) -> str:
     text = str(body.get_content())
     if str(body.get_param("format", "")).lower() == "flowed":
         text = unflow(text, delsp=str(body.get_param("delsp", "")).lower() == "yes")
-    return text
+    # A non-breaking space reads as a space: the words are what a test looks for (the
+    # typography has its own test, on the part as written).
+    return text.replace(NBSP, " ")
 
 
 @dataclass
@@ -141,9 +143,9 @@ class Sent:
 
     @property
     def html(self) -> str:
-        """The HTML part, decoded."""
+        """The HTML part, decoded, non-breaking spaces as spaces (as :func:`plain_text`)."""
         body = self.message.get_body(("html",))
-        return str(body.get_content()) if body is not None else ""
+        return str(body.get_content()).replace("\u00a0", " ") if body is not None else ""
 
     @property
     def subject(self) -> str:
