@@ -5,6 +5,7 @@ The in-memory mailbox: no server needed."""
 from __future__ import annotations
 
 import csv
+import re
 import datetime as dt
 import io
 
@@ -139,3 +140,29 @@ def test_the_workbook_s_dates_and_figures_are_typed_cells(memory: MemoryEnv) -> 
     assert row["Date des faits"].value == complaint.facts_date  # her words, as text
     figures = {r[1].value: r[2].value for r in workbook["Indicateurs"].iter_rows(min_row=2)}
     assert figures["Réclamations reçues"] == 1 and isinstance(figures["du"], dt.datetime)
+
+
+def test_the_pdf_shows_every_element_of_the_procedure_in_french_dates(
+        memory: MemoryEnv) -> None:
+    """An open complaint's block lists the 16 elements the procedure names, an empty one
+    as «—» (an auditor sees what is not filled in yet); dates as people read them."""
+    import pdfplumber
+
+    from bot.reporting.export import REGISTER_COLUMNS, register_pdf
+
+    memory.deliver(samples.form_submission())
+    with memory.app.sessions() as session:
+        data = register_pdf(session, memory.app.rulebook, "SophroAttitude",
+                            memory.app.clock())
+    path = memory.config_path.parent / "registre.pdf"
+    path.write_bytes(data)
+    split = 28 + 58 * 72 / 25.4  # the label column: the block's first 58 mm
+    with pdfplumber.open(path) as pdf:
+        text = " ".join(" ".join((page.extract_text() or "").split()) for page in pdf.pages)
+        labels = " ".join(" ".join((page.crop((0, 0, split, page.height)).extract_text()
+                                    or "").split()) for page in pdf.pages[1:])
+    for label, _ in REGISTER_COLUMNS[1:]:
+        assert label in labels, label
+    assert "Identification des manquements —" in text  # empty, and shown so
+    assert " à " in text and " h " in text  # «07/12/2026 à 15 h 53», not ISO
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", text)  # no ISO date at all

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core.clock import local
+from bot.core.clock import datetime_fr, local
 from bot.core.states import ComplaintStatus, state_label
 from bot.reporting.inert import csv_row
 from bot.rulebook import Rulebook
@@ -102,6 +103,22 @@ def cell(value: object) -> str:
     return str(value)
 
 
+#: Columns whose text holds an ISO date of ours (the form stores the facts' date so).
+_DATED_TEXT: tuple[Column, ...] = ("facts_date", next_deadline_text)
+_ISO_DAY = re.compile(r"\b(\d{4})-(\d\d)-(\d\d)\b")
+
+
+def for_people(value: object, column: Column | None = None) -> str:
+    """A register value as people read it (the PDF): French dates in Paris time, oui/non;
+    the ISO dates of our own columns as «30/09/2026» (a person's text is left as is)."""
+    if isinstance(value, dt.datetime):
+        return datetime_fr(value)
+    if isinstance(value, dt.date):
+        return f"{value:%d/%m/%Y}"
+    text = cell(value)
+    return _ISO_DAY.sub(r"\3/\2/\1", text) if column in _DATED_TEXT else text
+
+
 def column_value(complaint: Complaint, column: Column, rules: Rulebook) -> object:
     """The value of one register column for one complaint."""
     if isinstance(column, str):
@@ -111,15 +128,17 @@ def column_value(complaint: Complaint, column: Column, rules: Rulebook) -> objec
     return column(complaint)  # type: ignore[call-arg]
 
 
+def _registered(session: Session) -> Iterable[Complaint]:
+    """The register's complaints, in number order (a requalified one is kept in its own
+    log: it is not a complaint)."""
+    return session.scalars(select(Complaint)
+                           .where(Complaint.status != ComplaintStatus.REQUALIFIED)
+                           .order_by(Complaint.year, Complaint.sequence))
+
+
 def register_rows(session: Session, rules: Rulebook) -> Iterable[list[str]]:
-    """The register as text rows, in number order."""
-    query = (
-        select(Complaint)
-        # Not a complaint: kept in its own log.
-        .where(Complaint.status != ComplaintStatus.REQUALIFIED)
-        .order_by(Complaint.year, Complaint.sequence)
-    )
-    for complaint in session.scalars(query):
+    """The register as text rows, in number order (ISO dates: the CSV's)."""
+    for complaint in _registered(session):
         yield [cell(column_value(complaint, column, rules)) for _, column in REGISTER_COLUMNS]
 
 
@@ -148,12 +167,15 @@ def register_pdf(session: Session, rules: Rulebook, organisation: str,
 
     from bot.reporting.report import cover_figures
 
-    rows = list(register_rows(session, rules))
+    complaints = list(_registered(session))
+    rows = [[for_people(column_value(c, column, rules), column) for _, column in REGISTER_COLUMNS]
+            for c in complaints]
     labels = [label for label, _ in REGISTER_COLUMNS]
-    received = sorted(row[1][:10] for row in rows if row[1])
-    period = (f"du {_french_date(received[0])} au {_french_date(received[-1])}" if received
+    received = sorted(local(c.received_at).date() for c in complaints)
+    period = (f"du {received[0]:%d/%m/%Y} au {received[-1]:%d/%m/%Y}" if received
               else "aucune réclamation enregistrée")
-    edition = f"{organisation} — registre des réclamations — édité le {cell(generated)}"
+    edition = (f"{organisation} — registre des réclamations — édité le "
+               f"{datetime_fr(generated)}")
 
     class Register(FPDF):
         def footer(self) -> None:
@@ -178,13 +200,13 @@ def register_pdf(session: Session, rules: Rulebook, organisation: str,
     pdf.ln(8)
     pdf.set_font("DejaVu", size=11)
     for line in (f"Période : {period}", f"Nombre de réclamations : {len(rows)}",
-                 f"Édité le : {cell(generated)}"):
+                 f"Édité le : {datetime_fr(generated)}"):
         pdf.multi_cell(0, 7, line, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(8)
     pdf.set_font("DejaVu", "B", 12)
     pdf.cell(0, 8, "Indicateurs de la période", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", size=9)
-    start = dt.date.fromisoformat(received[0]) if received else generated.date()
+    start = received[0] if received else generated.date()
     with pdf.table(col_widths=(120, 50), text_align=("LEFT", "RIGHT"), first_row_as_headings=False,
                    line_height=5.5, padding=1.2, borders_layout="HORIZONTAL_LINES") as table:
         for label, value in cover_figures(session, rules, start, generated.date()):
@@ -203,8 +225,10 @@ def register_pdf(session: Session, rules: Rulebook, organisation: str,
                        borders_layout="HORIZONTAL_LINES", v_align="TOP",
                        headings_style=heading_style) as table:
             table.row().cell(f"Réclamation {row[0]}", colspan=2)
+            # Every element the procedure lists, an empty one as «—»: an auditor sees
+            # what is not filled in yet, not a shorter block.
             for label, value in zip(labels[1:], row[1:], strict=True):
-                for index, part in enumerate(_pieces(value) if value else ()):
+                for index, part in enumerate(_pieces(value) if value else ["—"]):
                     cells = table.row()
                     cells.cell(label if not index else f"{label} (suite)", style=label_style)
                     cells.cell(part)
