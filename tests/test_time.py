@@ -333,7 +333,7 @@ def test_report_and_export_commands(env: BotEnv, tmp_path, capsys) -> None:  # t
     assert (tmp_path / "r.xlsx").read_bytes().startswith(b"PK")
     assert main([*config, "remind", "--as-of", "2026-09-11"]) == 0
     out = capsys.readouterr().out
-    assert "remind 2026-09-11" in out
+    assert "rappels du 11/09/2026" in out
     assert main([*config, "remind", "--as-of", "2026-09-11"]) == 0
     assert "déjà fait pour ce jour" in capsys.readouterr().out
 

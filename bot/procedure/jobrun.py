@@ -34,10 +34,34 @@ class JobResult:
     counts: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
+        """What the job did that day, in words («rappels du 08/12/2026 : 2 échéances
+        proches, point du jour envoyé»); the codes stay in the job's record."""
+        name = JOB_LABELS.get(self.job, self.job)
         if self.skipped:
-            return f"{self.job} {self.day} : déjà fait pour ce jour"
-        done = ", ".join(f"{k}: {v}" for k, v in self.counts.items()) or "rien à faire"
-        return f"{self.job} {self.day} : {done}"
+            return f"{name} du {self.day:%d/%m/%Y} : déjà fait pour ce jour"
+        done = ", ".join(f"{COUNT_LABELS[k]} : {v}" if k in COUNT_LABELS else f"{k} : {v}"
+                         for k, v in self.counts.items() if k not in _UNSHOWN and v)
+        return f"{name} du {self.day:%d/%m/%Y} : {done or 'rien à faire'}"
+
+
+#: What each daily job is called where the operator reads it.
+JOB_LABELS = {"remind": "rappels", "followup": "suivi des tickets et contacts",
+              "purge": "effacement RGPD", "monthly_report": "rapport mensuel"}
+#: The counts a job records, in words (a count of 0 is not shown).
+COUNT_LABELS = {
+    "reminders": "échéances proches", "overdue": "échéances dépassées",
+    "quarantined": "messages en quarantaine", "abandoned": "abandons signalés",
+    "unfiled": "messages non classés", "digest": "points du jour envoyés",
+    "ticket_reminders": "tickets relancés", "abandoned_tickets": "tickets abandonnés",
+    "abandoned_contacts": "premiers contacts abandonnés",
+    "satisfaction_questions": "questions de satisfaction envoyées",
+    "erased": "dossiers effacés", "held": "dossiers conservés (#conserver)",
+    "pending_erased": "tickets et contacts effacés", "rows_deleted": "lignes supprimées",
+    "report": "rapports envoyés",
+    "not the first working day": "pas le premier jour ouvré du mois",
+}
+#: Recorded for the job's own use, meaningless to the operator.
+_UNSHOWN = frozenset({"last_inbound"})
 
 
 def job_moment(day: dt.date) -> dt.datetime:
