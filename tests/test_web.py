@@ -487,3 +487,47 @@ def test_a_file_of_any_declared_type_is_kept_as_a_file(web: Web, kind: str) -> N
     folder = web.env.app.dossiers.folder(complaint.number)  # type: ignore[attr-defined]
     kept = [p for p in folder.rglob("*") if p.is_file() and "rapport" in p.name]
     assert kept and kept[0].read_bytes() == b"Reporting-MTA: dns; example.org\r\n"
+
+
+def test_the_follow_up_page_says_what_each_state_means(web: Web, tmp_path: Path) -> None:
+    """Received (what to do to add to it), answered (the REP number, the mediator where
+    she was told of him), closed (no «compléter»), extended (the new deadline and why)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_emails import CHROMIUM
+
+    web.submit()
+    [complaint] = web.complaints()
+    url = f"/suivi/{web.env.app.tokens.follow_up(complaint.number)}"
+    pages = {"reçue": web.client.get(url).text}
+    with web.env.app.transaction() as session:
+        session.execute(update(Complaint).where(Complaint.id == complaint.id).values(
+            answer_due_initial=complaint.answer_due,
+            answer_due=complaint.answer_due + dt.timedelta(days=7),
+            extension_reason="formateur absent"))
+    pages["prolongée"] = web.client.get(url).text
+    with web.env.app.transaction() as session:
+        session.execute(update(Complaint).where(Complaint.id == complaint.id).values(
+            status=ComplaintStatus.ANSWERED, response_text="Nous ne pouvons pas.",
+            response_number="REP-2026-0001", response_date=dt.date(2026, 12, 4),
+            mediation_sent_at=dt.datetime(2026, 12, 4, 10)))
+    pages["répondue"] = web.client.get(url).text
+    with web.env.app.transaction() as session:
+        session.execute(update(Complaint).where(Complaint.id == complaint.id).values(
+            status=ComplaintStatus.CLOSED, closed_at=dt.datetime(2026, 12, 10, 10)))
+    pages["close"] = web.client.get(url).text
+    assert "Pour compléter votre réclamation" in pages["reçue"]
+    assert "Délai prolongé" in pages["prolongée"] and "formateur absent" in pages["prolongée"]
+    assert "REP-2026-0001" in pages["répondue"] and "médiateur" in pages["répondue"]
+    assert "Pour réagir à notre réponse" in pages["répondue"]
+    assert "Cette réclamation est close" in pages["close"] and "compléter" not in pages["close"]
+    assert "AME CONSO" in pages["close"]  # the mediator stays named once she was told
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 375, "height": 800})
+        for state, html in pages.items():
+            page.set_content(html)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 375, state
+            page.screenshot(path=str(tmp_path / f"suivi-{state}-375.png"), full_page=True)
+        browser.close()

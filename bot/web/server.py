@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from bot.core.clock import local
 from bot.core.states import ComplaintStatus
-from bot.core.text import visible
+from bot.core.text import typographie_html, visible
 from bot.outbound.outbox import send_pending
 from bot.rulebook import LONGEST_TEXT
 from bot.store.models import Complaint, Erasure
@@ -58,6 +58,11 @@ FORM_OVERHEAD = 256 * 1024
 HIDDEN_FIELDS = ("form_version", "reference")
 
 
+
+#: The pages set in French typography as emails are: those that hold no form, whose
+#: fields would carry it into what she sends back.
+_TYPESET = frozenset({"followup", "message"})
+
 class WebForm:
     """The pages of one organisation, with what they need: the app, the tokens, the
     rate limits, and a way to send the outbox."""
@@ -81,6 +86,8 @@ class WebForm:
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.app.renderer.render_template(f"web/{name}.html", base=self.base, **context)
+        if name in _TYPESET:
+            html = typographie_html(html)
         return HTMLResponse(html, status_code=status)
 
     def message(self, status: int, title: str, *paragraphs: str, back: bool = False
@@ -261,9 +268,12 @@ class WebForm:
         assert complaint is not None
         answered = complaint.status in (ComplaintStatus.ANSWERED, ComplaintStatus.CLOSED) \
             and bool(complaint.response_text)
+        # The mediator where she was told of him (a consumer, after a refusal in part or
+        # in whole): the page says it again, with the response's number to quote.
+        mediation = self.app.config.mediation if complaint.mediation_sent_at else None
         return self.page("followup", title=f"Réclamation {number}", complaint=complaint,
-                         answered=answered, just_registered=request.query_params.get("recue")
-                         == "1")
+                         answered=answered, mediation=mediation,
+                         just_registered=request.query_params.get("recue") == "1")
 
     def _complaint(self, number: str) -> tuple[Complaint | None, bool] | None:
         with self.app.sessions() as session:
