@@ -5,9 +5,9 @@ The in-memory mailbox: no server needed."""
 from __future__ import annotations
 
 import csv
-import re
 import datetime as dt
 import io
+import re
 
 import pytest
 
