@@ -24,127 +24,164 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot")
 
 
+#: argparse's own words (it reads them through gettext, which has no French catalogue
+#: for it): its help and its errors speak as the rest of the terminal does.
+_ARGPARSE_FR = {
+    "usage: ": "utilisation : ",
+    "positional arguments": "arguments",
+    "options": "options",
+    "show this help message and exit": "affiche cette aide",
+    "%(prog)s: error: %(message)s\n": "%(prog)s : erreur : %(message)s\n",
+    "the following arguments are required: %s": "arguments obligatoires manquants : %s",
+    "unrecognized arguments: %s": "arguments inconnus : %s",
+    "invalid choice: %(value)r (choose from %(choices)s)":
+        "choix invalide : %(value)r (possibles : %(choices)s)",
+    "argument %(argument_name)s: %(message)s": "argument %(argument_name)s : %(message)s",
+    "invalid %(type)s value: %(value)r": "valeur invalide : %(value)r",
+    "expected one argument": "une valeur est attendue",
+    "expected at least one argument": "au moins une valeur est attendue",
+    "not allowed with argument %s": "incompatible avec l'argument %s",
+    "one of the arguments %s is required": "l'un des arguments %s est obligatoire",
+    "ambiguous option: %(option)s could match %(matches)s":
+        "option ambiguë : %(option)s peut être %(matches)s",
+    "ignored explicit argument %r": "argument explicite ignoré : %r",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
+    argparse._ = lambda text: _ARGPARSE_FR.get(text, text)  # type: ignore[attr-defined]
     parser = argparse.ArgumentParser(
         prog="reclambot",
-        description="Runs the complaint (réclamation) procedure of a training organisation "
-        "by email.",
+        description="Applique par e-mail la procédure de traitement des réclamations d'un "
+        "organisme de formation.",
     )
     parser.add_argument("--config", type=Path, default=None,
-                        help="config file (default: $RECLAMBOT_CONFIG or ./config.toml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+                        help="fichier de configuration (par défaut : "
+                             "$RECLAMBOT_CONFIG ou ./config.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="journal détaillé (tout, en anglais : pour le support)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMANDE")
     # Many organisations on one installation (docs/hosting.md): DIR/<slug>/config.toml.
     fleet = argparse.ArgumentParser(add_help=False)
     fleet.add_argument("--organisations", type=Path, metavar="DIR",
                        default=Path(os.environ["RECLAMBOT_ORGANISATIONS"])
                        if os.environ.get("RECLAMBOT_ORGANISATIONS") else None,
-                       help="folder of organisations, one DIR/<slug>/config.toml each "
-                            "(default: $RECLAMBOT_ORGANISATIONS)")
+                       help="dossier des organismes, un DIR/<nom>/config.toml chacun "
+                            "(par défaut : $RECLAMBOT_ORGANISATIONS)")
     fleet.add_argument("--organisation", metavar="SLUG", default=None,
-                       help="the organisation of DIR this command is about")
+                       help="l'organisme de DIR que cette commande concerne")
 
     run = commands.add_parser("run", parents=[fleet],
-                              help="watch the mailbox and handle complaints")
+                              help="surveille la boîte et traite les réclamations")
     run.add_argument("--once", action="store_true",
-                     help="process everything waiting, send what is due, and exit")
+                     help="traite tout ce qui attend, envoie ce qui est dû, puis s'arrête")
     run.add_argument("--coordinator", metavar="URL",
                      default=os.environ.get("RECLAMBOT_COORDINATOR") or None,
-                     help="with --organisations: a PostgreSQL database shared by the "
-                          "processes of the fleet, which share the organisations "
-                          "(default: $RECLAMBOT_COORDINATOR)")
-    run.add_argument("--look-every", type=float, default=15.0, metavar="SECONDS",
-                     help="with --organisations: how often DIR and the fleet are looked at")
+                     help="avec --organisations : une base PostgreSQL commune aux "
+                          "processus, qui se partagent les organismes "
+                          "(par défaut : $RECLAMBOT_COORDINATOR)")
+    run.add_argument("--look-every", type=float, default=15.0, metavar="SECONDES",
+                     help="avec --organisations : tous les combien DIR et "
+                          "les processus sont regardés")
 
     export = commands.add_parser("export", parents=[fleet],
-                                 help="write the register (the audit file)")
+                                 help="écrit le registre (le dossier d'audit)")
     export.add_argument("--format", choices=["csv", "xlsx", "pdf"], required=True)
     export.add_argument("--output", type=Path, default=None,
-                        help="file (default: stdout for csv, registre-reclamations.FORMAT)")
+                        help="fichier (par défaut : la sortie standard en csv, "
+                             "registre-reclamations.FORMAT)")
 
     def as_of(command: argparse.ArgumentParser) -> None:
         command.add_argument("--as-of", type=_day, default=None, metavar="AAAA-MM-JJ",
-                             help="run as on that day (default: today)")
+                             help="comme ce jour-là (par défaut : aujourd'hui)")
 
     for name, text in (
-        ("remind", "the director's daily digest: deadlines coming and passed, quarantine"),
-        ("followup", "remind incomplete tickets, abandon forgotten ones, ask for satisfaction"),
-        ("purge", "erase personal data past their retention (RGPD)"),
-        ("daily", "every daily job: followup, remind, purge, and the monthly report when due"),
+        ("remind", "le point du jour de la direction : échéances "
+                   "proches et dépassées, quarantaine"),
+        ("followup", "relance les tickets incomplets, abandonne les "
+                     "oubliés, demande la satisfaction"),
+        ("purge", "efface les données personnelles au terme de leur conservation (RGPD)"),
+        ("daily", "toutes les tâches du jour : followup, remind, "
+                  "purge, et le rapport mensuel à son jour"),
     ):
         as_of(commands.add_parser(name, parents=[fleet], help=text))
 
     report = commands.add_parser("report", parents=[fleet],
-                                 help="indicators and charts of a period (HTML + CSV)")
-    report.add_argument("--period", default=None, metavar="AAAA-MM", help="one month")
+                                 help="indicateurs et graphiques d'une période (HTML + CSV)")
+    report.add_argument("--period", default=None, metavar="AAAA-MM", help="un mois")
     report.add_argument("--from", dest="start", type=_day, default=None, metavar="AAAA-MM-JJ")
     report.add_argument("--to", dest="end", type=_day, default=None, metavar="AAAA-MM-JJ",
-                        help="last day included")
-    report.add_argument("--output", type=Path, default=Path("."), help="folder (default: .)")
+                        help="dernier jour inclus")
+    report.add_argument("--output", type=Path, default=Path("."), help="dossier (par défaut : .)")
     report.add_argument("--send", action="store_true",
-                        help="email the previous month's report to the director (as the job does)")
+                        help="envoie à la direction le rapport du mois "
+                             "précédent (comme la tâche mensuelle)")
     as_of(report)
 
     gdpr = commands.add_parser("gdpr", parents=[fleet],
-                               help="a person's rights: export or erase their data")
+                               help="les droits d'une personne : exporter ou effacer ses données")
     gdpr_commands = gdpr.add_subparsers(dest="gdpr_command", required=True, metavar="ACTION")
-    gdpr_export = gdpr_commands.add_parser("export", help="everything held about an address")
+    gdpr_export = gdpr_commands.add_parser("export", help="tout ce qui est conservé sur "
+                                                          "une adresse")
     gdpr_export.add_argument("--email", required=True)
-    gdpr_export.add_argument("--output", type=Path, default=None, help="zip file")
-    gdpr_erase = gdpr_commands.add_parser("erase", help="erase what is held about an address")
+    gdpr_export.add_argument("--output", type=Path, default=None, help="fichier zip")
+    gdpr_erase = gdpr_commands.add_parser("erase", help="efface ce qui est conservé sur "
+                                                        "une adresse")
     gdpr_erase.add_argument("--email", required=True)
-    gdpr_erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    gdpr_erase.add_argument("--yes", action="store_true", help="sans demander de confirmation")
 
-    dossier = commands.add_parser("dossier", parents=[fleet], help="a complaint's dossier")
+    dossier = commands.add_parser("dossier", parents=[fleet], help="le dossier d'une réclamation")
     dossier_commands = dossier.add_subparsers(dest="dossier_command", required=True,
                                               metavar="ACTION")
     dossier_export = dossier_commands.add_parser(
-        "export", help="write a dossier as the folder DIR/REF (messages, attachments, "
-                       "copies of emails sent), wherever it is kept")
-    dossier_export.add_argument("reference", metavar="REF", help="e.g. REC-2026-0001")
+        "export", help="écrit un dossier dans le dossier DIR/REF (messages, pièces jointes, "
+                       "copies des courriels envoyés), où qu'il soit conservé")
+    dossier_export.add_argument("reference", metavar="REF", help="par exemple REC-2026-0001")
     dossier_export.add_argument("directory", metavar="DIR", type=Path)
 
-    demo = commands.add_parser("demo", help="run the bot on a local sample mailbox, no server")
+    demo = commands.add_parser("demo", help="fait tourner le bot sur une boîte "
+                                            "d'exemple locale, sans serveur")
     demo.add_argument("--dir", type=Path, default=Path("reclambot-demo"),
-                      help="working folder (default: ./reclambot-demo)")
+                      help="dossier de travail (par défaut : ./reclambot-demo)")
 
     quarantine = commands.add_parser(
         "quarantine", parents=[fleet],
-        help="what is in quarantine and why; put messages back through")
+        help="ce qui est en quarantaine et pourquoi ; y remettre des messages")
     quarantine_commands = quarantine.add_subparsers(dest="quarantine_command", required=True,
                                                     metavar="ACTION")
-    quarantine_commands.add_parser("list", help="each message in quarantine, with its reason")
+    quarantine_commands.add_parser("list", help="chaque message en quarantaine, avec sa raison")
     retry = quarantine_commands.add_parser(
-        "retry", help="after a fix, handle these messages again (once each)")
+        "retry", help="après une correction, traite à nouveau ces messages (une fois chacun)")
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("uids", nargs="*", default=[], metavar="UID",
-                       help="UIDs shown by `reclambot quarantine list`")
-    which.add_argument("--all", action="store_true", help="every message in quarantine")
+                       help="UID montrés par « reclambot quarantine list »")
+    which.add_argument("--all", action="store_true", help="tous les messages en quarantaine")
 
     commands.add_parser("serve", parents=[fleet],
-                        help="serve the official form and the follow-up pages ([web])")
-    form = commands.add_parser("form", help="the official form")
+                        help="sert le formulaire officiel et les pages de suivi ([web])")
+    form = commands.add_parser("form", help="le formulaire officiel")
     form_commands = form.add_subparsers(dest="form_command", required=True, metavar="ACTION")
     form_export = form_commands.add_parser(
-        "export", help="write the form in force as a static HTML file for the website")
+        "export", help="écrit le formulaire en vigueur en page HTML pour le site")
     form_export.add_argument("--output", type=Path, default=Path("formulaire-reclamation.html"),
-                             help="file (default: formulaire-reclamation.html)")
+                             help="fichier (par défaut : formulaire-reclamation.html)")
 
     commands.add_parser("outbox", parents=[fleet],
-                        help="list the emails waiting to be sent or that failed")
+                        help="les courriels en attente d'envoi ou en échec")
     commands.add_parser("check", parents=[fleet],
-                        help="check the configuration, servers, database and templates")
+                        help="vérifie la configuration, les serveurs, la base et les modèles")
     commands.add_parser("status", parents=[fleet],
-                        help="last poll, open complaints, outbox, quarantine, errors")
-    commands.add_parser("init", help="answer a few questions, get a commented config.toml")
-    commands.add_parser("upgrade", help="migrate the register's database to this version")
-    auth = commands.add_parser("auth", help="sign the mailbox in once with OAuth2 (XOAUTH2)")
+                        help="dernière relève, réclamations ouvertes, envois, quarantaine, erreurs")
+    commands.add_parser("init", help="quelques questions, et un config.toml commenté")
+    commands.add_parser("upgrade", help="met la base du registre au schéma de cette version")
+    auth = commands.add_parser("auth", help="connecte la boîte une fois par OAuth2 (XOAUTH2)")
     auth.add_argument("provider", choices=("microsoft", "google"))
     importer = commands.add_parser(
-        "import", help="load past complaints from an mbox file or a Maildir, sending nothing")
+        "import", help="charge des réclamations passées d'un fichier mbox "
+                       "ou d'un Maildir, sans rien envoyer")
     source = importer.add_mutually_exclusive_group(required=True)
-    source.add_argument("--mbox", type=Path, help="an mbox file")
-    source.add_argument("--maildir", type=Path, help="a Maildir folder")
+    source.add_argument("--mbox", type=Path, help="un fichier mbox")
+    source.add_argument("--maildir", type=Path, help="un dossier Maildir")
     return parser
 
 
@@ -152,7 +189,7 @@ def _day(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (AAAA-MM-JJ): {value!r}") from None
+        raise argparse.ArgumentTypeError(f"« {value} » n'est pas une date (AAAA-MM-JJ)") from None
 
 
 @contextmanager

@@ -90,3 +90,37 @@ def test_status_reads_the_register_without_the_mailbox_password(config: Path) ->
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     assert "RECLAMBOT_TEST_IMAP_PASSWORD" not in result.stderr
+
+
+#: Words of the English help and argparse errors that a French terminal must not show.
+#: (The commands' and options' own names, «erase», «--look-every», are the interface.)
+ENGLISH = ("usage:", "error:", "the ", "default", "show this help", "positional arguments",
+           "folder", "write ", "watch ", "load ", "required:", "invalid choice", "not a date")
+
+
+@pytest.mark.parametrize("args", [
+    [], ["run"], ["export"], ["report"], ["gdpr"], ["gdpr", "export"], ["dossier", "export"],
+    ["demo"], ["quarantine", "retry"], ["form", "export"], ["import"], ["daily"], ["auth"],
+])
+def test_the_help_speaks_french(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main([*args, "--help"])
+    assert stopped.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("utilisation : reclambot")
+    assert [word for word in ENGLISH if word in out.lower()] == []
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["report", "--as-of", "hier"], "« hier » n'est pas une date"),
+    (["nulle-part"], "choix invalide"),
+    (["export"], "arguments obligatoires manquants : --format"),
+    (["run", "--bizarre"], "arguments inconnus : --bizarre"),
+])
+def test_argparse_errors_speak_french_and_exit_2(args: list[str], expected: str) -> None:
+    result = reclambot(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert expected in result.stderr and "reclambot" in result.stderr
+    assert [word for word in ENGLISH if word in result.stderr.lower()] == []
