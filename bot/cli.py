@@ -360,11 +360,20 @@ def _summary_lines(summary: RunSummary) -> list[str]:
 
 def _run_once_all(args: argparse.Namespace) -> int:
     """``run --once --organisations DIR``: one pass for every organisation, one after the
-    other (a cron job a minute for the whole fleet); one that fails says why, and the
-    others run all the same."""
+    other (a cron job a minute for the whole fleet)."""
+    from bot.ops.runner import run_once
+
+    def one(app: App) -> list[str]:
+        return [f"  {line}" for line in _summary_lines(run_once(app))]
+
+    return _each_organisation(args, one)
+
+
+def _each_organisation(args: argparse.Namespace, work: Callable[[App], list[str]]) -> int:
+    """``work`` on every organisation of ``--organisations``, its lines under its name;
+    one that cannot start or fails says why, and the others are done all the same."""
     from bot.app import build_app
     from bot.ops.fleet import member_config, organisation_paths
-    from bot.ops.runner import run_once
 
     paths = organisation_paths(args.organisations)
     failed = 0
@@ -377,9 +386,9 @@ def _run_once_all(args: argparse.Namespace) -> int:
             failed += 1
             continue
         try:
-            print("\n".join(f"  {line}" for line in _summary_lines(run_once(app))))
+            print("\n".join(work(app)))
         except Exception as exc:  # one organisation's failure never stops the others
-            log.error("%s: pass failed: %s", slug, exc, exc_info=not isinstance(
+            log.error("%s: failed: %s", slug, exc, exc_info=not isinstance(
                 exc, ReclambotError))
             print(f"  erreur : {exc}")
             failed += 1
@@ -571,28 +580,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status_of_all(args: argparse.Namespace) -> int:
-    """``status --organisations DIR``: each organisation's status, one after the other;
-    one that cannot be read says why, and the others are shown all the same."""
-    from bot.app import build_app
-    from bot.ops.fleet import member_config, organisation_paths
+    """``status --organisations DIR``: each organisation's status, one after the other."""
     from bot.reporting.status import status_lines
 
-    paths = organisation_paths(args.organisations)
-    failed = 0
-    for slug, path in paths.items():
-        print(f"== {slug} ==")
-        try:
-            app = build_app(member_config(path))
-        except ReclambotError as exc:
-            print(f"  erreur : {exc}")
-            failed += 1
-            continue
-        try:
-            print("\n".join(status_lines(app)))
-        finally:
-            app.close()
-    print(f"{len(paths)} organisme(s), {failed} en erreur")
-    return 1 if failed else 0
+    return _each_organisation(args, status_lines)
 
 
 def cmd_auth(args: argparse.Namespace) -> int:

@@ -97,10 +97,6 @@ def bare_message(address: str, name: str, subject: str, text: str,
         content_type="text/plain", text=text, html="")
 
 
-def _words(line: str) -> list[str]:
-    return line.split()
-
-
 def transmit_command(text: str, words: frozenset[str]) -> str | None:
     """The first line of ``text`` if it is ``#transmettre…`` (any of ``words``, folded)."""
     for line in text.splitlines():
@@ -125,7 +121,7 @@ def _day(value: str) -> dt.date | None:
 def read_letter(line: str, today: dt.date, default_mode: str) -> Letter | str | None:
     """The letter ``#transmettre <adresse> [date] [mode]`` records; ``None`` for a bare
     ``#transmettre`` (a forward); else why the line cannot be read, in French."""
-    arguments = _words(line)[1:]
+    arguments = line.split()[1:]
     if not arguments:
         return None
     address = valid_email(arguments[0].strip("<>").removeprefix("mailto:"))

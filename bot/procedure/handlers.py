@@ -336,14 +336,19 @@ def handle_ticket_reply(session: Session, app: App, msg: InboundMessage, decisio
 
 def _forward(session: Session, app: App, msg: InboundMessage, row: Inbound, text: str, *,
              tag: str, reference: str, complaint: Complaint | None = None,
-             contact: Contact | None = None) -> None:
-    """The complainant wrote again: keep it as correspondence and show the director."""
-    _event(session, row, "correspondence", {"from": "complainant"},
+             contact: Contact | None = None, by: str = "", sender: str = "",
+             subject: str | None = None) -> None:
+    """The complainant wrote again: keep it as correspondence and show the director.
+    ``by``: the member of staff who passed it on (``sender`` and ``subject`` are then
+    those of what she passed on)."""
+    _event(session, row, "correspondence",
+           {"from": "staff", "by": by} if by else {"from": "complainant"},
            complaint=complaint, contact=contact)
     enqueue(session, app, Email(
         EmailKind.DIRECTOR_CORRESPONDENCE, _directors(app),
         context={"reference_kind": "complaint" if complaint else "contact", "tag": tag,
-                     "sender": msg.from_address, "subject": msg.subject, "text": text},
+                     "sender": sender or msg.from_address, "text": text,
+                     "subject": msg.subject if subject is None else subject},
         reference=reference,
         auto_submitted="auto-generated"),
         complaint=complaint, contact=contact)
@@ -494,17 +499,12 @@ def _forward_to_known(session: Session, app: App, msg: InboundMessage, decision:
     else:
         row.contact_id = thread.id
         tag = f"[{thread.reference}]"
-    text = original.text if original is not None else decision.new_text
-    _event(session, row, "correspondence", {"from": "staff", "by": msg.from_address},
-           complaint=complaint, contact=contact)
-    enqueue(session, app, Email(
-        EmailKind.DIRECTOR_CORRESPONDENCE, _directors(app),
-        context={"reference_kind": "complaint" if complaint else "contact", "tag": tag,
-                 "sender": f"{thread.correspondent} (transmis par {msg.from_address})",
-                 "subject": original.subject if original else msg.subject, "text": text},
-        reference=thread.reference,
-        auto_submitted="auto-generated"),
-        complaint=complaint, contact=contact)
+    _forward(session, app, msg, row,
+             original.text if original is not None else decision.new_text,
+             tag=tag, reference=thread.reference, complaint=complaint, contact=contact,
+             by=msg.from_address,
+             sender=f"{thread.correspondent} (transmis par {msg.from_address})",
+             subject=original.subject if original else None)
     _confirm_forward(session, app, msg, thread.reference, contact=None,
                      sent="known", how=original.how if original else "courrier",
                      known=thread)
